@@ -1,0 +1,102 @@
+"""Settings: every bad value is one clear line naming the setting; secrets never print."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from hookline.errors import SettingsError
+from hookline.settings import Settings
+
+GOOD_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+def test_defaults_follow_the_design() -> None:
+    settings = Settings.load(environ={})
+    assert settings.kafka_bootstrap is None
+    assert settings.api_port == 8080
+    assert settings.topic_prefix == "hookline"
+    assert settings.topic("dead-letters") == "hookline.dead-letters"
+    assert settings.delivery_timeout_s == 15.0
+    assert settings.retry_delays_s == (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+def test_values_are_parsed_from_the_environment() -> None:
+    settings = Settings.load(
+        environ={
+            "HOOKLINE_KAFKA_BOOTSTRAP": "a:9092, b:9093",
+            "HOOKLINE_API_PORT": "9000",
+            "HOOKLINE_ALLOWED_TARGET_NETWORKS": "127.0.0.0/8,::1/128",
+            "HOOKLINE_SECRET_KEY": GOOD_KEY,
+            "HOOKLINE_RETRY_DELAYS_S": "0.1,0.2",
+        }
+    )
+    assert settings.kafka_bootstrap == "a:9092,b:9093"
+    assert settings.api_port == 9000
+    assert settings.allowed_target_networks == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    assert settings.retry_delays_s == (0.1, 0.2)
+
+
+def test_flags_win_over_the_environment() -> None:
+    settings = Settings.load(environ={"HOOKLINE_API_PORT": "9000"}, overrides={"api_port": "9100"})
+    assert settings.api_port == 9100
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        ("HOOKLINE_API_PORT", "eighty", "HOOKLINE_API_PORT: expected a whole number, got 'eighty'"),
+        ("HOOKLINE_API_PORT", "70000", "HOOKLINE_API_PORT: expected a number from 0 to 65535"),
+        ("HOOKLINE_KAFKA_BOOTSTRAP", "localhost", "HOOKLINE_KAFKA_BOOTSTRAP: expected host:port"),
+        ("HOOKLINE_SECRET_KEY", "not base64!", "HOOKLINE_SECRET_KEY: expected base64"),
+        ("HOOKLINE_SECRET_KEY", "c2hvcnQ=", "HOOKLINE_SECRET_KEY: expected base64 of 32 bytes"),
+        ("HOOKLINE_ADMIN_TOKEN", "short", "HOOKLINE_ADMIN_TOKEN: must be at least 16"),
+        ("HOOKLINE_DATABASE_URL", "mysql://x", "HOOKLINE_DATABASE_URL: expected a postgresql://"),
+        ("HOOKLINE_TOPIC_PREFIX", "bad prefix", "HOOKLINE_TOPIC_PREFIX: expected letters"),
+        (
+            "HOOKLINE_ALLOWED_TARGET_NETWORKS",
+            "127.0.0.0/8,nonsense",
+            "HOOKLINE_ALLOWED_TARGET_NETWORKS: 'nonsense' is not a CIDR network",
+        ),
+        ("HOOKLINE_DELIVERY_TIMEOUT_S", "-1", "HOOKLINE_DELIVERY_TIMEOUT_S: expected a positive"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_setting(env: str, value: str, expected: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ={env: value})
+    message = str(caught.value)
+    assert message.startswith(expected)
+    assert "\n" not in message
+    assert caught.value.name == env
+
+
+def test_min_insync_above_replication_is_refused() -> None:
+    with pytest.raises(SettingsError, match="HOOKLINE_MIN_INSYNC_REPLICAS: 3 exceeds"):
+        Settings.load(
+            environ={"HOOKLINE_REPLICATION_FACTOR": "2", "HOOKLINE_MIN_INSYNC_REPLICAS": "3"}
+        )
+
+
+def test_secrets_are_masked_when_printed() -> None:
+    settings = Settings.load(
+        environ={
+            "HOOKLINE_ADMIN_TOKEN": "super-secret-token-value",
+            "HOOKLINE_SECRET_KEY": GOOD_KEY,
+            "HOOKLINE_DATABASE_URL": "postgresql://u:hunter2@db/x",
+        }
+    )
+    shown = repr(settings) + str(settings)
+    assert "super-secret-token-value" not in shown
+    assert GOOD_KEY not in shown
+    assert "hunter2" not in shown
+    assert settings.admin_token is not None
+    assert settings.admin_token.value == "super-secret-token-value"
+
+
+def test_require_names_the_missing_setting() -> None:
+    with pytest.raises(SettingsError, match="HOOKLINE_ADMIN_TOKEN: is required"):
+        Settings.load(environ={}).require("admin_token")
