@@ -1,0 +1,92 @@
+"""The webhook request of DESIGN.md §5: the JSON body bytes and the headers sent with them.
+
+The body rendered here is exactly what is signed and sent; nothing re-serialises it later.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Final
+
+import orjson
+
+from core.errors import InvalidCustomHeader
+
+CONTENT_TYPE: Final = "application/json"
+# Headers a subscription's custom headers may not set: ours, or ones that would break framing.
+PROTECTED_HEADERS: Final = frozenset(
+    {"content-type", "user-agent", "content-length", "transfer-encoding", "host", "connection"}
+)
+PROTECTED_PREFIX: Final = "webhook-"
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORBIDDEN_VALUE_CHARS: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and ``Z``, e.g. 2025-01-02T03:04:05.678Z."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _plain_mapping(value: object) -> dict[object, object]:
+    # orjson serialises dict natively; other read-only mappings reach it through here.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def render_body(
+    *,
+    type: str,  # shadows the builtin on purpose: it is the wire format's field name
+    occurred_at: datetime,
+    tenant: str,
+    subject: Mapping[str, object],
+    actor: Mapping[str, object] | None,
+    data: Mapping[str, object],
+) -> bytes:
+    """The JSON body, keys in wire order: type, timestamp, tenant, subject, actor, data."""
+    envelope = {
+        "type": type,
+        "timestamp": format_timestamp(occurred_at),
+        "tenant": tenant,
+        "subject": dict(subject),
+        "actor": None if actor is None else dict(actor),
+        "data": dict(data),
+    }
+    return orjson.dumps(envelope, default=_plain_mapping)
+
+
+def check_custom_headers(custom: Mapping[str, str]) -> None:
+    """Raise InvalidCustomHeader for a malformed name or value or one that overrides ours."""
+    for name, value in custom.items():
+        if not _TOKEN.fullmatch(name):
+            raise InvalidCustomHeader(name, "the name is not an HTTP token")
+        lowered = name.lower()
+        if lowered in PROTECTED_HEADERS or lowered.startswith(PROTECTED_PREFIX):
+            raise InvalidCustomHeader(name, "it would override a header hookline sets")
+        if _FORBIDDEN_VALUE_CHARS.search(value):
+            raise InvalidCustomHeader(name, "the value contains control characters")
+
+
+def webhook_headers(
+    *,
+    msg_id: str,
+    timestamp_s: int,
+    signature: str,
+    version: str,
+    custom: Mapping[str, str],
+) -> dict[str, str]:
+    """Every header of the request; raises InvalidCustomHeader rather than let custom override."""
+    check_custom_headers(custom)
+    return {
+        "content-type": CONTENT_TYPE,
+        "user-agent": f"hookline/{version}",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp_s),
+        "webhook-signature": signature,
+        **custom,
+    }
