@@ -54,7 +54,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(stack)
     demo = sub.add_parser("demo", help="the local platform and the seed's story")
     _add_setting_flags(demo)
+    for name, (help_text, configure) in _PARSERS.items():
+        parser_ = sub.add_parser(name, help=help_text)
+        configure(parser_)
+        _add_setting_flags(parser_)
     return parser
+
+
+ParserSetup = Callable[[argparse.ArgumentParser], None]
+_PARSERS: dict[str, tuple[str, ParserSetup]] = {}
+
+
+def service_command(
+    name: str, help_text: str, configure: ParserSetup = lambda _p: None
+) -> Callable[[Command], Command]:
+    """Register a sub-command with its own parser (used by the service packages' `cli`)."""
+
+    def register(func: Command) -> Command:
+        _PARSERS[name] = (help_text, configure)
+        _COMMANDS[name] = func
+        return func
+
+    return register
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -80,8 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+SERVICE_PACKAGES = ("producers", "router", "deliverer", "api")
+
+
 def _load_commands() -> None:
-    from hookline import commands  # noqa: F401  (registers the sub-commands)
+    """Import the modules that register sub-commands: ours and each service's `cli`."""
+    import importlib
+    import importlib.util
+
+    importlib.import_module("hookline.commands")
+    for package in SERVICE_PACKAGES:
+        if importlib.util.find_spec(f"{package}.cli") is not None:
+            importlib.import_module(f"{package}.cli")
 
 
 def local_data_dir(settings: Settings) -> Path:

@@ -1,0 +1,180 @@
+"""The domain records hookline passes between its services, as frozen values with no I/O.
+
+Every Kafka topic carries one of these; `schemas.records_avro` maps them to and from Avro.
+Datetimes are timezone-aware UTC with millisecond precision (the Avro `timestamp-millis`
+resolution), so a record survives an encode/decode round trip unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, TypeAlias
+
+JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
+"""A value that JSON can carry, as `json.loads` / `orjson.loads` return it."""
+
+FilterValue: TypeAlias = str | int | float | bool | None
+"""What a subscription's `filter` compares a top-level `data` field with (equality)."""
+
+
+def utc_ms(moment: datetime) -> datetime:
+    """`moment` in UTC truncated to whole milliseconds; refuses naive datetimes."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()} has no timezone")
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A typed reference to an entity: the event's subject or its actor."""
+
+    type: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """One thing that happened, carrying the entity's full state in `data` (JSON-ready).
+
+    `id` is a UUID in text form and the idempotency key (`webhook-id`); `type` is `noun.verb`;
+    `data` follows the type's schema, with timestamps as RFC 3339 strings.
+    """
+
+    id: str
+    type: str
+    tenant: str
+    occurred_at: datetime
+    subject: Ref
+    actor: Ref | None
+    data: Mapping[str, JsonValue]
+    changes: Mapping[str, JsonValue] | None = None
+    trace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSecret:
+    """A signing secret encrypted at rest: AES-GCM nonce + ciphertext of `whsec_...`.
+
+    `expires_at` is None for the current secret, set for the previous one during rotation.
+    """
+
+    ciphertext: bytes
+    expires_at: datetime | None
+
+
+SubscriptionStatus = Literal["active", "paused", "disabled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """An endpoint's wish to receive some event types; a tombstone on the topic deletes it."""
+
+    id: str
+    tenant: str
+    url: str
+    event_types: tuple[str, ...]
+    filter: Mapping[str, FilterValue]
+    description: str
+    headers: Mapping[str, str]
+    rate_limit: float | None
+    ordered: bool
+    status: SubscriptionStatus
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    secrets: tuple[StoredSecret, ...]
+
+
+DeliveryOrigin = Literal["route", "replay", "recover", "redeliver", "test"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCommand:
+    """One event to send to one subscription; `payload` is the exact JSON body to POST.
+
+    `attempt` counts the attempts already made (0 for a new delivery); `not_before` holds a
+    retry back until its time.
+    """
+
+    delivery_id: str
+    event_id: str
+    event_type: str
+    tenant: str
+    subscription_id: str
+    occurred_at: datetime
+    payload: bytes
+    attempt: int
+    created_at: datetime
+    not_before: datetime | None
+    origin: DeliveryOrigin
+    job_id: str | None
+    last_error: str | None
+
+
+AttemptOutcome = Literal["delivered", "retrying", "dead", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """The outcome of one HTTP attempt; `status_code` is None when no response came back."""
+
+    delivery_id: str
+    event_id: str
+    event_type: str
+    subscription_id: str
+    tenant: str
+    attempt: int
+    at: datetime
+    status_code: int | None
+    duration_ms: int
+    error: str | None
+    response_excerpt: str | None
+    outcome: AttemptOutcome
+    next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A delivery that ran out of attempts, or a record that could not be decoded.
+
+    `command` is set for exhausted deliveries; `raw_value` for undecodable records. The
+    source coordinates say where the record was read from.
+    """
+
+    id: str
+    reason: str
+    at: datetime
+    subscription_id: str | None
+    command: DeliveryCommand | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    raw_value: bytes | None
+    error: str | None
+
+
+JobKind = Literal["replay", "recover", "redeliver"]
+JobStatus = Literal["running", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A replay, recover or redeliver job and its progress, keyed by id on `hookline.control`."""
+
+    id: str
+    kind: JobKind
+    tenant: str
+    subscription_id: str | None
+    delivery_id: str | None
+    since: datetime | None
+    until: datetime | None
+    event_types: tuple[str, ...]
+    status: JobStatus
+    scanned: int
+    emitted: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,396 @@
+"""Every record survives Avro and back; event data is validated field by field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from core.records import (
+    DeadLetter,
+    DeliveryAttempt,
+    DeliveryCommand,
+    DomainEvent,
+    Job,
+    Ref,
+    StoredSecret,
+    Subscription,
+    utc_ms,
+)
+from schemas.catalog import EventCatalog, EventType, load_catalog, load_record_schemas
+from schemas.codec import AvroSchema, encode
+from schemas.errors import InvalidEventData, UndecodableRecord, UnknownEventType
+from schemas.event_data import format_rfc3339, parse_rfc3339, to_json, validate
+from schemas.records_avro import RecordCodec, subscription_to_avro
+
+T0 = datetime(2025, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
+EVENT_ID = "5d1e6c3a-6f1b-4a57-9d3e-0d8f3b0f4a11"
+
+SAMPLE_DATA: dict[str, dict[str, Any]] = {
+    "task.created": {"id": "t1", "title": "Write", "project_id": "p1", "assignee_id": None},
+    "task.assigned": {
+        "id": "t1",
+        "title": "Write",
+        "assignee_id": "u2",
+        "previous_assignee_id": "u1",
+    },
+    "meeting.ended": {
+        "id": "m1",
+        "title": "Standup",
+        "ended_at": "2025-03-04T05:06:07.890Z",
+        "attendee_ids": ["u1", "u2"],
+    },
+    "webhook.ping": {"subscription_id": "s1"},
+    "subscription.disabled": {"subscription_id": "s1", "reason": "410 Gone"},
+}
+
+
+def make_codec(catalog: EventCatalog | None = None) -> RecordCodec:
+    """A codec whose writer lookup knows everything this process writes."""
+    full = RecordCodec(records=load_record_schemas(), catalog=load_catalog(), writer_lookup=_none)
+    known = {schema.fingerprint: schema for schema in full.writer_schemas()}
+    return RecordCodec(
+        records=full.records, catalog=catalog or full.catalog, writer_lookup=known.get
+    )
+
+
+def _none(_fp: bytes) -> AvroSchema | None:
+    return None
+
+
+def event(event_type: str, data: dict[str, Any], **overrides: Any) -> DomainEvent:
+    fields: dict[str, Any] = {
+        "id": EVENT_ID,
+        "type": event_type,
+        "tenant": "acme",
+        "occurred_at": T0,
+        "subject": Ref("task", "t1"),
+        "actor": Ref("user", "u1"),
+        "data": data,
+        "changes": None,
+        "trace": None,
+    }
+    fields.update(overrides)
+    return DomainEvent(**fields)
+
+
+def command(**overrides: Any) -> DeliveryCommand:
+    fields: dict[str, Any] = {
+        "delivery_id": "d1",
+        "event_id": EVENT_ID,
+        "event_type": "task.created",
+        "tenant": "acme",
+        "subscription_id": "s1",
+        "occurred_at": T0,
+        "payload": b'{"type":"task.created"}',
+        "attempt": 0,
+        "created_at": T0,
+        "not_before": None,
+        "origin": "route",
+        "job_id": None,
+        "last_error": None,
+    }
+    fields.update(overrides)
+    return DeliveryCommand(**fields)
+
+
+def subscription(**overrides: Any) -> Subscription:
+    fields: dict[str, Any] = {
+        "id": "s1",
+        "tenant": "acme",
+        "url": "https://example.com/hook",
+        "event_types": ("task.*", "meeting.ended"),
+        "filter": {"project_id": "p1", "n": 3, "x": 1.5, "flag": True, "none": None},
+        "description": "ops",
+        "headers": {"x-team": "ops"},
+        "rate_limit": 2.5,
+        "ordered": True,
+        "status": "active",
+        "created_at": T0,
+        "updated_at": T0 + timedelta(seconds=1),
+        "version": 4,
+        "secrets": (
+            StoredSecret(b"\x00" * 12 + b"cipher", None),
+            StoredSecret(b"\x01" * 12 + b"old", T0 + timedelta(hours=24)),
+        ),
+    }
+    fields.update(overrides)
+    return Subscription(**fields)
+
+
+# -- round trips ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event_type", sorted(SAMPLE_DATA))
+def test_every_event_type_round_trips(event_type: str) -> None:
+    codec = make_codec()
+    original = event(event_type, SAMPLE_DATA[event_type])
+    assert codec.decode_event(codec.encode_event(original)) == original
+
+
+def test_event_with_changes_trace_and_no_actor_round_trips() -> None:
+    codec = make_codec()
+    original = event(
+        "task.assigned",
+        SAMPLE_DATA["task.assigned"],
+        actor=None,
+        changes={"assignee_id": {"from": "u1", "to": "u2"}, "n": [1, 2.5, None, True]},
+        trace="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+    assert codec.decode_event(codec.encode_event(original)) == original
+
+
+def test_event_time_is_kept_to_the_millisecond_in_utc() -> None:
+    codec = make_codec()
+    local = datetime(2025, 3, 4, 7, 6, 7, 890_123, tzinfo=timezone(timedelta(hours=2)))
+    decoded = codec.decode_event(
+        codec.encode_event(event("webhook.ping", {"subscription_id": "s1"}, occurred_at=local))
+    )
+    assert decoded.occurred_at == T0
+    assert decoded.occurred_at.tzinfo is not None
+
+
+def test_meeting_end_time_reads_back_as_rfc3339_utc() -> None:
+    codec = make_codec()
+    data = {**SAMPLE_DATA["meeting.ended"], "ended_at": "2025-03-04T07:06:07.890123+02:00"}
+    decoded = codec.decode_event(codec.encode_event(event("meeting.ended", data)))
+    assert decoded.data["ended_at"] == "2025-03-04T05:06:07.890Z"
+    as_datetime = {**data, "ended_at": T0}
+    decoded = codec.decode_event(codec.encode_event(event("meeting.ended", as_datetime)))
+    assert decoded.data["ended_at"] == "2025-03-04T05:06:07.890Z"
+
+
+def test_omitted_optional_data_fields_take_their_defaults() -> None:
+    codec = make_codec()
+    data = {"id": "t1", "title": "Write", "project_id": "p1"}
+    decoded = codec.decode_event(codec.encode_event(event("task.created", data)))
+    assert decoded.data == {**data, "assignee_id": None}
+
+
+def test_subscription_round_trips() -> None:
+    codec = make_codec()
+    for original in (subscription(), subscription(filter={}, headers={}, rate_limit=None)):
+        assert codec.decode_subscription(codec.encode_subscription(original)) == original
+
+
+def test_subscription_filter_keeps_each_value_type() -> None:
+    codec = make_codec()
+    decoded = codec.decode_subscription(codec.encode_subscription(subscription()))
+    assert [type(v) for v in decoded.filter.values()] == [str, int, float, bool, type(None)]
+
+
+def test_delivery_command_round_trips() -> None:
+    codec = make_codec()
+    for original in (
+        command(),
+        command(attempt=3, not_before=T0 + timedelta(minutes=5), origin="replay", job_id="j1"),
+        command(last_error="HTTP 503", origin="test"),
+    ):
+        assert codec.decode_delivery_command(codec.encode_delivery_command(original)) == original
+
+
+def test_delivery_attempt_round_trips() -> None:
+    codec = make_codec()
+    for original in (
+        DeliveryAttempt("d1", EVENT_ID, "task.created", "s1", "acme", 1, T0, 200, 12, None,
+                        "ok", "delivered", None),
+        DeliveryAttempt("d1", EVENT_ID, "task.created", "s1", "acme", 2, T0, None, 15000,
+                        "timeout", None, "retrying", T0 + timedelta(minutes=5)),
+    ):  # fmt: skip
+        assert codec.decode_delivery_attempt(codec.encode_delivery_attempt(original)) == original
+
+
+def test_dead_letter_round_trips_with_a_command_or_raw_bytes() -> None:
+    codec = make_codec()
+    exhausted = DeadLetter(
+        "dl1", "exhausted", T0, "s1", command(attempt=8), "hookline.retry.10h", 2, 77, None, "503"
+    )
+    undecodable = DeadLetter(
+        "dl2", "undecodable", T0, None, None, "hookline.events", 0, 5, b"\x00garbage", "bad magic"
+    )
+    for original in (exhausted, undecodable):
+        assert codec.decode_dead_letter(codec.encode_dead_letter(original)) == original
+
+
+def test_job_round_trips() -> None:
+    codec = make_codec()
+    for original in (
+        Job("j1", "replay", "acme", "s1", None, T0, None, ("task.*",), "running", 10, 3, None,
+            T0, T0),
+        Job("j2", "redeliver", "acme", None, "d1", None, None, (), "failed", 0, 0, "gone", T0,
+            T0 + timedelta(seconds=3)),
+    ):  # fmt: skip
+        assert codec.decode_job(codec.encode_job(original)) == original
+
+
+# -- evolution of an event type's data ------------------------------------------------------
+
+
+def _task_created_v2() -> AvroSchema:
+    v1 = load_catalog().schema("task.created").definition
+    assert isinstance(v1, dict)
+    extra = {"name": "priority", "type": "int", "default": 3}
+    return AvroSchema.parse({**v1, "fields": [*v1["fields"], extra]})
+
+
+def _catalog_with(event_type: str, schema: AvroSchema) -> EventCatalog:
+    base = load_catalog()
+    entry = base.types[event_type]
+    types = {**base.types, event_type: EventType(entry.name, entry.doc, schema, entry.json_schema)}
+    return EventCatalog(types)
+
+
+def test_data_written_with_v1_reads_with_a_v2_reader_that_added_a_defaulted_field() -> None:
+    writer = make_codec()
+    v2 = _task_created_v2()
+    reader = RecordCodec(
+        records=writer.records,
+        catalog=_catalog_with("task.created", v2),
+        writer_lookup={s.fingerprint: s for s in writer.writer_schemas()}.get,
+    )
+    decoded = reader.decode_event(
+        writer.encode_event(event("task.created", SAMPLE_DATA["task.created"]))
+    )
+    assert decoded.data == {**SAMPLE_DATA["task.created"], "priority": 3}
+
+
+def test_data_of_a_type_the_reader_does_not_know_reads_with_the_writer_schema() -> None:
+    writer = make_codec()
+    base = load_catalog()
+    without_ping = EventCatalog({k: v for k, v in base.types.items() if k != "webhook.ping"})
+    reader = RecordCodec(
+        records=writer.records,
+        catalog=without_ping,
+        writer_lookup={s.fingerprint: s for s in writer.writer_schemas()}.get,
+    )
+    original = event("webhook.ping", {"subscription_id": "s1"})
+    assert reader.decode_event(writer.encode_event(original)) == original
+
+
+# -- validation names the field -------------------------------------------------------------
+
+
+def _invalid(event_type: str, data: dict[str, Any]) -> InvalidEventData:
+    with pytest.raises(InvalidEventData) as caught:
+        make_codec().validate_data(event_type, data)
+    assert caught.value.event_type == event_type
+    return caught.value
+
+
+def test_missing_required_field_is_named() -> None:
+    error = _invalid("task.created", {"id": "t1", "project_id": "p1"})
+    assert (error.field, error.reason) == ("title", "required field is missing")
+
+
+def test_wrong_type_inside_an_array_is_named_with_its_index() -> None:
+    error = _invalid("meeting.ended", {**SAMPLE_DATA["meeting.ended"], "attendee_ids": ["u1", 7]})
+    assert error.field == "attendee_ids[1]"
+    assert error.reason == "expected a string, got integer"
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "reason"),
+    [
+        ({"title": 5}, "title", "expected a string, got integer"),
+        ({"title": True}, "title", "expected a string, got boolean"),
+        ({"assignee_id": 5}, "assignee_id", "expected a string, got integer"),
+        ({"extra": 1}, "extra", "unknown field"),
+    ],
+)
+def test_wrong_field_types_are_named(data: dict[str, Any], field: str, reason: str) -> None:
+    error = _invalid("task.created", {**SAMPLE_DATA["task.created"], **data})
+    assert (error.field, error.reason) == (field, reason)
+
+
+@pytest.mark.parametrize(
+    "ended_at", ["yesterday", "2025-03-04", "2025-03-04T05:06:07", 1741064767890, None]
+)
+def test_bad_timestamps_are_named(ended_at: object) -> None:
+    error = _invalid("meeting.ended", {**SAMPLE_DATA["meeting.ended"], "ended_at": ended_at})
+    assert error.field == "ended_at"
+
+
+def test_naive_datetime_is_refused() -> None:
+    data = {**SAMPLE_DATA["meeting.ended"], "ended_at": datetime(2025, 1, 1)}
+    assert "timezone" in _invalid("meeting.ended", data).reason
+
+
+def test_data_that_is_not_an_object_is_refused() -> None:
+    schema = load_catalog().schema("webhook.ping")
+    with pytest.raises(InvalidEventData) as caught:
+        validate(schema, ["s1"], event_type="webhook.ping")
+    assert caught.value.field == "data"
+
+
+def test_nested_paths_maps_ranges_and_enums() -> None:
+    schema = AvroSchema.parse(
+        {
+            "type": "record",
+            "name": "Outer",
+            "fields": [
+                {"name": "n", "type": "int", "default": 0},
+                {"name": "inner", "type": {"type": "record", "name": "Inner", "fields": [
+                    {"name": "tags", "type": {"type": "map", "values": "long"}},
+                    {"name": "color", "type": {"type": "enum", "name": "Color",
+                                               "symbols": ["RED", "BLUE"]}},
+                ]}},
+                {"name": "again", "type": ["null", "Inner"], "default": None},
+            ],
+        }
+    )  # fmt: skip
+    good = {"inner": {"tags": {"a": 1}, "color": "RED"}}
+    assert validate(schema, good, event_type="x") == {**good, "n": 0, "again": None}
+    cases = [
+        ({**good, "n": 2**31}, "n"),
+        ({"inner": {"tags": {"a": "1"}, "color": "RED"}}, "inner.tags.a"),
+        ({"inner": {"tags": {}, "color": "GREEN"}}, "inner.color"),
+        ({**good, "again": {"tags": {}, "color": 1}}, "again.color"),
+    ]
+    for data, field in cases:
+        with pytest.raises(InvalidEventData) as caught:
+            validate(schema, data, event_type="x")
+        assert caught.value.field == field
+
+
+def test_unknown_event_type_and_bad_envelope_fields_are_refused() -> None:
+    codec = make_codec()
+    with pytest.raises(UnknownEventType):
+        codec.encode_event(event("task.deleted", {}))
+    with pytest.raises(InvalidEventData) as caught:
+        codec.encode_event(event("webhook.ping", {"subscription_id": "s1"}, id="nope"))
+    assert caught.value.field == "id"
+    naive = datetime(2025, 1, 1)
+    with pytest.raises(InvalidEventData) as caught:
+        codec.encode_event(event("webhook.ping", {"subscription_id": "s1"}, occurred_at=naive))
+    assert caught.value.field == "occurred_at"
+
+
+# -- decoding refuses what the records cannot hold ----------------------------------------
+
+
+def test_unknown_subscription_status_is_undecodable() -> None:
+    codec = make_codec()
+    record = {**subscription_to_avro(subscription()), "status": "archived"}
+    with pytest.raises(UndecodableRecord, match="status"):
+        codec.decode_subscription(encode(codec.records.subscription, record))
+
+
+def test_a_value_of_another_record_type_is_undecodable() -> None:
+    codec = make_codec()
+    with pytest.raises(UndecodableRecord):
+        codec.decode_job(codec.encode_delivery_command(command()))
+
+
+# -- JSON helpers ---------------------------------------------------------------------------
+
+
+def test_rfc3339_helpers() -> None:
+    assert format_rfc3339(T0) == "2025-03-04T05:06:07.890Z"
+    assert parse_rfc3339("2025-03-04T05:06:07.890Z") == T0
+    assert utc_ms(datetime(2025, 3, 4, 5, 6, 7, 890_999, tzinfo=UTC)) == T0
+    assert to_json({"b": b"\x00\x01", "t": T0, "l": (1, 2)}) == {
+        "b": "AAE=",
+        "t": "2025-03-04T05:06:07.890Z",
+        "l": [1, 2],
+    }
