@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec
 
 from hookline.errors import TopicError
 from hookline.kafka import admin_config
@@ -76,6 +76,7 @@ def ensure_topics(
     existing = [s for s in wanted if s.name in present or s.name not in created]
     # checking the created ones too waits until every topic is visible to clients
     _check_policies(admin, wanted, timeout_s)
+    _wait_for_leaders(admin, created, timeout_s)
     return EnsureReport(tuple(created), tuple(s.name for s in existing))
 
 
@@ -134,3 +135,42 @@ def _cleanup_policy(admin: AdminClient, name: str, timeout_s: float) -> str:
                 continue
             raise TopicError(name, f"cannot describe: {error.str()}") from exc
         return policy
+
+
+def _wait_for_leaders(admin: AdminClient, names: Sequence[str], timeout_s: float) -> None:
+    """Return once every partition of `names` has a leader, so clients can use them at once."""
+    deadline = time.monotonic() + timeout_s
+    waiting = set(names)
+    while waiting:
+        metadata = admin.list_topics(timeout=timeout_s)
+        for name in list(waiting):
+            topic = metadata.topics.get(name)
+            if topic is None or topic.error is not None or not topic.partitions:
+                continue
+            if all(p.leader >= 0 and p.error is None for p in topic.partitions.values()):
+                waiting.discard(name)
+        if waiting and time.monotonic() > deadline:
+            raise TopicError(sorted(waiting)[0], "created, but no partition leader in time")
+        if waiting:
+            time.sleep(0.05)
+    # a leader in the metadata may not serve yet: wait until every partition answers ListOffsets
+    partitions = [
+        TopicPartition(name, p)
+        for name in names
+        for p in admin.list_topics(name, timeout=timeout_s).topics[name].partitions
+    ]
+    while partitions:
+        futures = admin.list_offsets(
+            {tp: OffsetSpec.latest() for tp in partitions}, request_timeout=timeout_s
+        )
+        failed = []
+        for tp, future in futures.items():
+            try:
+                future.result()
+            except KafkaException:
+                failed.append(tp)
+        partitions = failed
+        if partitions and time.monotonic() > deadline:
+            raise TopicError(partitions[0].topic, "created, but its partitions do not serve")
+        if partitions:
+            time.sleep(0.05)
