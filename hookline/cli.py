@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="the local Kafka and PostgreSQL")
     stack.add_argument("action", choices=["start", "stop"])
     _add_setting_flags(stack)
+    docs = sub.add_parser("docs", help="regenerate docs/events.md from schemas/")
+    docs.add_argument("--output", default="docs/events.md")
+    _add_setting_flags(docs)
+
     demo = sub.add_parser("demo", help="the local platform and the seed's story")
     _add_setting_flags(demo)
     for name, (help_text, configure) in _PARSERS.items():

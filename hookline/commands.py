@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hookline.cli import command, local_data_dir
 from hookline.localstack.stack import local_settings, start_stack, stop_stack
@@ -45,6 +46,17 @@ def stack_command(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{verb}: kafka {stack.kafka_bootstrap}  postgres {stack.database_url}")
     print(f"export HOOKLINE_KAFKA_BOOTSTRAP={stack.kafka_bootstrap}")
     print(f"export HOOKLINE_DATABASE_URL={stack.database_url}")
+    return 0
+
+
+@command("docs")
+def docs_command(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.catalog import load_catalog
+    from schemas.docs import render_events_markdown
+
+    target = Path(args.output)
+    target.write_text(render_events_markdown(load_catalog()))
+    print(f"wrote {target}")
     return 0
 
 
