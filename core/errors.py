@@ -4,6 +4,7 @@ CoreError
  ├── TargetRefused            a webhook target address is refused by the SSRF policy
  ├── InvalidSecret            a signing secret is not ``whsec_`` + base64 of 24-64 bytes
  ├── InvalidCustomHeader      a subscription's custom header is malformed or protected
+ ├── InvalidField             an API input field breaks its rule: reject it, naming the field
  └── SignatureError           a received webhook does not verify
       ├── SignatureMismatch         no signature in the header matches the secret
       └── TimestampOutOfTolerance   webhook-timestamp is too far from now
@@ -62,3 +63,12 @@ class TimestampOutOfTolerance(SignatureError):
         self.timestamp_s = timestamp_s
         self.now_s = now_s
         self.tolerance_s = tolerance_s
+
+
+class InvalidField(CoreError, ValueError):
+    """An input field (a subscription's url, a cursor, ...) breaks its rule; ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

@@ -1,0 +1,151 @@
+"""Bookkeeping rules of the deliverer's lanes: commit positions, admission, rate, endpoint health.
+
+Pure: the clock is passed in. The deliverer's shell owns one `PartitionOffsets` per assigned
+partition, one `RateLimiter` and one `EndpointHealth` per subscription lane.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, TypeAlias
+
+# --- commit positions ---------------------------------------------------------------------
+
+
+class PartitionOffsets:
+    """Offsets of one partition read and not yet finished; what may be committed.
+
+    The commit position is the smallest unfinished offset read, or one past the last offset
+    read when every read offset is finished: the highest contiguous finished offset + 1,
+    tolerating gaps in the offsets (transaction markers, compaction, held retries).
+    Memory is proportional to the unfinished offsets only.
+    """
+
+    __slots__ = ("_committed", "_heap", "_last_read", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: set[int] = set()
+        self._heap: list[int] = []
+        self._last_read: int | None = None
+        self._committed: int | None = None
+
+    def read(self, offset: int) -> None:
+        if self._last_read is not None and offset <= self._last_read:
+            raise ValueError(f"offset {offset} read after {self._last_read}: reads must ascend")
+        self._last_read = offset
+        self._pending.add(offset)
+        heapq.heappush(self._heap, offset)
+
+    def finish(self, offset: int) -> None:
+        if offset not in self._pending:
+            raise ValueError(f"offset {offset} was not read or is already finished")
+        self._pending.discard(offset)
+        while self._heap and self._heap[0] not in self._pending:
+            heapq.heappop(self._heap)
+
+    def has_read(self, offset: int) -> bool:
+        """Whether `offset` is at or below the last offset read (a re-fetch to skip)."""
+        return self._last_read is not None and offset <= self._last_read
+
+    @property
+    def unfinished(self) -> int:
+        return len(self._pending)
+
+    def position(self) -> int | None:
+        """The offset to commit (next to read after the finished prefix), None if none read."""
+        if self._heap:
+            return self._heap[0]
+        return None if self._last_read is None else self._last_read + 1
+
+    def to_commit(self) -> int | None:
+        """The position when it moved since the last `committed(...)`, else None."""
+        position = self.position()
+        if position is None or position == self._committed:
+            return None
+        return position
+
+    def committed(self, position: int) -> None:
+        self._committed = position
+
+
+# --- lane admission -----------------------------------------------------------------------
+
+
+def lane_capacity(*, max_in_flight: int, lane_concurrency: int) -> int:
+    """Commands one subscription lane may hold: a tenth of the process budget, at least 4
+    rounds of its concurrency, so one slow endpoint can never take the whole read-ahead."""
+    return max(4 * lane_concurrency, max_in_flight // 10, 1)
+
+
+Admission: TypeAlias = Literal["queue", "spill", "queue_and_pause"]
+
+
+def admit(*, depth: int, capacity: int, ordered: bool) -> Admission:
+    """What to do with a command for a lane holding `depth` commands.
+
+    A full unordered lane spills the command to the shortest retry tier (it comes back
+    later; others keep flowing). A full ordered lane cannot let a command overtake, so it
+    queues it and pauses the partition it came from until the lane drains.
+    """
+    if depth < capacity:
+        return "queue"
+    return "queue_and_pause" if ordered else "spill"
+
+
+def lane_drained(*, depth: int, capacity: int) -> bool:
+    """A paused partition resumes once its full lane is back under half its capacity."""
+    return depth < max(capacity // 2, 1)
+
+
+# --- rate limit ---------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Requests per second for one subscription (GCRA): `reserve` books the next slot.
+
+    `burst` requests may go at once after an idle spell; after that they are spaced
+    1/rate apart.
+    """
+
+    __slots__ = ("_burst_s", "_interval_s", "_tat_s")
+
+    def __init__(self, rate_per_s: float, *, burst: int = 1) -> None:
+        if rate_per_s <= 0:
+            raise ValueError(f"rate must be > 0, got {rate_per_s}")
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst}")
+        self._interval_s = 1.0 / rate_per_s
+        self._burst_s = (burst - 1) * self._interval_s
+        self._tat_s = float("-inf")
+
+    def reserve(self, now_s: float) -> float:
+        """Book a slot; return how many seconds to wait before using it (0 = now)."""
+        start_s = max(now_s, self._tat_s - self._burst_s)
+        self._tat_s = max(self._tat_s, start_s) + self._interval_s
+        return max(0.0, start_s - now_s)
+
+
+# --- endpoint health ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    """Since when a subscription has seen only failures (None = last attempt succeeded)."""
+
+    failing_since: datetime | None = None
+
+    def after_success(self) -> EndpointHealth:
+        return EndpointHealth(None)
+
+    def after_failure(self, at: datetime) -> EndpointHealth:
+        if self.failing_since is not None and self.failing_since <= at:
+            return self
+        return EndpointHealth(at)
+
+    def should_disable(self, now: datetime, *, window_s: float) -> bool:
+        """No success for `window_s`: the design disables the subscription."""
+        if self.failing_since is None:
+            return False
+        return now - self.failing_since >= timedelta(seconds=window_s)

@@ -1,0 +1,115 @@
+"""Which subscriptions an event goes to: tenant, type pattern, `data` filter and status.
+
+Pattern rules: an exact type name, `noun.*` (every `noun.<verb>`), or `*`. A filter is
+equality on top-level `data` fields, all of which must match; JSON equality, so `true` is not
+`1` and a missing field matches nothing. Only `active` subscriptions receive events.
+`SubscriptionIndex` answers the same question as `matches` over many subscriptions without
+scanning them all; `route` is the one-shot form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from core.records import DomainEvent, FilterValue, JsonValue, Subscription
+
+WILDCARD: Final = "*"
+NOUN_WILDCARD_SUFFIX: Final = ".*"
+
+
+def pattern_matches(pattern: str, event_type: str) -> bool:
+    """`*` matches every type, `noun.*` every `noun.<verb>`, anything else only itself."""
+    if pattern == WILDCARD:
+        return True
+    if pattern.endswith(NOUN_WILDCARD_SUFFIX):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+def _json_equal(wanted: FilterValue, actual: JsonValue) -> bool:
+    # Python says True == 1 and 1 == 1.0; JSON says only the second.
+    if isinstance(wanted, bool) or isinstance(actual, bool):
+        return type(wanted) is type(actual) and wanted == actual
+    if isinstance(wanted, int | float) and isinstance(actual, int | float):
+        return wanted == actual
+    return type(wanted) is type(actual) and wanted == actual
+
+
+def filter_matches(wanted: Mapping[str, FilterValue], data: Mapping[str, JsonValue]) -> bool:
+    """Every filter field is present in `data` with an equal value; an empty filter matches."""
+    for name, value in wanted.items():
+        if name not in data or not _json_equal(value, data[name]):
+            return False
+    return True
+
+
+def matches(subscription: Subscription, event: DomainEvent) -> bool:
+    """True when `event` is to be delivered to `subscription`."""
+    return (
+        subscription.status == "active"
+        and subscription.tenant == event.tenant
+        and any(pattern_matches(p, event.type) for p in subscription.event_types)
+        and filter_matches(subscription.filter, event.data)
+    )
+
+
+@dataclass(slots=True)
+class _TenantIndex:
+    exact: dict[str, list[Subscription]] = field(default_factory=dict)
+    prefix: dict[str, list[Subscription]] = field(default_factory=dict)  # "task." for task.*
+    everything: list[Subscription] = field(default_factory=list)
+
+
+def _dot_prefixes(event_type: str) -> list[str]:
+    """Every prefix of `event_type` ending at a dot: what a `<prefix>*` pattern can match."""
+    return [event_type[: i + 1] for i, char in enumerate(event_type) if char == "."]
+
+
+class SubscriptionIndex:
+    """Active subscriptions by tenant and pattern, built once per table version.
+
+    `route(event)` returns exactly the subscriptions `matches` accepts, each once, ordered by
+    id, touching only the candidates for the event's tenant, type and noun.
+    """
+
+    __slots__ = ("_tenants", "size")
+
+    def __init__(self, subscriptions: Iterable[Subscription]) -> None:
+        self._tenants: dict[str, _TenantIndex] = {}
+        self.size = 0
+        for sub in subscriptions:
+            if sub.status != "active":
+                continue
+            self.size += 1
+            tenant = self._tenants.setdefault(sub.tenant, _TenantIndex())
+            for pattern in dict.fromkeys(sub.event_types):  # once per distinct pattern
+                if pattern == WILDCARD:
+                    tenant.everything.append(sub)
+                elif pattern.endswith(NOUN_WILDCARD_SUFFIX):
+                    tenant.prefix.setdefault(pattern[:-1], []).append(sub)
+                else:
+                    tenant.exact.setdefault(pattern, []).append(sub)
+
+    def route(self, event: DomainEvent) -> list[Subscription]:
+        tenant = self._tenants.get(event.tenant)
+        if tenant is None:
+            return []
+        candidates: dict[str, Subscription] = {}
+        groups: list[Sequence[Subscription]] = [tenant.exact.get(event.type, ()), tenant.everything]
+        if tenant.prefix:
+            groups.extend(tenant.prefix.get(p, ()) for p in _dot_prefixes(event.type))
+        for group in groups:
+            for sub in group:
+                candidates.setdefault(sub.id, sub)
+        return [
+            candidates[sub_id]
+            for sub_id in sorted(candidates)
+            if filter_matches(candidates[sub_id].filter, event.data)
+        ]
+
+
+def route(subscriptions: Iterable[Subscription], event: DomainEvent) -> list[Subscription]:
+    """The subscriptions `event` goes to, each once, ordered by id."""
+    return SubscriptionIndex(subscriptions).route(event)

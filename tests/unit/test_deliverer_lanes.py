@@ -1,0 +1,148 @@
+"""Unit tests of the lane bookkeeping in core.lanes: commit positions, admission, rate, health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.lanes import (
+    EndpointHealth,
+    PartitionOffsets,
+    RateLimiter,
+    admit,
+    lane_capacity,
+    lane_drained,
+)
+
+NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+
+
+def test_nothing_read_means_nothing_to_commit() -> None:
+    offsets = PartitionOffsets()
+    assert offsets.position() is None
+    assert offsets.to_commit() is None
+
+
+def test_commit_stops_at_the_first_unfinished_offset() -> None:
+    offsets = PartitionOffsets()
+    for offset in (10, 11, 12, 13):
+        offsets.read(offset)
+    offsets.finish(11)
+    offsets.finish(13)
+    assert offsets.position() == 10
+    offsets.finish(10)
+    assert offsets.position() == 12
+    offsets.finish(12)
+    assert offsets.position() == 14
+    assert offsets.unfinished == 0
+
+
+def test_gaps_in_offsets_are_tolerated() -> None:
+    offsets = PartitionOffsets()
+    for offset in (3, 7, 20):  # transaction markers and held retries leave gaps
+        offsets.read(offset)
+    offsets.finish(7)
+    offsets.finish(3)
+    assert offsets.position() == 20
+    offsets.finish(20)
+    assert offsets.position() == 21
+
+
+def test_to_commit_reports_each_position_once() -> None:
+    offsets = PartitionOffsets()
+    offsets.read(0)
+    offsets.finish(0)
+    assert offsets.to_commit() == 1
+    offsets.committed(1)
+    assert offsets.to_commit() is None
+    offsets.read(1)
+    assert offsets.to_commit() is None  # still 1: offset 1 is unfinished
+    offsets.finish(1)
+    assert offsets.to_commit() == 2
+
+
+def test_reads_must_ascend_and_finishes_must_match() -> None:
+    offsets = PartitionOffsets()
+    offsets.read(5)
+    assert offsets.has_read(5)
+    assert offsets.has_read(4)
+    assert not offsets.has_read(6)
+    with pytest.raises(ValueError, match="ascend"):
+        offsets.read(5)
+    with pytest.raises(ValueError, match="not read"):
+        offsets.finish(6)
+    offsets.finish(5)
+    with pytest.raises(ValueError, match="already finished"):
+        offsets.finish(5)
+
+
+def test_many_finished_offsets_behind_one_blocked_one_keep_the_position() -> None:
+    offsets = PartitionOffsets()
+    for offset in range(10_000):
+        offsets.read(offset)
+    for offset in range(1, 10_000):
+        offsets.finish(offset)
+    assert offsets.position() == 0
+    assert offsets.unfinished == 1
+    offsets.finish(0)
+    assert offsets.position() == 10_000
+
+
+def test_lane_capacity_is_a_share_of_the_budget_but_at_least_four_rounds() -> None:
+    assert lane_capacity(max_in_flight=10_000, lane_concurrency=16) == 1000
+    assert lane_capacity(max_in_flight=100, lane_concurrency=16) == 64
+    assert lane_capacity(max_in_flight=1, lane_concurrency=1) == 4
+
+
+@pytest.mark.parametrize(
+    ("depth", "ordered", "expected"),
+    [
+        (0, False, "queue"),
+        (9, False, "queue"),
+        (10, False, "spill"),
+        (10, True, "queue_and_pause"),
+        (50, True, "queue_and_pause"),
+    ],
+)
+def test_admission(depth: int, ordered: bool, expected: str) -> None:
+    assert admit(depth=depth, capacity=10, ordered=ordered) == expected
+
+
+def test_a_paused_partition_resumes_below_half_the_capacity() -> None:
+    assert not lane_drained(depth=5, capacity=10)
+    assert lane_drained(depth=4, capacity=10)
+    assert lane_drained(depth=0, capacity=1)
+
+
+def test_rate_limiter_spaces_requests() -> None:
+    limiter = RateLimiter(4.0)
+    assert limiter.reserve(100.0) == 0.0
+    assert limiter.reserve(100.0) == pytest.approx(0.25)
+    assert limiter.reserve(100.0) == pytest.approx(0.5)
+    assert limiter.reserve(101.0) == 0.0  # idle long enough: no debt carried over
+
+
+def test_rate_limiter_burst() -> None:
+    limiter = RateLimiter(2.0, burst=3)
+    waits = [limiter.reserve(0.0) for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0])
+
+
+def test_rate_limiter_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="rate"):
+        RateLimiter(0)
+    with pytest.raises(ValueError, match="burst"):
+        RateLimiter(1, burst=0)
+
+
+def test_health_counts_from_the_first_failure_since_the_last_success() -> None:
+    health = EndpointHealth().after_failure(NOW)
+    later = NOW + timedelta(seconds=30)
+    health = health.after_failure(later)
+    assert health.failing_since == NOW
+    assert not health.should_disable(NOW + timedelta(seconds=59), window_s=60)
+    assert health.should_disable(NOW + timedelta(seconds=60), window_s=60)
+    healed = health.after_success()
+    assert healed.failing_since is None
+    assert not healed.should_disable(NOW + timedelta(days=10), window_s=60)
