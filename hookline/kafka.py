@@ -7,15 +7,22 @@ message's outputs are acknowledged.
 
 from __future__ import annotations
 
-from typing import Final
+import logging
+from typing import Any, Final
 
 from hookline.settings import Settings
 
-ClientConfig = dict[str, str | int | float | bool]
+ClientConfig = dict[str, Any]
+
+# librdkafka's own log lines go to this logger rather than straight to stderr; its errors
+# that matter also surface as exceptions and error callbacks where they are handled
+LIBRDKAFKA_LOGGER: Final = logging.getLogger("hookline.librdkafka")
 
 _COMMON: Final[ClientConfig] = {
     "socket.keepalive.enable": True,
     "reconnect.backoff.max.ms": 2000,
+    "log.connection.close": False,
+    "logger": LIBRDKAFKA_LOGGER,
 }
 
 
@@ -45,6 +52,8 @@ def producer_config(
     if transactional_id is not None:
         config["transactional.id"] = transactional_id
         config["transaction.timeout.ms"] = 60_000
+        # librdkafka refuses a message timeout longer than the transaction timeout
+        config["message.timeout.ms"] = 60_000
     return config
 
 
@@ -54,8 +63,11 @@ def consumer_config(
     group_id: str,
     client_id: str,
     read_committed: bool = True,
+    group_instance_id: str | None = None,
 ) -> ClientConfig:
-    return {
+    """`group_instance_id` makes a static member: a restart under the same id takes its
+    partitions back at once instead of after the session timeout."""
+    config: ClientConfig = {
         **_COMMON,
         "bootstrap.servers": _bootstrap(settings),
         "group.id": group_id,
@@ -69,6 +81,9 @@ def consumer_config(
         "heartbeat.interval.ms": 2_000,
         "max.poll.interval.ms": 300_000,
     }
+    if group_instance_id is not None:
+        config["group.instance.id"] = group_instance_id
+    return config
 
 
 def reader_config(settings: Settings, *, client_id: str) -> ClientConfig:

@@ -45,6 +45,7 @@ class SubscriptionTable:
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name=f"{client_id}-table", daemon=True)
         self._failure: BaseException | None = None
+        self._positions: Mapping[int, int] = {}
         self.undecodable = 0
 
     # -- reading ---------------------------------------------------------------------------
@@ -86,6 +87,19 @@ class SubscriptionTable:
                     return False
                 self._changed.wait(remaining)
 
+    def wait_caught_up(self, ends: Mapping[int, int], *, timeout_s: float) -> bool:
+        """Wait until every partition is read up to `ends` (end offsets the caller took after
+        the writes it must see): the router's barrier, so an event is routed to every
+        subscription written before it was published."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while any(self._positions.get(p, 0) < end for p, end in ends.items()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._failure is not None:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
     def close(self) -> None:
         self._stopping.set()
         if self._thread.is_alive():
@@ -120,9 +134,13 @@ class SubscriptionTable:
         if not pending:
             self._ready.set()
         while not self._stopping.is_set():
-            messages = consumer.consume(num_messages=500, timeout=0.2)
+            # consume() waits out its whole timeout unless the batch fills; poll() returns at
+            # the first record, so a write is read back in milliseconds, not 200 ms
+            first = consumer.poll(0.2)
+            messages = [] if first is None else [first, *consumer.consume(499, timeout=0)]
             if messages:
                 self._apply(messages)
+            self._note_positions(consumer, partitions)
             if pending:
                 for p in list(pending):
                     position = consumer.position([TopicPartition(self._topic, p)])[0].offset
@@ -130,6 +148,14 @@ class SubscriptionTable:
                         pending.discard(p)
                 if not pending:
                     self._ready.set()
+
+    def _note_positions(self, consumer: Consumer, partitions: list[int]) -> None:
+        positions = consumer.position([TopicPartition(self._topic, p) for p in partitions])
+        read = {tp.partition: max(tp.offset, 0) for tp in positions}
+        if read != self._positions:
+            with self._changed:
+                self._positions = read
+                self._changed.notify_all()
 
     def _apply(self, messages: list[Message]) -> None:
         rows = dict(self._rows)

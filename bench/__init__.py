@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.<name>`, each printing its figures and the command."""

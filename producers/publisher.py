@@ -1,0 +1,383 @@
+"""Publishing domain events to `hookline.events`: a blocking and an asyncio publisher.
+
+Both validate the event against its type's schema before anything is sent (a bad payload
+raises `InvalidEvent` naming the field, and nothing reaches Kafka), key it by its subject id,
+and report success only once Kafka acknowledged it (acks=all, idempotent producer). One
+background thread serves the producer's delivery callbacks; `close()` flushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Final, Self, TypeAlias
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from core.records import DomainEvent, JsonValue, Ref
+from hookline.codecs import CodecRuntime, open_codec
+from hookline.kafka import producer_config
+from hookline.settings import Settings
+from producers.errors import (
+    InvalidEvent,
+    PublisherClosed,
+    PublishFailed,
+    PublishTimeout,
+    UnknownType,
+)
+from schemas.errors import InvalidEventData, UnknownEventType
+from schemas.records_avro import RecordCodec
+
+RefLike: TypeAlias = Ref | Mapping[str, str] | tuple[str, str]
+"""A subject or actor: a `Ref`, `{"type": ..., "id": ...}` or `(type, id)`."""
+
+DEFAULT_TENANT: Final = "default"
+DEFAULT_TIMEOUT_S: Final = 30.0
+_QUEUE_FULL_BACKOFF_S: Final = 0.005
+
+Delivered = Callable[[KafkaError | None], None]
+
+
+def _ref(value: RefLike, *, event_type: str, field: str) -> Ref:
+    match value:
+        case Ref():
+            ref = value
+        case (str() as ref_type, str() as ref_id):
+            ref = Ref(ref_type, ref_id)
+        case Mapping() if isinstance(value.get("type"), str) and isinstance(value.get("id"), str):
+            ref = Ref(value["type"], value["id"])
+        case _:
+            raise InvalidEvent(event_type, field, "expected a Ref, {'type', 'id'} or (type, id)")
+    if not ref.type or not ref.id:
+        raise InvalidEvent(event_type, field, "type and id must not be empty")
+    return ref
+
+
+def build_event(
+    event_type: str,
+    *,
+    subject: RefLike,
+    data: Mapping[str, JsonValue],
+    actor: RefLike | None = None,
+    tenant: str = DEFAULT_TENANT,
+    changes: Mapping[str, JsonValue] | None = None,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+    trace: str | None = None,
+) -> DomainEvent:
+    """The event a publish call describes; a fresh UUID and now unless given."""
+    if not tenant:
+        raise InvalidEvent(event_type, "tenant", "must not be empty")
+    return DomainEvent(
+        id=event_id if event_id is not None else str(uuid.uuid4()),
+        type=event_type,
+        tenant=tenant,
+        occurred_at=occurred_at if occurred_at is not None else datetime.now(UTC),
+        subject=_ref(subject, event_type=event_type, field="subject"),
+        actor=None if actor is None else _ref(actor, event_type=event_type, field="actor"),
+        data=data,
+        changes=changes,
+        trace=trace,
+    )
+
+
+def encode_event(codec: RecordCodec, event: DomainEvent) -> bytes:
+    """The event's Avro bytes; `InvalidEvent` / `UnknownType` when it breaks its schema."""
+    try:
+        return codec.encode_event(event)
+    except InvalidEventData as exc:
+        raise InvalidEvent(exc.event_type, exc.field, exc.reason) from exc
+    except UnknownEventType as exc:
+        raise UnknownType(exc.event_type) from exc
+
+
+class _Sender:
+    """The one implementation both publishers drive: encode, produce, serve callbacks."""
+
+    def __init__(
+        self, settings: Settings, *, client_id: str, codec: RecordCodec | None, linger_ms: int
+    ) -> None:
+        self._runtime: CodecRuntime | None = None
+        if codec is None:
+            self._runtime = open_codec(settings, client_id=client_id)
+            codec = self._runtime.codec
+        self.codec = codec
+        self.topic = settings.topic("events")
+        self._producer = Producer(
+            producer_config(settings, client_id=client_id, linger_ms=linger_ms)
+        )
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
+        self._poller.start()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def prepare(self, event: DomainEvent) -> bytes:
+        if self._closed.is_set():
+            raise PublisherClosed
+        return encode_event(self.codec, event)
+
+    def try_send(self, event: DomainEvent, value: bytes, done: Delivered) -> bool:
+        """Queue the event; False when the local queue is full (retry after a moment)."""
+        if self._closed.is_set():
+            raise PublisherClosed
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            done(err)
+
+        try:
+            self._producer.produce(
+                self.topic, key=event.subject.id, value=value, on_delivery=delivered
+            )
+        except BufferError:
+            return False
+        except KafkaException as exc:
+            raise PublishFailed(event.id, self.topic, exc.args[0].str()) from exc
+        return True
+
+    def failure(self, event_id: str, err: KafkaError) -> PublishFailed:
+        return PublishFailed(event_id, self.topic, err.str())
+
+    def _poll(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.1)
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for every queued event's acknowledgement; returns how many are still unsent."""
+        return int(self._producer.flush(timeout_s))
+
+    def close(self, timeout_s: float) -> int:
+        if self._closed.is_set():
+            return 0
+        self._closed.set()
+        self._poller.join()
+        unsent = self.flush(timeout_s)
+        if self._runtime is not None:
+            self._runtime.close()
+        return unsent
+
+
+class Publisher:
+    """Blocking publisher: `publish()` returns the event id once Kafka acknowledged it.
+
+    Thread-safe. `submit()` returns a `concurrent.futures.Future` instead, for callers that
+    publish many events and wait for them together.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str,
+        codec: RecordCodec | None = None,
+        linger_ms: int = 0,
+    ) -> None:
+        self._sender = _Sender(settings, client_id=client_id, codec=codec, linger_ms=linger_ms)
+
+    def submit(
+        self,
+        type: str,
+        *,
+        subject: RefLike,
+        data: Mapping[str, JsonValue],
+        actor: RefLike | None = None,
+        tenant: str = DEFAULT_TENANT,
+        changes: Mapping[str, JsonValue] | None = None,
+        id: str | None = None,
+        occurred_at: datetime | None = None,
+        trace: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> concurrent.futures.Future[str]:
+        """Validate and queue; the future holds the event id or a `PublishFailed`."""
+        event = build_event(
+            type,
+            subject=subject,
+            data=data,
+            actor=actor,
+            tenant=tenant,
+            changes=changes,
+            event_id=id,
+            occurred_at=occurred_at,
+            trace=trace,
+        )
+        value = self._sender.prepare(event)
+        future: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+        def done(err: KafkaError | None) -> None:
+            try:
+                if err is None:
+                    future.set_result(event.id)
+                else:
+                    future.set_exception(self._sender.failure(event.id, err))
+            except concurrent.futures.InvalidStateError:  # cancelled by the caller
+                pass
+
+        deadline = time.monotonic() + timeout_s
+        while not self._sender.try_send(event, value, done):
+            if time.monotonic() > deadline:
+                raise PublishTimeout(event.id, self._sender.topic, timeout_s)
+            time.sleep(_QUEUE_FULL_BACKOFF_S)
+        return future
+
+    def publish(
+        self,
+        type: str,
+        *,
+        subject: RefLike,
+        data: Mapping[str, JsonValue],
+        actor: RefLike | None = None,
+        tenant: str = DEFAULT_TENANT,
+        changes: Mapping[str, JsonValue] | None = None,
+        id: str | None = None,
+        occurred_at: datetime | None = None,
+        trace: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> str:
+        """Publish one event and return its id once Kafka acknowledged it."""
+        started = time.monotonic()
+        event_id = id if id is not None else str(uuid.uuid4())
+        future = self.submit(
+            type,
+            subject=subject,
+            data=data,
+            actor=actor,
+            tenant=tenant,
+            changes=changes,
+            id=event_id,
+            occurred_at=occurred_at,
+            trace=trace,
+            timeout_s=timeout_s,
+        )
+        remaining = max(0.0, timeout_s - (time.monotonic() - started))
+        try:
+            return future.result(remaining)
+        except concurrent.futures.TimeoutError:
+            raise PublishTimeout(event_id, self._sender.topic, timeout_s) from None
+
+    def flush(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+        return self._sender.flush(timeout_s)
+
+    def close(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Flush what is queued (up to `timeout_s`) and release the clients."""
+        self._sender.close(timeout_s)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _settle(future: asyncio.Future[str], event_id: str, error: PublishFailed | None) -> None:
+    if future.done():  # the caller timed out or was cancelled
+        return
+    if error is None:
+        future.set_result(event_id)
+    else:
+        future.set_exception(error)
+
+
+class AsyncPublisher:
+    """asyncio publisher: `await publish(...)` returns the event id once Kafka acknowledged it.
+
+    The acknowledgement arrives on the poll thread and is handed to the caller's event loop
+    with `call_soon_threadsafe`, so any loop (an aiohttp app's included) can await it.
+    Build it with `await AsyncPublisher.open(...)` inside a running loop (its set-up blocks).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str,
+        codec: RecordCodec | None = None,
+        linger_ms: int = 5,
+    ) -> None:
+        self._sender = _Sender(settings, client_id=client_id, codec=codec, linger_ms=linger_ms)
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        client_id: str,
+        codec: RecordCodec | None = None,
+        linger_ms: int = 5,
+    ) -> AsyncPublisher:
+        """Build one without blocking the running loop (the codec reads the schemas topic)."""
+        return await asyncio.to_thread(
+            cls, settings, client_id=client_id, codec=codec, linger_ms=linger_ms
+        )
+
+    async def publish(
+        self,
+        type: str,
+        *,
+        subject: RefLike,
+        data: Mapping[str, JsonValue],
+        actor: RefLike | None = None,
+        tenant: str = DEFAULT_TENANT,
+        changes: Mapping[str, JsonValue] | None = None,
+        id: str | None = None,
+        occurred_at: datetime | None = None,
+        trace: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> str:
+        """Validate, send, and return the event id once Kafka acknowledged it."""
+        event = build_event(
+            type,
+            subject=subject,
+            data=data,
+            actor=actor,
+            tenant=tenant,
+            changes=changes,
+            event_id=id,
+            occurred_at=occurred_at,
+            trace=trace,
+        )
+        value = self._sender.prepare(event)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+
+        def done(err: KafkaError | None) -> None:
+            error = None if err is None else self._sender.failure(event.id, err)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, future, event.id, error)
+
+        deadline = loop.time() + timeout_s
+        while not self._sender.try_send(event, value, done):
+            if loop.time() > deadline:
+                raise PublishTimeout(event.id, self._sender.topic, timeout_s)
+            await asyncio.sleep(_QUEUE_FULL_BACKOFF_S)
+        try:
+            return await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            raise PublishTimeout(event.id, self._sender.topic, timeout_s) from None
+
+    async def flush(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+        return await asyncio.to_thread(self._sender.flush, timeout_s)
+
+    async def aclose(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Flush (in a worker thread, so the loop keeps running) and release the clients."""
+        await asyncio.to_thread(self._sender.close, timeout_s)
+
+    def close(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self._sender.close(timeout_s)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,52 @@
+"""`hookline router`: one router process (any number side by side share the work)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from hookline.cli import service_command
+from hookline.settings import Settings
+from hookline.supervisor import stop_on_signals
+from router.service import DEFAULT_BATCH_MAX_EVENTS, Router
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--instance-id",
+        default=os.environ.get("HOOKLINE_INSTANCE_ID"),
+        help="stable name of this instance (HOOKLINE_INSTANCE_ID); a restart with the same "
+        "name fences its predecessor at once. Default: a random name",
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
+    )
+    parser.add_argument(
+        "--batch-max-events",
+        type=int,
+        default=DEFAULT_BATCH_MAX_EVENTS,
+        help="events per transaction at most",
+    )
+
+
+@service_command("router", "route events to subscriptions, in Kafka transactions", _configure)
+def router_command(args: argparse.Namespace, settings: Settings) -> int:
+    settings.require("kafka_bootstrap")
+    logging.basicConfig(
+        level=os.environ.get("HOOKLINE_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    registry = CollectorRegistry()
+    if args.metrics_port is not None:
+        start_http_server(args.metrics_port, registry=registry)
+    stopping = threading.Event()
+    stop_on_signals(stopping)
+    router = Router(
+        settings, registry, client_id=args.instance_id, batch_max_events=args.batch_max_events
+    )
+    router.run(stopping)
+    return 0

@@ -1,0 +1,421 @@
+"""The router process: `hookline.events` in, one DeliveryCommand per matching subscription out.
+
+Consume-transform-produce: a batch's commands, its dead letters and the consumed offsets
+commit in one Kafka transaction, so after any crash a `read_committed` reader sees every
+command exactly once. A transaction is open only between two `consume` calls, so a
+rebalance (whose callbacks run inside `consume`) never meets one. An aborted transaction
+rewinds the consumer to the batch's first offsets and the batch is read again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Final
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+from prometheus_client import CollectorRegistry
+
+from core.matching import SubscriptionIndex
+from core.records import DomainEvent, Subscription
+from hookline.codecs import open_codec
+from hookline.errors import TopicError
+from hookline.kafka import admin_config, consumer_config, producer_config
+from hookline.settings import Settings
+from hookline.subscription_table import SubscriptionTable
+from router.batch import Batch
+from router.errors import RouterFenced, SubscriptionsUnavailable, TransactionsFailing
+from router.metrics import RouterMetrics
+from router.routing import commands_for, undecodable_letter
+from schemas.errors import UndecodableRecord
+from schemas.records_avro import RecordCodec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_MAX_EVENTS: Final = 1000
+DEFAULT_BATCH_MAX_S: Final = 0.05
+TRANSACTION_TIMEOUT_S: Final = 30.0
+TABLE_READY_TIMEOUT_S: Final = 120.0
+BARRIER_TIMEOUT_S: Final = 10.0
+LAG_EVERY_S: Final = 1.0
+MAX_FATAL_IN_A_ROW: Final = 3
+_FENCED_CODES: Final = frozenset(
+    {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+)
+
+
+class Router:
+    """The router service (`run(stopping)` blocks until `stopping` is set; `ready` once the
+    subscriptions table caught up and the consumer joined its group).
+
+    A `client_id` given names this instance for good: it is the suffix of the transactional
+    id and the consumer's static group membership, so a restart under the same name fences
+    its predecessor, aborts its open transaction and takes its partitions back at once
+    (leaving the group then waits for the session timeout). Two live routers must never
+    share one. Without it, the name is random and membership dynamic.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: CollectorRegistry,
+        *,
+        client_id: str | None = None,
+        batch_max_events: int = DEFAULT_BATCH_MAX_EVENTS,
+        batch_max_s: float = DEFAULT_BATCH_MAX_S,
+    ) -> None:
+        self._settings = settings
+        self._client_id = client_id or f"router-{uuid.uuid4().hex[:12]}"
+        self._static_member = client_id is not None
+        self.transactional_id = f"{settings.topic_prefix}.router.{self._client_id}"
+        self._batch_max_events = batch_max_events
+        self._batch_max_s = batch_max_s
+        self._metrics = RouterMetrics(registry)
+        self._ready = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def run(self, stopping: threading.Event) -> None:
+        runtime = open_codec(self._settings, client_id=self._client_id)
+        table = SubscriptionTable(
+            self._settings, runtime.codec, client_id=f"{self._client_id}-subscriptions"
+        )
+        try:
+            table.start()
+            if not _wait_ready(table, stopping):
+                return
+            loop = _RoutingLoop(
+                self._settings,
+                runtime.codec,
+                table,
+                self._metrics,
+                client_id=self._client_id,
+                transactional_id=self.transactional_id,
+                static_member=self._static_member,
+                batch_max_events=self._batch_max_events,
+                batch_max_s=self._batch_max_s,
+            )
+            try:
+                loop.run(stopping, self._ready)
+            finally:
+                loop.close()
+        finally:
+            self._ready.clear()
+            table.close()
+            runtime.close()
+
+
+def _wait_ready(table: SubscriptionTable, stopping: threading.Event) -> bool:
+    deadline = time.monotonic() + TABLE_READY_TIMEOUT_S
+    while not table.wait_ready(0.1):
+        if table.failure is not None:
+            raise SubscriptionsUnavailable(str(table.failure)) from table.failure
+        if stopping.is_set():
+            return False
+        if time.monotonic() > deadline:
+            raise SubscriptionsUnavailable(f"not caught up in {TABLE_READY_TIMEOUT_S:g} s")
+    return True
+
+
+class _RoutingLoop:
+    """One consumer and one transactional producer, owned by the thread that runs `run`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        codec: RecordCodec,
+        table: SubscriptionTable,
+        metrics: RouterMetrics,
+        *,
+        client_id: str,
+        transactional_id: str,
+        static_member: bool,
+        batch_max_events: int,
+        batch_max_s: float,
+    ) -> None:
+        self._codec = codec
+        self._table = table
+        self._metrics = metrics
+        self._transactional_id = transactional_id
+        self._batch_max_events = batch_max_events
+        self._batch_max_s = batch_max_s
+        self._events_topic = settings.topic("events")
+        self._deliveries_topic = settings.topic("deliveries")
+        self._dead_topic = settings.topic("dead-letters")
+        self._subscriptions_topic = settings.topic("subscriptions")
+        self._producer_config = producer_config(
+            settings, client_id=f"{client_id}-tx", transactional_id=transactional_id
+        )
+        self._consumer = Consumer(
+            consumer_config(
+                settings,
+                group_id=f"{settings.topic_prefix}.router",
+                client_id=client_id,
+                group_instance_id=client_id if static_member else None,
+            )
+        )
+        self._admin = AdminClient(admin_config(settings))
+        self._producer: Producer | None = None
+        self._in_transaction = False
+        self._fatal_in_a_row = 0
+        self._snapshot: Mapping[str, Subscription] | None = None
+        self._index = SubscriptionIndex(())
+        self._next_lag_at = 0.0
+        try:
+            self._subscription_partitions = self._check_topics()
+            self._producer = self._new_producer()
+        except BaseException:
+            self._consumer.close()
+            raise
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _check_topics(self) -> list[TopicPartition]:
+        metadata = self._consumer.list_topics(timeout=30)
+        for name in (
+            self._events_topic,
+            self._deliveries_topic,
+            self._dead_topic,
+            self._subscriptions_topic,
+        ):
+            topic = metadata.topics.get(name)
+            if topic is None or topic.error is not None:
+                raise TopicError(name, "is missing; run 'hookline topics ensure'")
+        partitions = metadata.topics[self._subscriptions_topic].partitions
+        return [TopicPartition(self._subscriptions_topic, p) for p in sorted(partitions)]
+
+    def _new_producer(self) -> Producer:
+        producer = Producer(self._producer_config)
+        producer.init_transactions(TRANSACTION_TIMEOUT_S)
+        return producer
+
+    def close(self) -> None:
+        if self._in_transaction:
+            self._abort()
+        self._consumer.close()
+        if self._producer is not None:
+            self._producer.flush(TRANSACTION_TIMEOUT_S)
+            self._producer = None
+
+    def run(self, stopping: threading.Event, ready: threading.Event) -> None:
+        self._consumer.subscribe(
+            [self._events_topic],
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._lost,
+        )
+        ready.set()
+        while not stopping.is_set():
+            if self._table.failure is not None:
+                raise SubscriptionsUnavailable(str(self._table.failure)) from self._table.failure
+            messages = self._consumer.consume(self._batch_max_events, self._batch_max_s)
+            if messages:
+                self._handle(messages)
+            self._record_lag()
+
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("router: partitions assigned: %s", [tp.partition for tp in partitions])
+
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Callbacks run inside consume(), and every batch commits before the next consume,
+        # so no transaction is ever open here; abort defensively should that ever change.
+        if self._in_transaction:
+            self._abort()
+        log.info("router: partitions revoked: %s", [tp.partition for tp in partitions])
+
+    def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("router: partitions lost: %s", [tp.partition for tp in partitions])
+
+    # -- one batch -------------------------------------------------------------------------
+
+    def _handle(self, messages: list[Message]) -> None:
+        started = time.perf_counter()
+        self._barrier()
+        batch = self._route(messages)
+        if not batch.next:
+            return
+        if not self._transact(batch):
+            self._rewind(batch)
+            return
+        self._metrics.events.inc(batch.records)
+        self._metrics.commands.inc(batch.commands)
+        for reason, count in batch.dead.items():
+            self._metrics.dead_letters.labels(reason).inc(count)
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def _barrier(self) -> None:
+        """Wait until the table holds every subscription written before this batch's events.
+
+        The end offsets come from the admin client: a query on the consumer's own connection
+        would queue behind its long-poll fetch."""
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        request = dict.fromkeys(self._subscription_partitions, latest)
+        try:
+            futures = self._admin.list_offsets(request, request_timeout=5.0)
+            ends = {tp.partition: future.result().offset for tp, future in futures.items()}
+        except KafkaException as exc:
+            log.warning("router: cannot read the subscriptions' end offsets: %s", exc)
+            return
+        if not self._table.wait_caught_up(ends, timeout_s=BARRIER_TIMEOUT_S):
+            log.warning("router: the subscriptions table is behind; routing with what it has")
+
+    def _current_index(self) -> SubscriptionIndex:
+        snapshot = self._table.snapshot()
+        if snapshot is not self._snapshot:
+            self._snapshot = snapshot
+            self._index = SubscriptionIndex(snapshot.values())
+            self._metrics.subscriptions.set(self._index.size)
+        return self._index
+
+    def _route(self, messages: list[Message]) -> Batch:
+        now = datetime.now(UTC)
+        index = self._current_index()
+        batch = Batch()
+        for message in messages:
+            error = message.error()
+            if error is None:
+                self._route_one(message, batch, index, now)
+            elif error.fatal():
+                raise KafkaException(error)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("router: consume: %s", error.str())
+        return batch
+
+    def _route_one(
+        self, message: Message, batch: Batch, index: SubscriptionIndex, now: datetime
+    ) -> None:
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None
+        assert partition is not None
+        assert offset is not None
+        batch.consumed(topic, partition, offset)
+        value = message.value()
+        try:
+            event = self._decode(value)
+        except UndecodableRecord as exc:
+            letter = undecodable_letter(
+                exc.at(topic, partition, offset),
+                letter_id=str(uuid.uuid4()),
+                raw_value=value,
+                now=now,
+            )
+            log.warning("router: dead-lettering: %s", exc)
+            batch.outputs.append(
+                (self._dead_topic, message.key(), self._codec.encode_dead_letter(letter))
+            )
+            batch.dead[letter.reason] += 1
+            return
+        for command in commands_for(event, index.route(event), now=now):
+            encoded = self._codec.encode_delivery_command(command)
+            batch.outputs.append(
+                (self._deliveries_topic, command.subscription_id.encode(), encoded)
+            )
+            batch.commands += 1
+
+    def _decode(self, value: bytes | None) -> DomainEvent:
+        if value is None:
+            raise UndecodableRecord("no value")
+        return self._codec.decode_event(value)
+
+    # -- the transaction -------------------------------------------------------------------
+
+    def _transact(self, batch: Batch) -> bool:
+        """Produce the batch and commit it with its offsets; False when it was aborted."""
+        assert self._producer is not None
+        producer = self._producer
+        try:
+            producer.begin_transaction()
+            self._in_transaction = True
+            for topic, key, value in batch.outputs:
+                self._produce(producer, topic, key, value)
+            producer.send_offsets_to_transaction(
+                batch.offsets(), self._consumer.consumer_group_metadata(), TRANSACTION_TIMEOUT_S
+            )
+            self._commit(producer)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            self._metrics.aborted.inc()
+            if error.fatal():
+                self._in_transaction = False
+                self._replace_producer(error)
+            else:
+                log.warning("router: aborting a transaction: %s", error.str())
+                self._abort()
+            return False
+        self._in_transaction = False
+        self._fatal_in_a_row = 0
+        return True
+
+    @staticmethod
+    def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+            except BufferError:  # the local queue is full: let acknowledgements drain it
+                producer.poll(0.05)
+            else:
+                return
+
+    @staticmethod
+    def _commit(producer: Producer) -> None:
+        for attempt in range(3):
+            try:
+                producer.commit_transaction(TRANSACTION_TIMEOUT_S)
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if attempt == 2 or not error.retriable() or error.txn_requires_abort():
+                    raise
+                log.warning("router: retrying a commit: %s", error.str())
+            else:
+                return
+
+    def _abort(self) -> None:
+        assert self._producer is not None
+        try:
+            self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if not error.fatal():
+                raise
+            self._in_transaction = False
+            self._replace_producer(error)
+        self._in_transaction = False
+
+    def _replace_producer(self, error: KafkaError) -> None:
+        """A fatal producer error: stop if fenced (a newer instance owns our id), else renew."""
+        if error.code() in _FENCED_CODES:
+            raise RouterFenced(self._transactional_id, error.str())
+        self._fatal_in_a_row += 1
+        if self._fatal_in_a_row > MAX_FATAL_IN_A_ROW:
+            raise TransactionsFailing(self._transactional_id, self._fatal_in_a_row, error.str())
+        log.error("router: fatal producer error, starting a new producer: %s", error.str())
+        self._producer = None
+        self._producer = self._new_producer()
+
+    def _rewind(self, batch: Batch) -> None:
+        """Read the aborted batch again, from its first offsets."""
+        for tp in batch.starts():
+            try:
+                self._consumer.seek(tp)
+            except KafkaException as exc:  # revoked meanwhile: its new owner starts there
+                log.info("router: cannot rewind %s[%d]: %s", tp.topic, tp.partition, exc)
+
+    def _record_lag(self) -> None:
+        if time.monotonic() < self._next_lag_at:
+            return
+        self._next_lag_at = time.monotonic() + LAG_EVERY_S
+        assignment = self._consumer.assignment()
+        lag = 0
+        for tp in self._consumer.position(assignment) if assignment else []:
+            watermarks = self._consumer.get_watermark_offsets(tp, cached=True)
+            if watermarks is None or tp.offset < 0:
+                continue
+            lag += max(0, watermarks[1] - tp.offset)
+        self._metrics.lag.set(lag)

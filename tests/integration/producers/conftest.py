@@ -1,0 +1,80 @@
+"""Fixtures of the producers' integration tests: topics, a codec, an events reader, and a
+PostgreSQL schema of the test's own holding the outbox table."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from core.records import DomainEvent
+from hookline.codecs import CodecRuntime, open_codec
+from hookline.kafka import admin_config, reader_config
+from hookline.settings import Settings
+from hookline.topics import ensure_topics
+from producers.outbox import create_outbox_table
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[CodecRuntime]:
+    ensure_topics(settings)
+    runtime = open_codec(settings, client_id="producers-test")
+    yield runtime
+    runtime.close()
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    admin = AdminClient(admin_config(settings))  # kept alive until the futures complete
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    futures = admin.list_offsets(
+        {TopicPartition(topic, p): latest for p in partitions}, request_timeout=10
+    )
+    return {tp.partition: future.result(timeout=15).offset for tp, future in futures.items()}
+
+
+def read_events(settings: Settings, *, timeout_s: float = 30.0) -> list[Message]:
+    """Every record on the events topic now, in partition order."""
+    topic = settings.topic("events")
+    ends = end_offsets(settings, topic)
+    config = reader_config(settings, client_id=f"producers-test-{uuid.uuid4().hex[:8]}")
+    consumer = Consumer(config)
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while sum(ends.values()) > len(messages):
+            assert time.monotonic() < deadline, f"read {len(messages)} of {sum(ends.values())}"
+            for message in consumer.consume(1000, 0.1):
+                error = message.error()
+                assert error is None or error.code() == KafkaError._PARTITION_EOF, error
+                if error is None:
+                    messages.append(message)
+        return messages
+    finally:
+        consumer.close()
+
+
+def decode_all(runtime: CodecRuntime, messages: list[Message]) -> list[DomainEvent]:
+    return [runtime.codec.decode_event(m.value() or b"") for m in messages]
+
+
+@pytest.fixture
+def outbox_dsn(database_url: str) -> Iterator[str]:
+    """A DSN whose search_path is a fresh schema holding an empty outbox table."""
+    schema = f"outbox_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    dsn = make_conninfo(database_url, options=f"-c search_path={schema}")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        create_outbox_table(conn)
+    yield dsn
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
