@@ -1,0 +1,1 @@
+"""The deliverer: signed, isolated, retried HTTP delivery of `hookline.deliveries` commands."""

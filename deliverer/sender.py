@@ -1,0 +1,204 @@
+"""One HTTP attempt: POST within one deadline, redirects not followed, the body read to a cap.
+
+One `Sender` (one aiohttp session, keep-alive pooled) per process. Connection and DNS errors
+get a few quick tenacity retries inside the same deadline; everything else is reported as
+an `Attempted` value for `core.outcome.classify`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+from yarl import URL
+
+from core.addresses import IPNetwork
+from core.attempts import RESPONSE_BODY_CAP_BYTES, Observed
+from core.outcome import AttemptOutcome, Response, TransportError, is_quick_retryable
+from deliverer.errors import RefusedAddress
+from deliverer.guard import GuardedResolver, check_url, guarded_socket_factory
+
+QUICK_ATTEMPTS: Final = 3
+"""Tries per attempt for connection and DNS errors (the request was never sent)."""
+QUICK_WAIT_S: Final = 0.05
+MAX_CONNECTIONS: Final = 1024
+LARGE_BODY_BYTES: Final = 512 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """What one attempt produced: the outcome to classify and the observation to record."""
+
+    outcome: AttemptOutcome
+    observed: Observed
+
+
+def transport_error(exc: BaseException) -> TransportError:  # noqa: PLR0911 - one per kind
+    """Map an exception raised while attempting to its TransportError kind."""
+    refused = _refusal_in(exc)
+    if refused is not None:
+        return TransportError("refused_target", refused.reason)
+    match exc:
+        case TimeoutError():
+            return TransportError("timeout", "no complete answer before the deadline")
+        case aiohttp.ClientConnectorDNSError():
+            return TransportError("dns", str(exc))
+        case aiohttp.ClientConnectorCertificateError() | aiohttp.ClientSSLError():
+            return TransportError("tls", str(exc))
+        case aiohttp.ClientConnectorError():
+            return TransportError("connect", str(exc))
+        case aiohttp.InvalidURL():
+            return TransportError("protocol", f"invalid URL: {exc}")
+        case aiohttp.ClientError() | ValueError():
+            return TransportError("protocol", f"{type(exc).__name__}: {exc}")
+        case _:
+            raise exc
+
+
+def _refusal_in(exc: BaseException) -> RefusedAddress | None:
+    """The guard's refusal, whether raised directly or wrapped by aiohttp's connector."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, RefusedAddress):
+            return seen
+        os_error = getattr(seen, "os_error", None)
+        if isinstance(os_error, RefusedAddress):
+            return os_error
+        seen = seen.__cause__
+    return None
+
+
+class _QuickRetry(Exception):
+    def __init__(self, error: TransportError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Sender:
+    """Posts webhooks through one pooled session; `start()` inside the event loop."""
+
+    def __init__(
+        self,
+        *,
+        allowed: Sequence[IPNetwork],
+        resolver_inner: aiohttp.abc.AbstractResolver | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self._allowed = tuple(allowed)
+        self._resolver_inner = resolver_inner
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(allowed=self._allowed, inner=self._resolver_inner),
+            socket_factory=guarded_socket_factory(self._allowed),
+            limit=self._max_connections,
+            ttl_dns_cache=10,
+            keepalive_timeout=10.0,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None),
+            trust_env=False,  # no proxy from the environment may bypass the guard
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(
+        self, url: str, *, headers: Mapping[str, str], body: bytes, deadline_s: float
+    ) -> Attempted:
+        """One attempt, over within `deadline_s` whatever the endpoint does."""
+        at = datetime.now(UTC)
+        started = time.perf_counter()
+        status: int | None = None
+        response_body: bytes | None = None
+        try:
+            async with asyncio.timeout(deadline_s):
+                target = URL(url)
+                check_url(target, allowed=self._allowed)
+                status, retry_after, response_body = await self._quick_retries(
+                    target, headers, body
+                )
+            outcome: AttemptOutcome = Response(status, retry_after)
+        except _QuickRetry as exc:
+            outcome = exc.error
+        except (TimeoutError, aiohttp.ClientError, RefusedAddress, ValueError) as exc:
+            # ValueError: a URL or header yarl/aiohttp cannot use; a failed attempt, not a crash
+            outcome = transport_error(exc)
+            status = None
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        return Attempted(outcome, Observed(at, duration_ms, status, response_body))
+
+    async def _quick_retries(
+        self, url: URL, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, str | None, bytes]:
+        try:  # the common case, without tenacity's per-call setup
+            return await self._once(url, headers, body)
+        except (aiohttp.ClientConnectorError, RefusedAddress) as exc:
+            if not is_quick_retryable(transport_error(exc)):
+                raise
+        # the request never left: a few quick tries more, inside the same deadline
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(QUICK_ATTEMPTS - 1),
+            wait=wait_exponential(multiplier=QUICK_WAIT_S, max=0.5),
+            retry=retry_if_exception_type(_QuickRetry),
+            reraise=True,
+        )
+        await asyncio.sleep(QUICK_WAIT_S)
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    return await self._once(url, headers, body)
+                except (aiohttp.ClientConnectorError, RefusedAddress) as exc:
+                    error = transport_error(exc)
+                    if not is_quick_retryable(error):
+                        raise
+                    raise _QuickRetry(error) from exc
+        raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
+
+    async def _once(
+        self, url: URL, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, str | None, bytes]:
+        assert self._session is not None, "Sender.start() was not called"
+        # aiohttp warns that large raw bytes may block the loop; a file object streams them
+        data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > LARGE_BODY_BYTES else body
+        async with self._session.post(
+            url, data=data, headers=headers, allow_redirects=False
+        ) as response:
+            content = await _read_capped(response.content, RESPONSE_BODY_CAP_BYTES)
+            if not response.content.at_eof():
+                response.close()  # a half-read connection never goes back to the pool
+            return response.status, response.headers.get("Retry-After"), content
+
+
+async def _read_capped(stream: aiohttp.StreamReader, cap_bytes: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < cap_bytes:
+        chunk = await stream.read(cap_bytes - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

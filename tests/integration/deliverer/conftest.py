@@ -1,0 +1,288 @@
+"""Fixtures of the deliverer's integration tests: topics, subscriptions, commands, a running
+deliverer in a thread, and readers of its output topics (real broker, receivers on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from core.ids import delivery_id
+from core.records import (
+    DeadLetter,
+    DeliveryAttempt,
+    DeliveryCommand,
+    DomainEvent,
+    StoredSecret,
+    Subscription,
+    utc_ms,
+)
+from core.secretbox import SecretBox
+from core.signing import generate_secret
+from core.webhook import render_body
+from deliverer.service import Deliverer
+from hookline.codecs import CodecRuntime, open_codec
+from hookline.kafka import producer_config, reader_config
+from hookline.settings import Settings
+from hookline.subscription_log import SubscriptionLog
+from hookline.subscription_table import SubscriptionTable
+from hookline.topics import ensure_topics
+from schemas.records_avro import RecordCodec
+
+LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+@pytest.fixture
+def dsettings(settings: Settings) -> Settings:
+    """Settings for receivers on 127.0.0.1 with a short schedule; topics in place."""
+    tuned = settings.with_changes(
+        allowed_target_networks=LOCAL,
+        delivery_timeout_s=3.0,
+        retry_delays_s=(0.2, 0.2),
+    )
+    ensure_topics(tuned)
+    return tuned
+
+
+@pytest.fixture
+def codec_runtime(dsettings: Settings) -> Iterator[CodecRuntime]:
+    runtime = open_codec(dsettings, client_id="test-deliverer-codec")
+    yield runtime
+    runtime.close()
+
+
+@dataclass
+class Kit:
+    """Writes subscriptions and commands the way the API and the router do."""
+
+    settings: Settings
+    codec: RecordCodec
+    log: SubscriptionLog
+    producer: Producer
+    box: SecretBox
+    table: SubscriptionTable
+    secrets: dict[str, list[str]] = field(default_factory=dict)
+
+    def subscription(
+        self,
+        url: str,
+        *,
+        ordered: bool = False,
+        rate_limit: float | None = None,
+        status: str = "active",
+        previous_secret: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        sub_id = str(uuid.uuid4())
+        secret = generate_secret()
+        now = utc_ms(datetime.now(UTC))
+        stored = [StoredSecret(self.box.seal(secret, subscription_id=sub_id), None)]
+        self.secrets[sub_id] = [secret]
+        if previous_secret is not None:
+            expires = now + timedelta(hours=24)
+            sealed = self.box.seal(previous_secret, subscription_id=sub_id)
+            stored.append(StoredSecret(sealed, expires))
+            self.secrets[sub_id].append(previous_secret)
+        sub = Subscription(
+            id=sub_id,
+            tenant="default",
+            url=url,
+            event_types=("*",),
+            filter={},
+            description="test",
+            headers=dict(headers or {}),
+            rate_limit=rate_limit,
+            ordered=ordered,
+            status=status,  # type: ignore[arg-type]
+            created_at=now,
+            updated_at=now,
+            version=1,
+            secrets=tuple(stored),
+        )
+        self.log.put(sub)
+        assert self.table.wait_for(sub_id, version=1, timeout_s=10)
+        return sub
+
+    def command(
+        self, sub: Subscription, *, data: Mapping[str, object] | None = None
+    ) -> DeliveryCommand:
+        event_id = str(uuid.uuid4())
+        now = utc_ms(datetime.now(UTC))
+        payload = render_body(
+            type="task.created",
+            occurred_at=now,
+            tenant=sub.tenant,
+            subject={"type": "task", "id": "t1"},
+            actor=None,
+            data=data if data is not None else {"id": "t1", "title": "hello"},
+        )
+        return DeliveryCommand(
+            delivery_id=delivery_id(event_id, sub.id),
+            event_id=event_id,
+            event_type="task.created",
+            tenant=sub.tenant,
+            subscription_id=sub.id,
+            occurred_at=now,
+            payload=payload,
+            attempt=0,
+            created_at=now,
+            not_before=None,
+            origin="route",
+            job_id=None,
+            last_error=None,
+        )
+
+    def send(self, commands: Sequence[DeliveryCommand]) -> None:
+        topic = self.settings.topic("deliveries")
+        for command in commands:
+            value = self.codec.encode_delivery_command(command)
+            while True:
+                try:
+                    self.producer.produce(topic, key=command.subscription_id, value=value)
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+        assert self.producer.flush(60) == 0
+
+
+@contextmanager
+def open_kit(settings: Settings, codec: RecordCodec) -> Iterator[Kit]:
+    assert settings.secret_key is not None
+    table = SubscriptionTable(settings, codec, client_id="test-deliverer-table")
+    table.start()
+    assert table.wait_ready(30)
+    log = SubscriptionLog(settings, codec, client_id="test-deliverer-subs")
+    producer = Producer(
+        producer_config(settings, client_id="test-deliverer-commands")
+        | {"message.max.bytes": 8 * 1024 * 1024, "linger.ms": 20}
+    )
+    box = SecretBox.from_base64(settings.secret_key.value)
+    try:
+        yield Kit(settings, codec, log, producer, box, table)
+    finally:
+        producer.flush(10)
+        log.close()
+        table.close()
+
+
+@pytest.fixture
+def kit(dsettings: Settings, codec_runtime: CodecRuntime) -> Iterator[Kit]:
+    with open_kit(dsettings, codec_runtime.codec) as opened:
+        yield opened
+
+
+class RunningDeliverer:
+    """A Deliverer in a thread of this process, stopped (drained) on exit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.registry = CollectorRegistry()
+        self.service = Deliverer(settings, self.registry, client_id=f"test-{uuid.uuid4().hex[:6]}")
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.service.run(self.stopping)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    async def start(self) -> None:
+        self._thread.start()
+        await wait_until(lambda: self.service.ready or self.error is not None, timeout_s=60)
+        assert self.error is None, self.error
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await asyncio.to_thread(self._thread.join, 60)
+        assert not self._thread.is_alive(), "the deliverer did not stop"
+        assert self.error is None, self.error
+
+    def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float:
+        value = self.registry.get_sample_value(name, dict(labels or {}))
+        return 0.0 if value is None else value
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[RunningDeliverer]:
+    deliverer = RunningDeliverer(settings)
+    await deliverer.start()
+    try:
+        yield deliverer
+    finally:
+        await deliverer.stop()
+
+
+async def wait_until(
+    condition: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.05
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(interval_s)
+
+
+class TopicReader:
+    """Reads a whole topic from its start, decoding as it goes (poll without blocking long)."""
+
+    def __init__(self, settings: Settings, topic: str, decode: Callable[[bytes], object]) -> None:
+        self._consumer = Consumer(reader_config(settings, client_id=f"reader-{uuid.uuid4().hex}"))
+        metadata = self._consumer.list_topics(topic, timeout=10)
+        partitions = metadata.topics[topic].partitions
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._decode = decode
+        self.records: list[object] = []
+
+    def read(self) -> list[object]:
+        for message in self._consumer.consume(num_messages=1000, timeout=0):
+            value = message.value()
+            if message.error() is None and value is not None:
+                self.records.append(self._decode(value))
+        return self.records
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@pytest.fixture
+def outputs(dsettings: Settings, codec_runtime: CodecRuntime) -> Iterator[Outputs]:
+    out = Outputs(dsettings, codec_runtime.codec)
+    yield out
+    out.close()
+
+
+class Outputs:
+    """The deliverer's output topics: attempts, dead letters, events."""
+
+    def __init__(self, settings: Settings, codec: RecordCodec) -> None:
+        self._attempts = TopicReader(
+            settings, settings.topic("attempts"), codec.decode_delivery_attempt
+        )
+        self._dead = TopicReader(settings, settings.topic("dead-letters"), codec.decode_dead_letter)
+        self._events = TopicReader(settings, settings.topic("events"), codec.decode_event)
+
+    def attempts(self) -> list[DeliveryAttempt]:
+        return [r for r in self._attempts.read() if isinstance(r, DeliveryAttempt)]
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return [r for r in self._dead.read() if isinstance(r, DeadLetter)]
+
+    def events(self) -> list[DomainEvent]:
+        return [r for r in self._events.read() if isinstance(r, DomainEvent)]
+
+    def close(self) -> None:
+        self._attempts.close()
+        self._dead.close()
+        self._events.close()
