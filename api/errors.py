@@ -1,0 +1,109 @@
+"""Errors of the API package, each one an RFC 9457 problem the middleware renders.
+
+ApiError
+ ├── BadRequest            400 the body is not JSON, or not an object
+ ├── Unauthorized          401 no token, or one that is not known
+ ├── Forbidden             403 a tenant token on an admin-only route
+ ├── NotFound              404 an unknown id, or a record of another tenant
+ ├── PayloadTooLarge       413 a body over the limit
+ ├── InvalidInput          422 fields break their rules; `errors` names each field
+ ├── Unavailable           503 Kafka or PostgreSQL did not answer in time
+ └── ProjectionError       the projector or replayer cannot continue: stop loudly
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+PROBLEM_TYPE_BASE = "https://hookline.dev/problems/"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One invalid field: its path (`url`, `event_types[1]`, `data.title`) and why."""
+
+    field: str
+    message: str
+
+
+class ApiError(Exception):
+    """Root of the API errors; `status`, `slug` and `title` make the problem document."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def problem_type(self) -> str:
+        return PROBLEM_TYPE_BASE + self.slug
+
+
+class BadRequest(ApiError):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+    def __init__(self, kind: str, record_id: str) -> None:
+        super().__init__(f"no {kind} with id {record_id!r}")
+        self.kind = kind
+        self.record_id = record_id
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class InvalidInput(ApiError):
+    status = 422
+    slug = "invalid-input"
+    title = "Invalid input"
+
+    def __init__(self, errors: Sequence[FieldProblem]) -> None:
+        names = ", ".join(e.field for e in errors)
+        super().__init__(f"invalid field(s): {names}")
+        self.errors = tuple(errors)
+
+    @classmethod
+    def one(cls, field: str, message: str) -> InvalidInput:
+        return cls([FieldProblem(field, message)])
+
+
+class Unavailable(ApiError):
+    status = 503
+    slug = "unavailable"
+    title = "Service unavailable"
+
+
+class ProjectionError(Exception):
+    """The projector or the replayer cannot continue (a stop-the-process failure)."""
+
+    def __init__(self, component: str, reason: str) -> None:
+        super().__init__(f"{component}: {reason}")
+        self.component = component
+        self.reason = reason

@@ -1,0 +1,209 @@
+"""The whole story through the API with every service running: create a subscription,
+publish, read the delivery and its attempts in the history, redeliver it (same webhook-id),
+replay three events published before the subscription existed, recover a dead letter."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from api.app import create_app
+from api.projector import Projector
+from api.replayer import Replayer
+from hookline.receiver import Answer, Receiver
+from hookline.settings import Settings
+from hookline.supervisor import Service
+from hookline.topics import ensure_topics
+from tests.conftest import Services
+from tests.integration.api.conftest import Api, drop_schema, make_settings
+
+pytestmark = pytest.mark.integration
+
+router_service = pytest.importorskip("router.service")
+deliverer_service = pytest.importorskip("deliverer.service")
+
+
+@pytest.fixture
+def e2e_settings(services: Services) -> Iterator[Settings]:
+    settings = make_settings(
+        services,
+        allowed_target_networks=(ipaddress.ip_network("127.0.0.0/8"),),
+        delivery_timeout_s=3.0,
+        retry_delays_s=(0.2, 0.2),
+    )
+    ensure_topics(settings)
+    yield settings
+    drop_schema(settings)
+
+
+@pytest.fixture
+def platform(e2e_settings: Settings) -> Iterator[list[Service]]:
+    registry = CollectorRegistry()
+    services: list[Service] = [
+        router_service.Router(e2e_settings, registry),
+        deliverer_service.Deliverer(e2e_settings, registry),
+        Projector(e2e_settings, registry),
+        Replayer(e2e_settings, registry),
+    ]
+    stopping = threading.Event()
+    threads = [threading.Thread(target=s.run, args=(stopping,)) for s in services]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while not all(s.ready for s in services):
+        assert all(t.is_alive() for t in threads), "a service stopped"
+        assert time.monotonic() < deadline, "services not ready in time"
+        time.sleep(0.05)
+    yield services
+    stopping.set()
+    for thread in threads:
+        thread.join(30)
+    assert not any(t.is_alive() for t in threads)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def e2e_api(e2e_settings: Settings, platform: list[Service]) -> AsyncIterator[Api]:
+    app = create_app(e2e_settings, CollectorRegistry())
+    async with TestClient(TestServer(app)) as client:
+        assert e2e_settings.admin_token is not None
+        yield Api(client, e2e_settings.admin_token.value)
+
+
+async def _eventually(check: Callable[[], Any], timeout_s: float = 40.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+def _task(n: int) -> dict[str, Any]:
+    return {
+        "type": "task.created",
+        "subject": {"type": "task", "id": f"t-{n}"},
+        "data": {"id": f"t-{n}", "title": f"Task {n}", "project_id": "p-1"},
+    }
+
+
+async def _delivery(api: Api, event_id: str, status: str) -> dict[str, Any] | None:
+    page = await api.ok("GET", "/v1/deliveries", params={"event_id": event_id})
+    for row in page["data"]:
+        if row["status"] == status:
+            found: dict[str, Any] = await api.ok("GET", f"/v1/deliveries/{row['id']}")
+            return found
+    return None
+
+
+async def _job_done(api: Api, job_id: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        job: dict[str, Any] = await api.ok("GET", f"/v1/jobs/{job_id}")
+        return job if job["status"] != "running" else None
+
+    done: dict[str, Any] = await _eventually(check)
+    return done
+
+
+async def test_the_whole_story(e2e_api: Api) -> None:
+    api = e2e_api
+    async with Receiver(behaviours={"/down": Answer(status=500)}) as receiver:
+        since = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+        # a probe subscription shows when the router has handled the early events, so the
+        # subscription under test really is created after they were routed
+        probe = await api.ok(
+            "POST",
+            "/v1/subscriptions",
+            201,
+            json={"url": receiver.url("/probe"), "event_types": ["task.*"]},
+        )
+        early = [(await api.ok("POST", "/v1/events", 202, json=_task(n)))["id"] for n in range(3)]
+        for early_id in early:
+            await _eventually(partial(_count, receiver, "/probe", early_id, 1))
+        await api.ok("DELETE", f"/v1/subscriptions/{probe['id']}", 204)
+
+        sub = await api.ok(
+            "POST",
+            "/v1/subscriptions",
+            201,
+            json={"url": receiver.url("/ok"), "event_types": ["task.*"]},
+        )
+        receiver.secrets.append(sub["secret"])
+        event_id = (await api.ok("POST", "/v1/events", 202, json=_task(9)))["id"]
+
+        delivered = await _eventually(partial(_delivery, api, event_id, "delivered"))
+        assert delivered["subscription_id"] == sub["id"]
+        assert delivered["attempts"][0]["status_code"] == 200
+        assert [r.webhook_id for r in receiver.on("/ok")] == [event_id]
+        assert all(r.verified for r in receiver.on("/ok"))
+
+        # redeliver: the same webhook-id arrives again, and the history records the attempt
+        await api.ok("POST", f"/v1/deliveries/{delivered['id']}/redeliver", 202)
+        await _eventually(partial(_count, receiver, "/ok", event_id, 2))
+
+        async def two_attempts() -> bool:
+            got = await api.ok("GET", f"/v1/deliveries/{delivered['id']}")
+            return len(got["attempts"]) >= 2
+
+        await _eventually(two_attempts)
+
+        # replay: the three events from before the subscription existed arrive too
+        job = await api.ok(
+            "POST", f"/v1/subscriptions/{sub['id']}/replay", 202, json={"since": since}
+        )
+        done = await _job_done(api, job["id"])
+        assert (done["status"], done["emitted"]) == ("done", 4), done
+        for early_id in early:
+            await _eventually(partial(_count, receiver, "/ok", early_id, 1))
+
+        # recover: a delivery dead-lettered against a failing endpoint succeeds once it is back
+        down = await api.ok(
+            "POST",
+            "/v1/subscriptions",
+            201,
+            json={"url": receiver.url("/down"), "event_types": ["meeting.*"]},
+        )
+        receiver.secrets.append(down["secret"])
+        meeting = (
+            await api.ok(
+                "POST",
+                "/v1/events",
+                202,
+                json={
+                    "type": "meeting.ended",
+                    "subject": {"type": "meeting", "id": "m-1"},
+                    "data": {
+                        "id": "m-1",
+                        "title": "Retro",
+                        "ended_at": "2025-01-01T10:00:00Z",
+                        "attendee_ids": [],
+                    },
+                },
+            )
+        )["id"]
+        dead = await _eventually(partial(_delivery, api, meeting, "dead"))
+        assert len(dead["attempts"]) == 3
+        receiver.behaviours["/down"] = Answer(status=200)
+        job = await api.ok(
+            "POST", f"/v1/subscriptions/{down['id']}/recover", 202, json={"since": since}
+        )
+        done = await _job_done(api, job["id"])
+        assert (done["status"], done["emitted"]) == ("done", 1), done
+        recovered = await _eventually(partial(_delivery, api, meeting, "delivered"))
+        assert recovered["id"] == dead["id"]
+        assert receiver.on("/down")[-1].webhook_id == meeting
+
+
+async def _count(receiver: Receiver, path: str, webhook_id: str, count: int) -> bool:
+    return sum(1 for r in receiver.on(path) if r.webhook_id == webhook_id) >= count

@@ -1,0 +1,115 @@
+"""Subscriptions through the API: create, read, list with cursors, update, rotate, ping,
+delete; every write is readable at once (the API's table read it back)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from api.context import RESOURCES
+from core.secretbox import SecretBox
+from hookline.settings import Settings
+from schemas.records_avro import RecordCodec
+from tests.integration.api.conftest import Api, read_records, subscription_body
+
+pytestmark = pytest.mark.integration
+
+
+async def test_create_read_update_delete(api: Api) -> None:
+    created = await api.ok(
+        "POST",
+        "/v1/subscriptions",
+        201,
+        json=subscription_body(
+            event_types=["task.created", "meeting.*"],
+            filter={"project_id": "p-1"},
+            headers={"X-Team": "blue"},
+            rate_limit=5,
+            ordered=True,
+            tenant="acme",
+        ),
+    )
+    assert created["secret"].startswith("whsec_")
+    assert created["version"] == 1
+    assert created["tenant"] == "acme"
+    path = f"/v1/subscriptions/{created['id']}"
+    read = await api.ok("GET", path)
+    assert "secret" not in read
+    assert read["filter"] == {"project_id": "p-1"}
+    assert read["headers"] == {"X-Team": "blue"}
+    assert read["rate_limit"] == 5.0
+    assert (await api.ok("GET", f"{path}/secret"))["secret"] == created["secret"]
+
+    updated = await api.ok("PATCH", path, json={"status": "paused", "rate_limit": None})
+    assert updated["status"] == "paused"
+    assert updated["rate_limit"] is None
+    assert updated["version"] == 2
+    assert updated["url"] == created["url"]
+    assert (await api.ok("GET", path))["status"] == "paused"
+
+    await api.ok("DELETE", path, 204)
+    assert (await api.call("GET", path)).status == 404
+
+
+async def test_rotation_keeps_the_old_secret_for_a_day(api: Api, api_settings: Settings) -> None:
+    created = await api.ok("POST", "/v1/subscriptions", 201, json=subscription_body())
+    path = f"/v1/subscriptions/{created['id']}"
+    rotated = await api.ok("POST", f"{path}/rotate-secret")
+    assert rotated["secret"] != created["secret"]
+    assert rotated["version"] == 2
+    assert (await api.ok("GET", f"{path}/secret"))["secret"] == rotated["secret"]
+
+    sub = api.client.app[RESOURCES].subscriptions.get(created["id"])
+    assert sub is not None
+    assert api_settings.secret_key is not None
+    box = SecretBox.from_base64(api_settings.secret_key.value)
+    opened = {box.open(s.ciphertext, subscription_id=sub.id): s.expires_at for s in sub.secrets}
+    assert opened[rotated["secret"]] is None
+    expires = opened[created["secret"]]
+    assert expires is not None
+    assert abs(expires - (datetime.now(UTC) + timedelta(hours=24))) < timedelta(minutes=1)
+    # ciphertexts are bound to the subscription, never stored in the clear
+    assert all(created["secret"].encode() not in s.ciphertext for s in sub.secrets)
+
+
+async def test_list_pages_with_a_cursor(api: Api) -> None:
+    token = await api.tenant_token("pager")
+    ids = [
+        (await api.ok("POST", "/v1/subscriptions", 201, json=subscription_body(), token=token))[
+            "id"
+        ]
+        for _ in range(5)
+    ]
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        page = await api.ok("GET", "/v1/subscriptions", params=params, token=token)
+        assert len(page["data"]) <= 2
+        seen += [s["id"] for s in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids
+
+
+async def test_ping_sends_a_webhook_ping_command(api: Api, api_settings: Settings) -> None:
+    created = await api.ok("POST", "/v1/subscriptions", 201, json=subscription_body())
+    sent = await api.ok("POST", f"/v1/subscriptions/{created['id']}/test", 202)
+    codec: RecordCodec = api.client.app[RESOURCES].codec.codec
+    records = read_records(api_settings, api_settings.topic("deliveries"), count=1)
+    commands = [codec.decode_delivery_command(r.value() or b"") for r in records]
+    ping = next(c for c in commands if c.delivery_id == sent["delivery_id"])
+    assert ping.event_type == "webhook.ping"
+    assert ping.origin == "test"
+    assert ping.subscription_id == created["id"]
+    assert b'"data":{"subscription_id":"' + created["id"].encode() in ping.payload
+
+
+async def test_event_types_lists_the_catalog(api: Api) -> None:
+    catalog = await api.ok("GET", "/v1/event-types")
+    names = {entry["name"] for entry in catalog["data"]}
+    assert {"task.created", "task.assigned", "meeting.ended", "webhook.ping"} <= names
+    task = next(e for e in catalog["data"] if e["name"] == "task.created")
+    assert task["schema"]["properties"]["title"] == {"type": "string"}

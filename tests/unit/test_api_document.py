@@ -1,0 +1,73 @@
+"""Unit tests of the API's request definitions and its OpenAPI document: one source for both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from api.app import create_app
+from api.bodies import build_bodies
+from api.context import DOCUMENT
+from api.errors import InvalidInput
+from api.routes import operations
+from hookline.settings import Secret, Settings
+from schemas.catalog import load_catalog
+
+CATALOG = load_catalog()
+BODIES = build_bodies(CATALOG.names(), ())
+
+
+def _document() -> dict[str, Any]:
+    settings = Settings(
+        kafka_bootstrap="127.0.0.1:9",
+        database_url=Secret("postgresql://nowhere/db"),
+        admin_token=Secret("x" * 20),
+        secret_key=Secret("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+    )
+    app = create_app(settings, CollectorRegistry())  # building never connects
+    document: dict[str, Any] = orjson.loads(app[DOCUMENT])
+    return document
+
+
+def test_every_route_is_documented_with_its_errors() -> None:
+    document = _document()
+    assert document["openapi"] == "3.1.0"
+    ops = operations(BODIES, {})
+    for op in ops:
+        entry = document["paths"][op.path][op.method.lower()]
+        codes = set(entry["responses"])
+        assert {str(c) for c in op.answers} <= codes
+        if not op.public:
+            assert "401" in codes
+        else:
+            assert entry["security"] == []
+        if op.body is not None:
+            assert {"400", "413", "422"} <= codes
+        if "{" in op.path:
+            assert "404" in codes
+
+
+def test_the_document_uses_the_catalog_and_field_rules() -> None:
+    schemas = _document()["components"]["schemas"]
+    create = schemas["SubscriptionCreate"]
+    assert create["required"] == ["url", "event_types"]
+    assert create["additionalProperties"] is False
+    assert create["properties"]["url"]["maxLength"] == 2048
+    enum = create["properties"]["event_types"]["items"]["enum"]
+    assert {"*", "task.*", "task.created"} <= set(enum)
+    variants = schemas["EventPublish"]["oneOf"]
+    assert {v["properties"]["type"]["const"] for v in variants} == set(CATALOG.names())
+
+
+def test_parsing_names_every_bad_field() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        BODIES.create_subscription.parse(
+            {"url": "gopher://x", "event_types": ["nope"], "rate_limit": -1, "odd": 1}
+        )
+    assert {e.field for e in caught.value.errors} == {"url", "event_types[0]", "rate_limit", "odd"}
+    parsed = BODIES.update_subscription.parse({"ordered": True})
+    assert parsed.get(BODIES.sub.ordered) is True
+    assert BODIES.sub.url not in parsed
