@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="the local Kafka and PostgreSQL")
     stack.add_argument("action", choices=["start", "stop"])
     _add_setting_flags(stack)
+    up = sub.add_parser("up", help="the whole platform in one process")
+    _add_setting_flags(up)
+
     docs = sub.add_parser("docs", help="regenerate docs/events.md from schemas/")
     docs.add_argument("--output", default="docs/events.md")
     _add_setting_flags(docs)
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-SERVICE_PACKAGES = ("producers", "router", "deliverer", "api")
+SERVICE_PACKAGES = ("producers", "router", "deliverer", "api", "bench")
 
 
 def _load_commands() -> None:

@@ -49,6 +49,35 @@ def stack_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("up")
+def up_command(args: argparse.Namespace, settings: Settings) -> int:
+    from hookline.supervisor import stop_on_signals
+    from hookline.up import (
+        configure_logging,
+        prepare,
+        single_instance,
+        start_platform,
+        stop_platform,
+    )
+
+    configure_logging()
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    with single_instance(local_data_dir(settings), f"API at {api}"):
+        settings = prepare(settings)
+        platform = start_platform(settings)
+        stop_on_signals(platform.supervisor.stopping)
+        token = settings.admin_token.value if settings.admin_token else "(unset)"
+        print(f"hookline is up: API at {platform.api_url}")
+        print(f"  admin token   {token}")
+        print(f"  kafka         {settings.kafka_bootstrap}")
+        header = f"Authorization: Bearer {token}"
+        print(f"  try           curl -H '{header}' {platform.api_url}/v1/event-types")
+        print("Ctrl-C or SIGTERM stops it.", flush=True)
+        platform.supervisor.stopping.wait()
+        print("stopping: draining in-flight work...", flush=True)
+        return stop_platform(platform)
+
+
 @command("docs")
 def docs_command(args: argparse.Namespace, settings: Settings) -> int:
     from schemas.catalog import load_catalog
@@ -62,9 +91,41 @@ def docs_command(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("demo")
 def demo_command(args: argparse.Namespace, settings: Settings) -> int:
-    settings = resolve_infrastructure(settings)
-    print(f"kafka     {settings.kafka_bootstrap}")
-    print("postgres  ready")
-    report = ensure_topics(settings)
-    print(f"topics    {len(report.created)} created, {len(report.existing)} already there")
-    return 0
+    import asyncio
+
+    from hookline.demo import demo_settings, run_story
+    from hookline.up import (
+        configure_logging,
+        prepare,
+        single_instance,
+        start_platform,
+        stop_platform,
+    )
+
+    configure_logging()
+    folder = local_data_dir(settings)
+    started_stack = settings.kafka_bootstrap is None and not _stack_running(folder)
+    try:
+        with single_instance(folder, "hookline demo"):
+            if started_stack:
+                print("starting a local Kafka and PostgreSQL...", flush=True)
+            settings = demo_settings(prepare(settings))
+            print(f"kafka     {settings.kafka_bootstrap}   postgres ready")
+            platform = start_platform(settings)
+            print(f"platform  API at {platform.api_url} (router, deliverer, projector, replayer)")
+            print("          retries shortened to 1 s, 2 s, 4 s for the demo")
+            try:
+                ok = asyncio.run(run_story(platform))
+            finally:
+                code = stop_platform(platform)
+    finally:
+        if started_stack:
+            stop_stack(folder)
+    return 0 if ok and code == 0 else 1
+
+
+def _stack_running(folder: Path) -> bool:
+    from hookline.localstack.process import pid_alive, read_state
+
+    state = read_state(folder / "kafka" / "state.json")
+    return state is not None and pid_alive(int(state["pid"]))
