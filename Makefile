@@ -7,10 +7,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test unit integration check lint format typecheck demo up stack-stop deps system-deps clean
+.PHONY: test chaos unit integration check lint format typecheck demo up stack-stop deps system-deps clean
 
 test: deps ## the whole suite, starting Kafka and PostgreSQL when none is configured
 	$(BIN)/pytest
+
+chaos: deps ## fault injection under load on its own Kafka and PostgreSQL (~8 min)
+	$(BIN)/pytest tests/chaos -m chaos
 
 unit: deps
 	$(BIN)/pytest tests/unit

@@ -1,7 +1,10 @@
 """The deliverer's Kafka side, driven from its event loop thread with non-blocking calls only.
 
-One consumer (group `<prefix>.deliverer`) reads `deliveries` and every `retry.<tier>`; one
-idempotent producer writes attempts, retries and dead letters. A retry not yet due pauses
+One consumer (group `<prefix>.deliverer`) reads `deliveries`, another (group
+`<prefix>.deliverer.retries`) every `retry.<tier>`: in one group the assignor balances the
+count of partitions over all seven topics, and could give one process every `deliveries`
+partition and another only idle tiers. One idempotent producer writes attempts, retries and
+dead letters. A retry not yet due pauses
 its partition and seeks back to it, so that tier partition waits without holding up any
 other. Offsets are committed per partition up to the first command whose outputs are not
 yet acknowledged (`core.lanes.PartitionOffsets`); on revoke the finished prefix is committed,
@@ -82,6 +85,14 @@ class KafkaIO:
             )
             | {"logger": log}
         )
+        self._tier_consumer = Consumer(
+            consumer_config(
+                settings,
+                group_id=f"{settings.topic_prefix}.deliverer.retries",
+                client_id=f"{client_id}-retries",
+            )
+            | {"logger": log}
+        )
         self._producer = Producer(
             producer_config(settings, client_id=client_id)
             | {"message.max.bytes": MAX_MESSAGE_BYTES, "logger": log}
@@ -96,18 +107,26 @@ class KafkaIO:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def subscribe(self) -> None:
-        self._consumer.subscribe(
-            [self.deliveries, *self.tier_topics],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
+        for consumer, topics in (
+            (self._consumer, [self.deliveries]),
+            (self._tier_consumer, list(self.tier_topics)),
+        ):
+            consumer.subscribe(
+                topics,
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+
+    def _consumer_of(self, topic: str) -> Consumer:
+        return self._tier_consumer if topic in self.tier_topics else self._consumer
 
     def close(self) -> None:
-        """Flush outputs, commit the finished prefix, leave the group."""
+        """Flush outputs, commit the finished prefix, leave the groups."""
         self._producer.flush(30)
         self.commit(sync=True)
         self._consumer.close()
+        self._tier_consumer.close()
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -115,7 +134,9 @@ class KafkaIO:
         """Whatever is ready now (never blocks); serves rebalance callbacks too."""
         polled: list[Polled] = []
         now = datetime.now(UTC)
-        for message in self._consumer.consume(num_messages=max_messages, timeout=0):
+        messages = self._consumer.consume(num_messages=max_messages, timeout=0)
+        messages += self._tier_consumer.consume(num_messages=max_messages, timeout=0)
+        for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
@@ -151,7 +172,7 @@ class KafkaIO:
 
     def _hold(self, tp: TP, offset: int, due: datetime) -> None:
         self.pause(tp, "hold")
-        self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
+        self._tier_consumer.seek(TopicPartition(tp[0], tp[1], offset))
         self._holds[tp] = due
 
     # -- flow control ------------------------------------------------------------------------
@@ -161,7 +182,7 @@ class KafkaIO:
             return
         reasons = self._paused.setdefault(tp, set())
         if not reasons:
-            self._consumer.pause([TopicPartition(*tp)])
+            self._consumer_of(tp[0]).pause([TopicPartition(*tp)])
         reasons.add(reason)
         self._metrics.paused_partitions.set(len(self._paused))
 
@@ -173,7 +194,7 @@ class KafkaIO:
         if not reasons:
             del self._paused[tp]
             if tp in self._offsets:
-                self._consumer.resume([TopicPartition(*tp)])
+                self._consumer_of(tp[0]).resume([TopicPartition(*tp)])
         self._metrics.paused_partitions.set(len(self._paused))
 
     def pause_all(self, reason: str) -> None:
@@ -228,23 +249,27 @@ class KafkaIO:
 
     def commit(self, *, sync: bool, only: Iterable[TP] | None = None) -> None:
         chosen = self._offsets.keys() if only is None else list(only)
-        commits: list[TopicPartition] = []
+        commits: dict[bool, list[TopicPartition]] = {False: [], True: []}  # by "is a tier"
         for tp in chosen:
             offsets = self._offsets.get(tp)
             position = None if offsets is None else offsets.to_commit()
             if offsets is not None and position is not None:
-                commits.append(TopicPartition(tp[0], tp[1], position))
+                commits[tp[0] in self.tier_topics].append(TopicPartition(tp[0], tp[1], position))
                 offsets.committed(position)
-        if not commits:
-            return
-        try:
-            if sync:
-                self._consumer.commit(offsets=commits, asynchronous=False)
-            else:
-                self._consumer.commit(offsets=commits, asynchronous=True)
-        except KafkaException as exc:
-            # the next commit covers it; a lost commit only means redelivery (at least once)
-            log.warning("deliverer commit failed: %s", exc)
+        for consumer, tps in (
+            (self._consumer, commits[False]),
+            (self._tier_consumer, commits[True]),
+        ):
+            if not tps:
+                continue
+            try:
+                if sync:
+                    consumer.commit(offsets=tps, asynchronous=False)
+                else:
+                    consumer.commit(offsets=tps, asynchronous=True)
+            except KafkaException as exc:
+                # the next commit covers it; a lost commit only means redelivery (at least once)
+                log.warning("deliverer commit failed: %s", exc)
 
     # -- rebalance callbacks run inside consume(), on the loop thread --------------------------
 
@@ -278,8 +303,8 @@ class KafkaIO:
                 continue
             tp = TopicPartition(topic, partition)
             try:
-                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-                position = self._consumer.position([tp])[0].offset
+                low, high = self._tier_consumer.get_watermark_offsets(tp, cached=True)
+                position = self._tier_consumer.position([tp])[0].offset
             except KafkaException:
                 continue
             if high >= 0:

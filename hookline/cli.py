@@ -118,7 +118,11 @@ def _load_commands() -> None:
 
     importlib.import_module("hookline.commands")
     for package in SERVICE_PACKAGES:
-        if importlib.util.find_spec(f"{package}.cli") is not None:
+        try:
+            found = importlib.util.find_spec(f"{package}.cli")
+        except ModuleNotFoundError:  # the package itself is not installed (e.g. bench)
+            continue
+        if found is not None:
             importlib.import_module(f"{package}.cli")
 
 

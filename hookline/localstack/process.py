@@ -23,7 +23,13 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """True when a server could listen on `port` now.
+
+    SO_REUSEADDR, as the servers themselves bind (the JVM, PostgreSQL): connections of a
+    server that just died linger in TIME_WAIT on its port, and would otherwise make its port
+    look taken, so a restarted broker moved to new ports under its clients' feet."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

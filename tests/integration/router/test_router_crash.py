@@ -68,7 +68,7 @@ def test_kill_9_mid_stream_then_restart_gives_every_command_exactly_once(
     with (tmp_path / "first.log").open("wb") as log:
         first = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
         try:
-            commands_reader.wait_for(lambda: len(commands_reader.messages) > 0, timeout_s=60)
+            commands_reader.wait_for(lambda: len(commands_reader.messages) > 0, timeout_s=120)
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(10)

@@ -1,0 +1,81 @@
+"""The `hookline` command as a user meets it: what it prints, its exit codes, and one plain
+line on stderr (never a traceback) for a mistake the user can fix."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+
+import pytest
+
+from tests.conftest import REPO, Services
+from tests.e2e.conftest import HOOKLINE
+
+pytestmark = pytest.mark.e2e
+
+
+def _run(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`hookline argv…` with no HOOKLINE_* setting from the caller's environment but `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
+    return subprocess.run(
+        [HOOKLINE, *argv],
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_topics_ensure_creates_then_reports_ok(services: Services) -> None:
+    prefix = f"cli{uuid.uuid4().hex[:8]}"
+    env = {
+        "HOOKLINE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "HOOKLINE_TOPIC_PREFIX": prefix,
+        "HOOKLINE_PARTITIONS": "1",
+        "HOOKLINE_REPLICATION_FACTOR": "1",
+        "HOOKLINE_MIN_INSYNC_REPLICAS": "1",
+    }
+    first = _run("topics", "ensure", **env)
+    assert first.returncode == 0, first
+    created = first.stdout.splitlines()
+    assert created
+    assert all(re.fullmatch(rf"created +{prefix}\.\S+", line) for line in created), created
+    assert f"{prefix}.events" in {line.split()[1] for line in created}
+
+    again = _run("topics", "ensure", **env)
+    assert again.returncode == 0, again
+    ok = again.stdout.splitlines()
+    assert all(re.fullmatch(rf"ok +{prefix}\.\S+", line) for line in ok), ok
+    assert {line.split()[1] for line in ok} == {line.split()[1] for line in created}
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable() -> None:
+    line = _one_error_line(_run("up", HOOKLINE_API_PORT="abc"))
+    assert "HOOKLINE_API_PORT" in line
+
+
+def test_a_service_refuses_to_start_without_kafka() -> None:
+    line = _one_error_line(_run("router"))
+    assert "HOOKLINE_KAFKA_BOOTSTRAP" in line
+
+
+def test_stack_start_reuses_the_running_test_stack(services: Services) -> None:
+    if services.how != "local stack":
+        pytest.skip(f"the test services come from {services.how}, not the local stack")
+    result = _run("stack", "start", HOOKLINE_DATA_DIR=str(REPO / ".hookline" / "test"))
+    assert result.returncode == 0, result
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("running: "), result.stdout  # reused, not started (never stopped)
+    assert f"kafka {services.kafka_bootstrap}" in first
+    assert f"export HOOKLINE_KAFKA_BOOTSTRAP={services.kafka_bootstrap}" in result.stdout
