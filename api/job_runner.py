@@ -19,11 +19,10 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from api.history import recoverable, stored_command_sync
 from api.reissue import reissue_command
+from core.commands import event_body, new_command
 from core.delivery_status import RECOVERABLE
-from core.ids import delivery_id
 from core.records import DeliveryCommand, DomainEvent, Job, Subscription, utc_ms
 from core.replay import selects
-from core.webhook import render_body
 from hookline.kafka import reader_config
 from hookline.settings import Settings
 from hookline.subscription_table import SubscriptionTable
@@ -265,26 +264,6 @@ class JobRunner:
 
 def _command_for(event: DomainEvent, sub: Subscription, job_id: str) -> DeliveryCommand:
     """The command the router would have made, marked as a replay of `job_id`."""
-    payload = render_body(
-        type=event.type,
-        occurred_at=event.occurred_at,
-        tenant=event.tenant,
-        subject={"type": event.subject.type, "id": event.subject.id},
-        actor=None if event.actor is None else {"type": event.actor.type, "id": event.actor.id},
-        data=event.data,
-    )
-    return DeliveryCommand(
-        delivery_id=delivery_id(event.id, sub.id),
-        event_id=event.id,
-        event_type=event.type,
-        tenant=event.tenant,
-        subscription_id=sub.id,
-        occurred_at=event.occurred_at,
-        payload=payload,
-        attempt=0,
-        created_at=_now(),
-        not_before=None,
-        origin="replay",
-        job_id=job_id,
-        last_error=None,
+    return new_command(
+        event, sub.id, payload=event_body(event), now=_now(), origin="replay", job_id=job_id
     )

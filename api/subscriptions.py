@@ -28,11 +28,10 @@ from api.context import (
 from api.errors import ApiError, Unavailable
 from api.fields import Parsed
 from api.views import subscription_view
+from core.commands import event_body, new_command
 from core.cursors import decode_cursor, encode_cursor
-from core.ids import delivery_id
-from core.records import DeliveryCommand, FilterValue, Ref, StoredSecret, Subscription, utc_ms
+from core.records import DomainEvent, FilterValue, Ref, StoredSecret, Subscription, utc_ms
 from core.signing import generate_secret
-from core.webhook import render_body
 
 ROTATION_OVERLAP: Final = timedelta(hours=24)
 PING: Final = "webhook.ping"
@@ -193,30 +192,16 @@ async def ping(request: web.Request) -> web.Response:
     res = resources(request)
     event_id = str(uuid.uuid4())
     now = _now()
-    subject = Ref("subscription", sub.id)
-    payload = render_body(
+    event = DomainEvent(
+        id=event_id,
         type=PING,
-        occurred_at=now,
         tenant=sub.tenant,
-        subject={"type": subject.type, "id": subject.id},
+        occurred_at=now,
+        subject=Ref("subscription", sub.id),
         actor=None,
         data={"subscription_id": sub.id},
     )
-    command = DeliveryCommand(
-        delivery_id=delivery_id(event_id, sub.id),
-        event_id=event_id,
-        event_type=PING,
-        tenant=sub.tenant,
-        subscription_id=sub.id,
-        occurred_at=now,
-        payload=payload,
-        attempt=0,
-        created_at=now,
-        not_before=None,
-        origin="test",
-        job_id=None,
-        last_error=None,
-    )
+    command = new_command(event, sub.id, payload=event_body(event), now=now, origin="test")
     await res.producer.send(
         settings(request).topic("deliveries"),
         key=sub.id,

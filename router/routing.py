@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from core.ids import delivery_id
+from core.commands import event_body, new_command
 from core.records import DeadLetter, DeliveryCommand, DomainEvent, Subscription
-from core.webhook import render_body
 from schemas.errors import UndecodableRecord, UnknownWriterSchema
 
 REASON_UNDECODABLE = "undecodable event"
@@ -24,32 +23,8 @@ def commands_for(
     """One command per subscription; the delivery id is derived from (event id, subscription id)."""
     if not subscriptions:
         return []
-    payload = render_body(
-        type=event.type,
-        occurred_at=event.occurred_at,
-        tenant=event.tenant,
-        subject={"type": event.subject.type, "id": event.subject.id},
-        actor=None if event.actor is None else {"type": event.actor.type, "id": event.actor.id},
-        data=event.data,
-    )
-    return [
-        DeliveryCommand(
-            delivery_id=delivery_id(event.id, sub.id),
-            event_id=event.id,
-            event_type=event.type,
-            tenant=event.tenant,
-            subscription_id=sub.id,
-            occurred_at=event.occurred_at,
-            payload=payload,
-            attempt=0,
-            created_at=now,
-            not_before=None,
-            origin="route",
-            job_id=None,
-            last_error=None,
-        )
-        for sub in subscriptions
-    ]
+    payload = event_body(event)
+    return [new_command(event, sub.id, payload=payload, now=now) for sub in subscriptions]
 
 
 def undecodable_letter(
