@@ -1,0 +1,164 @@
+"""Processes of the end-to-end benchmark: the receiver, `hookline router` and `hookline deliverer`.
+
+Each runs as its own OS process with the scenario's settings in its environment, its output
+in a log file under `.hookline/bench/logs/`. With `profile_dir` set, the router and the
+deliverers run under pyinstrument and leave an HTML profile there when they stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Final
+
+import orjson
+
+from bench.deliverer import _free_port as free_port
+from hookline.settings import Settings, env_name
+
+LOGS_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench" / "logs"
+STOP_TIMEOUT_S: Final = 60.0
+HOOKLINE_SCRIPT: Final = Path(sys.executable).parent / "hookline"
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a `hookline <service>` process these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
+    assert settings.kafka_bootstrap is not None
+    assert settings.secret_key is not None
+    values = {
+        "kafka_bootstrap": settings.kafka_bootstrap,
+        "secret_key": settings.secret_key.value,
+        "topic_prefix": settings.topic_prefix,
+        "partitions": str(settings.partitions),
+        "replication_factor": str(settings.replication_factor),
+        "min_insync_replicas": str(settings.min_insync_replicas),
+        "allowed_target_networks": ",".join(str(n) for n in settings.allowed_target_networks),
+        "delivery_timeout_s": str(settings.delivery_timeout_s),
+        "data_dir": str(settings.data_dir),
+        "lane_concurrency": str(settings.lane_concurrency),
+        "max_in_flight": str(settings.max_in_flight),
+    }
+    env.update({env_name(name): value for name, value in values.items()})
+    env["HOOKLINE_LOG_LEVEL"] = os.environ.get("HOOKLINE_LOG_LEVEL", "WARNING")
+    return env
+
+
+@dataclass(slots=True)
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def check(self) -> None:
+        """Raise when the process has exited (the benchmark cannot go on without it)."""
+        code = self.popen.poll()
+        if code is not None:
+            raise RuntimeError(f"{self.name} exited with {code}; see {self.log.name}")
+
+    def stop(self) -> int:
+        """SIGTERM (the services drain and commit), then wait; kill if stuck."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            code = self.popen.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            code = self.popen.wait()
+        self.log.close()
+        return code
+
+
+def start_receiver(hang_s: float) -> tuple[Process, str]:
+    """The bench receiver in its own process; returns it and its base URL."""
+    LOGS_DIR.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "bench.e2e_receiver", "--port", str(port), "--hang-s", str(hang_s)],
+        stdout=subprocess.PIPE,
+    )
+    assert popen.stdout is not None
+    line = popen.stdout.readline().decode()
+    if "listening" not in line:
+        popen.kill()
+        raise RuntimeError(f"the bench receiver did not start: {line!r}")
+    return Process("receiver", popen, popen.stdout), f"http://127.0.0.1:{port}"
+
+
+def start_service(
+    command: str, settings: Settings, name: str, *, profile_dir: Path | None = None
+) -> tuple[Process, int]:
+    """`hookline <command>` with a metrics port; returns it and the port."""
+    LOGS_DIR.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    # the console script: `python -m hookline.cli` would register sub-commands in a second
+    # copy of the module, not in the `__main__` that parses the arguments
+    argv = [sys.executable, str(HOOKLINE_SCRIPT)]
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        html = str(profile_dir / f"{name}.html")
+        argv = [sys.executable, "-m", "pyinstrument", "-r", "html", "-o", html, *argv[1:]]
+    argv += [command, "--metrics-port", str(port)]
+    log = (LOGS_DIR / f"{settings.topic_prefix}-{name}.log").open("wb")
+    popen = subprocess.Popen(argv, env=service_env(settings), stdout=log, stderr=log)
+    return Process(name, popen, log), port
+
+
+def get_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - our own receiver
+        return orjson.loads(response.read())
+
+
+def metric(port: int, name: str) -> float:
+    """One unlabelled sample from a service's Prometheus endpoint (0 when absent)."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+@dataclass(slots=True)
+class CounterWatch:
+    """Samples a counter every `interval_s` in a thread: (monotonic time, value) pairs."""
+
+    port: int
+    name: str
+    interval_s: float = 0.05
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="bench-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.samples.append((time.monotonic(), metric(self.port, self.name)))
+            except OSError:
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def rate(self, start_value: float, end_value: float) -> float:
+        """Per second, from the first sample above `start_value` to the first at `end_value`."""
+        first = next(((t, v) for t, v in self.samples if v > start_value), None)
+        last = next(((t, v) for t, v in self.samples if v >= end_value), None)
+        if first is None or last is None or last[0] <= first[0]:
+            return float("nan")
+        # the first sample above start already counts work done since the sample before it
+        before = max((s for s in self.samples if s[0] < first[0]), default=first)
+        return (last[1] - before[1]) / (last[0] - before[0])

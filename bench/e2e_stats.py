@@ -1,0 +1,112 @@
+"""Figures of one end-to-end benchmark phase, from the receiver's first arrivals.
+
+Latency is first-attempt latency: the arrival of the first request carrying an event's
+webhook-id minus the event's `occurred_at` (the body's `timestamp`). Deliveries are first
+arrivals on paths answering 200 (`/ok/...`); the window runs from the first publish to the
+last such arrival. "Healthy" means the subscriptions that are healthy in every scenario
+(index >= the bad count), so their figures compare across scenarios.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from bench.e2e_receiver import kind_of
+
+Row = tuple[str, float, str | None]  # path, arrival (unix s), body timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """One phase's events: ids, the subscription index each goes to, and the timing."""
+
+    ids: list[str]
+    subs: list[int]
+    started_s: float  # time.time() of the first publish
+    publish_s: float  # seconds to publish (and flush) them all
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+    @staticmethod
+    def of(values_ms: Sequence[float]) -> Latency:
+        if not values_ms:
+            nan = float("nan")
+            return Latency(nan, nan, nan, nan)
+        ordered = sorted(values_ms)
+
+        def at(q: float) -> float:
+            return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 1)
+
+        return Latency(at(0.50), at(0.95), at(0.99), round(ordered[-1], 1))
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStats:
+    events: int
+    publish_per_s: float
+    deliveries: int
+    deliveries_per_s: float
+    missing: int  # events whose first attempt never arrived
+    latency_ms: Latency
+    healthy_deliveries_per_s: float
+    healthy_latency_ms: Latency
+    router_events_per_s: float
+    load_average: tuple[float, float, float]
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _rate(count: int, started_s: float, arrivals: Sequence[float]) -> float:
+    if not arrivals:
+        return 0.0
+    return round(count / max(max(arrivals) - started_s, 1e-9), 1)
+
+
+def phase_stats(
+    rows: Mapping[str, Row],
+    published: Published,
+    *,
+    bad_count: int,
+    router_events_per_s: float,
+    load_average: tuple[float, float, float],
+) -> PhaseStats:
+    latencies: list[float] = []
+    healthy_latencies: list[float] = []
+    delivered_at: list[float] = []
+    healthy_at: list[float] = []
+    missing = 0
+    for event_id, sub in zip(published.ids, published.subs, strict=True):
+        row = rows.get(event_id)
+        if row is None or row[2] is None:
+            missing += 1
+            continue
+        path, arrived_s, timestamp = row[0], row[1], row[2]
+        latency_ms = (arrived_s - datetime.fromisoformat(timestamp).timestamp()) * 1000
+        latencies.append(latency_ms)
+        if kind_of(path) == "ok":
+            delivered_at.append(arrived_s)
+        if sub >= bad_count:
+            healthy_latencies.append(latency_ms)
+            healthy_at.append(arrived_s)
+    return PhaseStats(
+        events=len(published.ids),
+        publish_per_s=round(len(published.ids) / max(published.publish_s, 1e-9), 1),
+        deliveries=len(delivered_at),
+        deliveries_per_s=_rate(len(delivered_at), published.started_s, delivered_at),
+        missing=missing,
+        latency_ms=Latency.of(latencies),
+        healthy_deliveries_per_s=_rate(len(healthy_at), published.started_s, healthy_at),
+        healthy_latency_ms=Latency.of(healthy_latencies),
+        router_events_per_s=round(router_events_per_s, 1),
+        load_average=load_average,
+    )
