@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_MAX_EVENTS: Final = 1000
 DEFAULT_BATCH_MAX_S: Final = 0.05
 TRANSACTION_TIMEOUT_S: Final = 30.0
+ABORT_PATIENCE_S: Final = 120.0
 TABLE_READY_TIMEOUT_S: Final = 120.0
 BARRIER_TIMEOUT_S: Final = 10.0
 LAG_EVERY_S: Final = 1.0
@@ -282,7 +283,9 @@ class _RoutingLoop:
             error = message.error()
             if error is None:
                 self._route_one(message, batch, index, now)
-            elif error.fatal():
+            elif error.fatal() or error.code() == KafkaError._FATAL:
+                # e.g. a static member fenced by another with the same instance id: this
+                # consumer will never fetch again, so stop loudly rather than idle forever
                 raise KafkaException(error)
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("router: consume: %s", error.str())
@@ -378,15 +381,24 @@ class _RoutingLoop:
 
     def _abort(self) -> None:
         assert self._producer is not None
-        try:
-            self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if not error.fatal():
+        # A paused or restarting broker makes abort time out with a retriable error; the
+        # abort may be retried (librdkafka's contract), so wait the outage out, bounded.
+        deadline = time.monotonic() + ABORT_PATIENCE_S
+        while True:
+            try:
+                self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.fatal():
+                    self._in_transaction = False
+                    self._replace_producer(error)
+                    return
+                if error.retriable() and time.monotonic() < deadline:
+                    log.warning("router: retrying an abort: %s", error.str())
+                    continue
                 raise
             self._in_transaction = False
-            self._replace_producer(error)
-        self._in_transaction = False
+            return
 
     def _replace_producer(self, error: KafkaError) -> None:
         """A fatal producer error: stop if fenced (a newer instance owns our id), else renew."""
