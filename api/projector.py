@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE: Final = 1000
 POLL_TIMEOUT_S: Final = 0.2
+RECONNECT_PATIENCE_S: Final = 120.0
+RECONNECT_INTERVAL_S: Final = 0.5
 
 
 class Projector:
@@ -90,7 +92,7 @@ class Projector:
         return self._ready.is_set()
 
     def run(self, stopping: threading.Event) -> None:
-        conn = connect(self._settings)
+        conn = self._connect(stopping)
         self._conn = conn
         runtime: CodecRuntime | None = None
         consumer: Consumer | None = None
@@ -115,7 +117,15 @@ class Projector:
             while not stopping.is_set():
                 messages = consumer.consume(num_messages=BATCH_SIZE, timeout=POLL_TIMEOUT_S)
                 if messages:
-                    self._handle(runtime, producer, messages)
+                    try:
+                        self._handle(runtime, producer, messages)
+                    except psycopg.OperationalError as exc:
+                        # PostgreSQL restarted: the batch rolled back with its offsets, so
+                        # reconnect and re-read from the offsets the database holds
+                        log.warning("projector: database connection lost: %s", exc)
+                        conn.close()
+                        conn = self._conn = self._connect(stopping)
+                        self._rewind(consumer)
                 if self._assigned_once and not self._behind:
                     self._ready.set()
         finally:
@@ -125,7 +135,27 @@ class Projector:
                 producer.flush(10)
             if runtime is not None:
                 runtime.close()
-            conn.close()
+            if self._conn is not None:
+                self._conn.close()
+
+    def _connect(self, stopping: threading.Event) -> psycopg.Connection[object]:
+        """Connect, waiting out a database that is (re)starting, for a bounded time."""
+        deadline = time.monotonic() + RECONNECT_PATIENCE_S
+        while True:
+            try:
+                return connect(self._settings)
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline or stopping.is_set():
+                    raise ProjectionError("projector", f"database unreachable: {exc}") from exc
+                log.warning("projector: waiting for the database: %s", exc)
+                time.sleep(RECONNECT_INTERVAL_S)
+
+    def _rewind(self, consumer: Consumer) -> None:
+        assert self._conn is not None
+        stored = stored_offsets(self._conn, list(self._topics))
+        for tp in consumer.assignment():
+            offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     # -- rebalance callbacks run inside consume(), on this thread --------------------------
 

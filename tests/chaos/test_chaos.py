@@ -281,10 +281,6 @@ ROUTER_ABORT_TIMEOUT: Final = (
     "router exits when the broker is paused: abort_transaction times out (_TIMED_OUT, "
     "retriable) and Router._abort re-raises every non-fatal error"
 )
-PROJECTOR_NO_RECONNECT: Final = (
-    "projector exits on a PostgreSQL restart (AdminShutdown, then connection refused at "
-    "start) instead of reconnecting; under `hookline up` it would stop every service"
-)
 STARTUP_DURING_RECOVERY: Final = (
     "a service (re)started while the broker recovers exits at once: SchemaStoreError "
     "reading the schemas topic's watermarks (NOT_LEADER_FOR_PARTITION, _TRANSPORT)"
@@ -307,9 +303,7 @@ SINGLE: Final = [
         id="broker-pause",
         marks=known_bugs(ROUTER_STALLS, ROUTER_ABORT_TIMEOUT),
     ),
-    pytest.param(
-        "postgres", 20.0, (3.0, 12.0), id="postgres", marks=known_bugs(PROJECTOR_NO_RECONNECT)
-    ),
+    pytest.param("postgres", 20.0, (3.0, 12.0), id="postgres"),
 ]
 
 
@@ -335,7 +329,7 @@ async def test_one_fault_under_load(  # noqa: PLR0917 - fixtures and parameters
     )
 
 
-@known_bugs(ROUTER_STALLS, ROUTER_ABORT_TIMEOUT, PROJECTOR_NO_RECONNECT, STARTUP_DURING_RECOVERY)
+@known_bugs(ROUTER_STALLS, ROUTER_ABORT_TIMEOUT, STARTUP_DURING_RECOVERY)
 async def test_every_fault_in_one_run(
     chaos_stack: ChaosStack, chaos_reports: list[Report], chaos_seed: int, tmp_path: Path
 ) -> None:
