@@ -11,33 +11,9 @@ from hypothesis import strategies as st
 
 from core.matching import SubscriptionIndex, filter_matches, matches, pattern_matches, route
 from core.records import DomainEvent, FilterValue, JsonValue, Ref, Subscription, SubscriptionStatus
+from tests.factories import subscription as sub
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
-
-
-def sub(
-    sub_id: str,
-    *types: str,
-    tenant: str = "acme",
-    status: SubscriptionStatus = "active",
-    filter: Mapping[str, FilterValue] | None = None,
-) -> Subscription:
-    return Subscription(
-        id=sub_id,
-        tenant=tenant,
-        url=f"https://example.com/{sub_id}",
-        event_types=types,
-        filter=filter or {},
-        description="",
-        headers={},
-        rate_limit=None,
-        ordered=False,
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-        version=1,
-        secrets=(),
-    )
 
 
 def event(

@@ -25,11 +25,8 @@ from core.records import (
     DeadLetter,
     DeliveryCommand,
     DomainEvent,
-    FilterValue,
     JsonValue,
     Ref,
-    Subscription,
-    SubscriptionStatus,
 )
 from hookline.codecs import CodecRuntime, open_codec
 from hookline.kafka import admin_config, producer_config, reader_config
@@ -39,31 +36,6 @@ from hookline.topics import ensure_topics
 from router.service import Router
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
-
-
-def subscription(
-    sub_id: str,
-    *types: str,
-    tenant: str = "acme",
-    status: SubscriptionStatus = "active",
-    filter: Mapping[str, FilterValue] | None = None,
-) -> Subscription:
-    return Subscription(
-        id=sub_id,
-        tenant=tenant,
-        url=f"https://example.com/hooks/{sub_id}",
-        event_types=types,
-        filter=filter or {},
-        description="",
-        headers={},
-        rate_limit=None,
-        ordered=False,
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-        version=1,
-        secrets=(),
-    )
 
 
 def task_event(

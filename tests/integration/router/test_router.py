@@ -16,13 +16,13 @@ from hookline.codecs import CodecRuntime
 from hookline.settings import Settings
 from hookline.subscription_log import SubscriptionLog
 from router.routing import REASON_NO_SCHEMA, REASON_UNDECODABLE
+from tests.factories import subscription
 
 from .conftest import (
     CommittedReader,
     RunningRouter,
     produce_events,
     produce_raw,
-    subscription,
     task_event,
 )
 

@@ -12,8 +12,9 @@ from core.ids import delivery_id
 from hookline.codecs import CodecRuntime
 from hookline.settings import Settings
 from hookline.subscription_log import SubscriptionLog
+from tests.factories import subscription
 
-from .conftest import CommittedReader, RunningRouter, produce_events, subscription, task_event
+from .conftest import CommittedReader, RunningRouter, produce_events, task_event
 
 pytestmark = pytest.mark.integration
 
