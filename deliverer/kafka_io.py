@@ -83,7 +83,6 @@ class KafkaIO:
             consumer_config(
                 settings, group_id=f"{settings.topic_prefix}.deliverer", client_id=client_id
             )
-            | {"logger": log}
         )
         self._tier_consumer = Consumer(
             consumer_config(
@@ -91,11 +90,10 @@ class KafkaIO:
                 group_id=f"{settings.topic_prefix}.deliverer.retries",
                 client_id=f"{client_id}-retries",
             )
-            | {"logger": log}
         )
         self._producer = Producer(
             producer_config(settings, client_id=client_id)
-            | {"message.max.bytes": MAX_MESSAGE_BYTES, "logger": log}
+            | {"message.max.bytes": MAX_MESSAGE_BYTES}
         )
         self._offsets: dict[TP, PartitionOffsets] = {}
         self._holds: dict[TP, datetime] = {}

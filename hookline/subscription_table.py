@@ -13,10 +13,17 @@ import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from core.records import Subscription
-from hookline.kafka import reader_config
+from hookline.kafka import is_transient, reader_config, retry_transient
 from hookline.settings import Settings
 from schemas.errors import SchemaError
 from schemas.records_avro import RecordCodec
@@ -120,15 +127,9 @@ class SubscriptionTable:
             consumer.close()
 
     def _follow(self, consumer: Consumer) -> None:
-        metadata = consumer.list_topics(self._topic, timeout=30)
-        topic = metadata.topics.get(self._topic)
-        if topic is None or topic.error is not None:
-            raise RuntimeError(f"topic {self._topic} is missing; run 'hookline topics ensure'")
-        partitions = sorted(topic.partitions)
-        ends = {}
-        for p in partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=30)
-            ends[p] = high
+        partitions, ends = retry_transient(
+            lambda: self._end_offsets(consumer), what=f"reading {self._topic}'s end offsets"
+        )
         consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
         pending = {p for p, end in ends.items() if end > 0}
         if not pending:
@@ -148,6 +149,20 @@ class SubscriptionTable:
                         pending.discard(p)
                 if not pending:
                     self._ready.set()
+
+    def _end_offsets(self, consumer: Consumer) -> tuple[list[int], dict[int, int]]:
+        metadata = consumer.list_topics(self._topic, timeout=30)
+        topic = metadata.topics.get(self._topic)
+        if topic is not None and topic.error is not None and is_transient(topic.error):
+            raise KafkaException(topic.error)
+        if topic is None or topic.error is not None:
+            raise RuntimeError(f"topic {self._topic} is missing; run 'hookline topics ensure'")
+        partitions = sorted(topic.partitions)
+        ends = {}
+        for p in partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=30)
+            ends[p] = high
+        return partitions, ends
 
     def _note_positions(self, consumer: Consumer, partitions: list[int]) -> None:
         positions = consumer.position([TopicPartition(self._topic, p) for p in partitions])

@@ -161,7 +161,7 @@ def _wait_for_leaders(admin: AdminClient, names: Sequence[str], timeout_s: float
     ]
     while partitions:
         futures = admin.list_offsets(
-            {tp: OffsetSpec.latest() for tp in partitions},  # type: ignore[no-untyped-call]
+            {tp: OffsetSpec.latest() for tp in partitions},
             request_timeout=timeout_s,
         )
         failed = []

@@ -3,6 +3,11 @@
 RouterError
  ├── RouterFenced              another producer took over our transactional id: a zombie stops
  ├── TransactionsFailing       the transactional producer keeps failing fatally
+ ├── ClientsBroken             the routing loop's Kafka clients cannot go on; the router
+ │    │                        builds new ones in-process, a bounded number of times
+ │    ├── ProducerWedged       a transactional call never came back
+ │    └── ConsumerFailed       the consumer reported a fatal error (e.g. fenced)
+ ├── ClientsKeepBreaking       new clients broke too often: something else is wrong
  └── SubscriptionsUnavailable  the subscriptions table stopped or never became ready
 """
 
@@ -30,6 +35,34 @@ class TransactionsFailing(RouterError):
         self.transactional_id = transactional_id
         self.failures = failures
         self.reason = reason
+
+
+class ClientsBroken(RouterError):
+    """The routing loop's consumer or producer is unusable; new clients may work."""
+
+
+class ProducerWedged(ClientsBroken):
+    def __init__(self, transactional_id: str, waited_s: float) -> None:
+        super().__init__(
+            f"transactional id {transactional_id}: sending offsets and committing did not"
+            f" return in {waited_s:g} s"
+        )
+        self.transactional_id = transactional_id
+        self.waited_s = waited_s
+
+
+class ConsumerFailed(ClientsBroken):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the events consumer failed: {reason}")
+        self.reason = reason
+
+
+class ClientsKeepBreaking(RouterError):
+    def __init__(self, rebuilds: int, window_s: float, last: ClientsBroken) -> None:
+        super().__init__(f"Kafka clients rebuilt {rebuilds} times in {window_s:g} s; last: {last}")
+        self.rebuilds = rebuilds
+        self.window_s = window_s
+        self.last = last
 
 
 class SubscriptionsUnavailable(RouterError):

@@ -28,6 +28,13 @@ class RouterMetrics:
             "Transactions aborted and their batch retried",
             registry=registry,
         )
+        self.clients_rebuilt = Counter(
+            "hookline_router_clients_rebuilt",
+            "Times the consumer and transactional producer were left behind (a call wedged"
+            " past its deadline, a fatal consumer error) and built anew, by cause",
+            ["cause"],
+            registry=registry,
+        )
         self.lag = Gauge(
             "hookline_router_lag_events",
             "Events not yet routed on the partitions this process owns",

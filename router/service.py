@@ -5,6 +5,16 @@ commit in one Kafka transaction, so after any crash a `read_committed` reader se
 command exactly once. A transaction is open only between two `consume` calls, so a
 rebalance (whose callbacks run inside `consume`) never meets one. An aborted transaction
 rewinds the consumer to the batch's first offsets and the batch is read again.
+
+librdkafka's `send_offsets_to_transaction` can block for good, past its timeout, once the
+group coordinator it cached went away (a broker restart; librdkafka issues #5456, #5511).
+So the transactional calls of a batch run on a watchdog thread (`router.watchdog`). When
+one is not back by its deadline, or the consumer reports a fatal error (a static member
+can fence itself when it rejoins after such an outage), the router leaves both clients
+behind and builds new ones in-process: the new producer, under the same transactional id,
+fences the old one and aborts its open transaction, and the new consumer resumes from the
+committed offsets, so the batch is read again. More than MAX_REBUILDS rebuilds within
+REBUILD_WINDOW_S stop the process (something other than a recovering broker is wrong).
 """
 
 from __future__ import annotations
@@ -25,13 +35,22 @@ from core.matching import SubscriptionIndex
 from core.records import DomainEvent, Subscription
 from hookline.codecs import open_codec
 from hookline.errors import TopicError
-from hookline.kafka import admin_config, consumer_config, producer_config
+from hookline.kafka import admin_config, consumer_config, producer_config, retry_transient
 from hookline.settings import Settings
 from hookline.subscription_table import SubscriptionTable
 from router.batch import Batch
-from router.errors import RouterFenced, SubscriptionsUnavailable, TransactionsFailing
+from router.errors import (
+    ClientsBroken,
+    ClientsKeepBreaking,
+    ConsumerFailed,
+    ProducerWedged,
+    RouterFenced,
+    SubscriptionsUnavailable,
+    TransactionsFailing,
+)
 from router.metrics import RouterMetrics
 from router.routing import commands_for, undecodable_letter
+from router.watchdog import abandon, with_deadline
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
 
@@ -41,10 +60,14 @@ DEFAULT_BATCH_MAX_EVENTS: Final = 1000
 DEFAULT_BATCH_MAX_S: Final = 0.05
 TRANSACTION_TIMEOUT_S: Final = 30.0
 ABORT_PATIENCE_S: Final = 120.0
+WEDGED_AFTER_S: Final = TRANSACTION_TIMEOUT_S + 10.0
+"""A transactional call not back by then is stuck in librdkafka, not merely slow."""
 TABLE_READY_TIMEOUT_S: Final = 120.0
 BARRIER_TIMEOUT_S: Final = 10.0
 LAG_EVERY_S: Final = 1.0
 MAX_FATAL_IN_A_ROW: Final = 3
+MAX_REBUILDS: Final = 5
+REBUILD_WINDOW_S: Final = 600.0
 _FENCED_CODES: Final = frozenset(
     {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 )
@@ -88,29 +111,47 @@ class Router:
         table = SubscriptionTable(
             self._settings, runtime.codec, client_id=f"{self._client_id}-subscriptions"
         )
+        rebuilds: list[float] = []
         try:
             table.start()
             if not _wait_ready(table, stopping):
                 return
-            loop = _RoutingLoop(
-                self._settings,
-                runtime.codec,
-                table,
-                self._metrics,
-                client_id=self._client_id,
-                transactional_id=self.transactional_id,
-                static_member=self._static_member,
-                batch_max_events=self._batch_max_events,
-                batch_max_s=self._batch_max_s,
-            )
-            try:
-                loop.run(stopping, self._ready)
-            finally:
+            while not stopping.is_set():
+                loop = _RoutingLoop(
+                    self._settings,
+                    runtime.codec,
+                    table,
+                    self._metrics,
+                    client_id=self._client_id,
+                    transactional_id=self.transactional_id,
+                    static_member=self._static_member,
+                    batch_max_events=self._batch_max_events,
+                    batch_max_s=self._batch_max_s,
+                )
+                try:
+                    loop.run(stopping, self._ready)
+                except ClientsBroken as exc:
+                    self._ready.clear()
+                    loop.abandon()
+                    self._note_rebuild(rebuilds, exc)
+                    continue
+                except BaseException:
+                    loop.close()
+                    raise
                 loop.close()
         finally:
             self._ready.clear()
             table.close()
             runtime.close()
+
+    def _note_rebuild(self, rebuilds: list[float], exc: ClientsBroken) -> None:
+        now = time.monotonic()
+        rebuilds[:] = [at for at in rebuilds if now - at < REBUILD_WINDOW_S]
+        rebuilds.append(now)
+        if len(rebuilds) > MAX_REBUILDS:
+            raise ClientsKeepBreaking(len(rebuilds), REBUILD_WINDOW_S, exc) from exc
+        log.error("router: %s; building new Kafka clients", exc)
+        self._metrics.clients_rebuilt.labels(type(exc).__name__).inc()
 
 
 def _wait_ready(table: SubscriptionTable, stopping: threading.Event) -> bool:
@@ -179,7 +220,9 @@ class _RoutingLoop:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _check_topics(self) -> list[TopicPartition]:
-        metadata = self._consumer.list_topics(timeout=30)
+        metadata = retry_transient(
+            lambda: self._consumer.list_topics(timeout=30), what="reading the topics"
+        )
         for name in (
             self._events_topic,
             self._deliveries_topic,
@@ -194,8 +237,19 @@ class _RoutingLoop:
 
     def _new_producer(self) -> Producer:
         producer = Producer(self._producer_config)
-        producer.init_transactions(TRANSACTION_TIMEOUT_S)
+        # a broker that is restarting answers with retriable errors: init may be called again
+        retry_transient(
+            lambda: producer.init_transactions(TRANSACTION_TIMEOUT_S),
+            what=f"initialising transactions of {self._transactional_id}",
+        )
         return producer
+
+    def abandon(self) -> None:
+        """Leave both clients behind without waiting on them (either may be wedged)."""
+        consumer, producer, self._producer = self._consumer, self._producer, None
+        abandon(consumer, consumer.close, what="consumer")
+        if producer is not None:
+            abandon(producer, lambda: producer.flush(0), what="producer")
 
     def close(self) -> None:
         if self._in_transaction:
@@ -256,7 +310,7 @@ class _RoutingLoop:
 
         The end offsets come from the admin client: a query on the consumer's own connection
         would queue behind its long-poll fetch."""
-        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        latest = OffsetSpec.latest()
         request = dict.fromkeys(self._subscription_partitions, latest)
         try:
             futures = self._admin.list_offsets(request, request_timeout=5.0)
@@ -285,8 +339,8 @@ class _RoutingLoop:
                 self._route_one(message, batch, index, now)
             elif error.fatal() or error.code() == KafkaError._FATAL:
                 # e.g. a static member fenced by another with the same instance id: this
-                # consumer will never fetch again, so stop loudly rather than idle forever
-                raise KafkaException(error)
+                # consumer will never fetch again; new clients are built (bounded)
+                raise ConsumerFailed(error.str())
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("router: consume: %s", error.str())
         return batch
@@ -338,10 +392,17 @@ class _RoutingLoop:
             self._in_transaction = True
             for topic, key, value in batch.outputs:
                 self._produce(producer, topic, key, value)
-            producer.send_offsets_to_transaction(
-                batch.offsets(), self._consumer.consumer_group_metadata(), TRANSACTION_TIMEOUT_S
-            )
-            self._commit(producer)
+            offsets, group = batch.offsets(), self._consumer.consumer_group_metadata()
+
+            def send_and_commit() -> None:
+                producer.send_offsets_to_transaction(offsets, group, TRANSACTION_TIMEOUT_S)
+                self._commit(producer)
+
+            with_deadline(send_and_commit, WEDGED_AFTER_S, self._transactional_id)
+        except ProducerWedged:
+            self._metrics.aborted.inc()
+            self._in_transaction = False  # the next producer's init aborts it
+            raise
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             self._metrics.aborted.inc()

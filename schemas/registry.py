@@ -24,6 +24,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from hookline.kafka import is_transient, retry_transient
 from schemas.codec import AvroSchema, fingerprint_hex
 from schemas.errors import InvalidSchema, SchemaStoreError
 
@@ -155,12 +156,16 @@ class KafkaSchemaStore:
             raise SchemaStoreError(self.topic, f"publishing {key}: not acknowledged in time")
 
     def read_new(self) -> list[StoredSchema]:
+        """Read to the end offsets; a broker that is recovering is waited for (bounded)."""
         try:
-            consumer = self._assigned_consumer()
-            ends = self._end_offsets(consumer)
-            return self._read_until(consumer, ends)
+            return retry_transient(self._read_new, what=f"reading {self.topic}")
         except KafkaException as exc:
             raise SchemaStoreError(self.topic, f"reading: {exc}") from exc
+
+    def _read_new(self) -> list[StoredSchema]:
+        consumer = self._assigned_consumer()
+        ends = self._end_offsets(consumer)
+        return self._read_until(consumer, ends)
 
     def close(self) -> None:
         if self._producer is not None:
@@ -174,7 +179,11 @@ class KafkaSchemaStore:
         if self._consumer is not None:
             return self._consumer
         consumer = Consumer(self._consumer_config)
-        metadata = consumer.list_topics(self.topic, timeout=self._timeout_s)
+        try:
+            metadata = consumer.list_topics(self.topic, timeout=self._timeout_s)
+        except KafkaException:
+            consumer.close()
+            raise
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:
             consumer.close()
@@ -212,6 +221,8 @@ class KafkaSchemaStore:
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     self._reached_end(pending, ends, partition, offset)
+                    continue
+                if is_transient(err):  # the consumer fetches again once the leader is back
                     continue
                 raise SchemaStoreError(self.topic, f"reading: {err.str()}")
             if partition is None or offset is None:

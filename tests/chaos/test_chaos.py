@@ -270,39 +270,12 @@ async def _projected(settings: Settings, wanted: set[tuple[str, str]]) -> bool:
     return not history_gaps(rows, wanted)
 
 
-# Bugs this suite found, not yet fixed in the services (each scenario still runs and reports)
-ROUTER_STALLS: Final = (
-    "router stops routing after a broker outage longer than the session timeout (10 s): "
-    "its static consumer logs 'partitions lost' (once with FATAL 'Static consumer fenced by "
-    "other consumer with same group.instance.id', which Router._route logs as a warning and "
-    "swallows) and, still alive, never consumes again; intermittent"
-)
-ROUTER_ABORT_TIMEOUT: Final = (
-    "router exits when the broker is paused: abort_transaction times out (_TIMED_OUT, "
-    "retriable) and Router._abort re-raises every non-fatal error"
-)
-STARTUP_DURING_RECOVERY: Final = (
-    "a service (re)started while the broker recovers exits at once: SchemaStoreError "
-    "reading the schemas topic's watermarks (NOT_LEADER_FOR_PARTITION, _TRANSPORT)"
-)
-
-
-def known_bugs(*reasons: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=False, reason=" | ".join(reasons))
-
-
 SINGLE: Final = [
     pytest.param("router", 20.0, (3.0, 12.0), id="router"),
     pytest.param("deliverer", 20.0, (3.0, 12.0), id="deliverer"),
     pytest.param("projector", 20.0, (3.0, 12.0), id="projector"),
-    pytest.param("broker", 20.0, (3.0, 10.0), id="broker", marks=known_bugs(ROUTER_STALLS)),
-    pytest.param(
-        "broker-pause",
-        28.0,
-        (3.0, 6.0),
-        id="broker-pause",
-        marks=known_bugs(ROUTER_STALLS, ROUTER_ABORT_TIMEOUT),
-    ),
+    pytest.param("broker", 20.0, (3.0, 10.0), id="broker"),
+    pytest.param("broker-pause", 28.0, (3.0, 6.0), id="broker-pause"),
     pytest.param("postgres", 20.0, (3.0, 12.0), id="postgres"),
 ]
 
@@ -329,7 +302,6 @@ async def test_one_fault_under_load(  # noqa: PLR0917 - fixtures and parameters
     )
 
 
-@known_bugs(ROUTER_STALLS, ROUTER_ABORT_TIMEOUT, STARTUP_DURING_RECOVERY)
 async def test_every_fault_in_one_run(
     chaos_stack: ChaosStack, chaos_reports: list[Report], chaos_seed: int, tmp_path: Path
 ) -> None:

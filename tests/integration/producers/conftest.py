@@ -33,7 +33,7 @@ def runtime(settings: Settings) -> Iterator[CodecRuntime]:
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     admin = AdminClient(admin_config(settings))  # kept alive until the futures complete
     partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
-    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    latest = OffsetSpec.latest()
     futures = admin.list_offsets(
         {TopicPartition(topic, p): latest for p in partitions}, request_timeout=10
     )

@@ -122,7 +122,7 @@ def produce_events(
 
 def end_offsets(settings: Settings, topic: str, partitions: Sequence[int]) -> dict[int, int]:
     """High watermarks, from an admin client (a consumer's own query waits behind its fetch)."""
-    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    latest = OffsetSpec.latest()
     admin = AdminClient(admin_config(settings))  # kept alive until the futures complete
     futures = admin.list_offsets(
         {TopicPartition(topic, p): latest for p in partitions}, request_timeout=10

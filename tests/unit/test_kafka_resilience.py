@@ -1,0 +1,115 @@
+"""The small defences against a recovering broker: transient-error retries, the watchdog
+around transactional calls that librdkafka can wedge, and the repeat filter on its logs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from hookline.kafka import RepeatFilter, is_transient, retry_transient
+from router.errors import ProducerWedged
+from router.watchdog import abandon, abandoned, with_deadline
+
+
+def _raising(code: int, times: int) -> tuple[list[int], Callable[[], str]]:
+    calls: list[int] = []
+
+    def call() -> str:
+        calls.append(1)
+        if len(calls) <= times:
+            raise KafkaException(KafkaError(code))
+        return "answer"
+
+    return calls, call
+
+
+def test_transient_errors_are_retried_until_the_call_succeeds() -> None:
+    calls, call = _raising(KafkaError.NOT_LEADER_FOR_PARTITION, times=2)
+    assert retry_transient(call, what="test", patience_s=10) == "answer"
+    assert len(calls) == 3
+
+
+def test_a_permanent_error_is_raised_at_once() -> None:
+    calls, call = _raising(KafkaError.TOPIC_AUTHORIZATION_FAILED, times=5)
+    with pytest.raises(KafkaException):
+        retry_transient(call, what="test", patience_s=10)
+    assert len(calls) == 1
+
+
+def test_a_transient_error_past_the_patience_is_raised() -> None:
+    calls, call = _raising(KafkaError._TRANSPORT, times=1_000)
+    with pytest.raises(KafkaException):
+        retry_transient(call, what="test", patience_s=0.3)
+    assert 1 < len(calls) < 1_000
+
+
+@pytest.mark.parametrize(
+    ("code", "transient"),
+    [
+        (KafkaError._TRANSPORT, True),
+        (KafkaError.NOT_LEADER_FOR_PARTITION, True),
+        (KafkaError.COORDINATOR_NOT_AVAILABLE, True),
+        (KafkaError._TIMED_OUT, True),
+        (KafkaError.TOPIC_AUTHORIZATION_FAILED, False),
+        (KafkaError.INVALID_CONFIG, False),
+    ],
+)
+def test_is_transient(code: int, transient: bool) -> None:
+    assert is_transient(KafkaError(code)) is transient
+
+
+def test_a_fatal_error_is_never_transient() -> None:
+    assert not is_transient(KafkaError(KafkaError._TRANSPORT, fatal=True))
+
+
+def test_the_watchdog_returns_what_the_call_did() -> None:
+    done: list[int] = []
+    with_deadline(lambda: done.append(1), 5.0, "tx")
+    assert done == [1]
+
+    def fails() -> None:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+
+    with pytest.raises(KafkaException):
+        with_deadline(fails, 5.0, "tx")
+
+
+def test_the_watchdog_gives_up_on_a_wedged_call() -> None:
+    release = threading.Event()
+    try:
+        with pytest.raises(ProducerWedged) as raised:
+            with_deadline(lambda: release.wait(30) and None, 0.2, "the-tx-id")
+        assert raised.value.transactional_id == "the-tx-id"
+        assert "0.2 s" in str(raised.value)
+    finally:
+        release.set()
+
+
+def test_an_abandoned_client_is_kept_and_closed_aside() -> None:
+    closed = threading.Event()
+    before = abandoned()
+    abandon(object(), closed.set, what="thing")
+    assert closed.wait(5)
+    assert abandoned() == before + 1
+
+
+def _record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("librdkafka", logging.ERROR, __file__, 1, message, None, None)
+
+
+def test_the_repeat_filter_holds_repeats_and_counts_them() -> None:
+    clock = [0.0]
+    repeat = RepeatFilter(every_s=10.0, clock=lambda: clock[0])
+    assert repeat.filter(_record("Connect failed (after 0ms in state CONNECT)"))
+    for ms in range(1, 6):
+        clock[0] += 1.0
+        assert not repeat.filter(_record(f"Connect failed (after {ms}ms in state CONNECT)"))
+    assert repeat.filter(_record("another line"))
+    clock[0] += 10.0
+    again = _record("Connect failed (after 9ms in state CONNECT)")
+    assert repeat.filter(again)
+    assert again.getMessage().endswith("(and 5 more like it)")
