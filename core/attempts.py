@@ -145,7 +145,6 @@ def plan_attempt(
     """The records after attempt number `command.attempt + 1` ended as `classification`."""
     number = command.attempt + 1
     error = error_of(classification)
-    tried = dataclasses.replace(command, attempt=number, last_error=error)
     match decision:
         case MarkDelivered():
             return Plan(
@@ -168,7 +167,8 @@ def plan_attempt(
                 outcome="retrying",
                 next_attempt_at=due,
             )
-            return Plan(record, dataclasses.replace(tried, not_before=due), tier)
+            retry = dataclasses.replace(command, attempt=number, last_error=error, not_before=due)
+            return Plan(record, retry, tier)
         case GiveUp(reason=reason):
             record = _attempt(
                 command,
@@ -178,6 +178,7 @@ def plan_attempt(
                 outcome="dead",
                 next_attempt_at=None,
             )
+            tried = dataclasses.replace(command, attempt=number, last_error=error)
             letter = _dead_letter(tried, reason="exhausted", error=reason, at=now, source=source)
             return Plan(record, dead_letter=letter)
         case DisableSubscription(reason=reason):

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from confluent_kafka import KafkaError
+from prometheus_client import Counter
+
 from core.attempts import (
     Observed,
     Plan,
@@ -39,8 +42,9 @@ from core.lanes import (
 )
 from core.outcome import Delivered, TransportError, classify, decide
 from core.records import DeadLetter, DeliveryCommand, Subscription, utc_ms
-from core.retry import RetrySchedule
+from core.retry import TIERS, RetrySchedule
 from deliverer.disabling import Disabler
+from deliverer.errors import OutputLost
 from deliverer.kafka_io import TP, KafkaIO, Polled, Undecodable, Work
 from deliverer.metrics import DelivererMetrics
 from deliverer.requests import SigningKeys, request_headers
@@ -66,6 +70,23 @@ class Lane:
     @property
     def depth(self) -> int:
         return len(self.queue) + self.running
+
+
+@dataclass(frozen=True, slots=True)
+class _Topics:
+    """Output topic names, resolved once."""
+
+    attempts: str
+    dead_letters: str
+    retry: dict[str, str]
+
+    @classmethod
+    def of(cls, settings: Settings) -> _Topics:
+        return cls(
+            attempts=settings.topic("attempts"),
+            dead_letters=settings.topic("dead-letters"),
+            retry={tier: settings.topic(f"retry.{tier}") for tier in TIERS},
+        )
 
 
 class _Slot:
@@ -112,7 +133,11 @@ class Dispatcher:
         self._health: dict[str, EndpointHealth] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
+        self._topics = _Topics.of(settings)
+        self._attempt_counters: dict[str, Counter] = {}
         self.in_flight = 0
+        self.unacknowledged = 0
+        """Plans produced whose records Kafka has not all acknowledged yet."""
         self.failure: BaseException | None = None
 
     # -- admission ---------------------------------------------------------------------------
@@ -218,9 +243,11 @@ class Dispatcher:
                 command = plan.retry
                 continue
             slot.release()  # the next request of this lane need not wait for Kafka's ack
+            if plan.disable_reason is None:  # the common case: finished once acknowledged
+                self._write_then(plan, functools.partial(self._finish, work.offsets, work.offset))
+                return
             await self._write(plan)
-            if plan.disable_reason is not None:
-                await self._disabler.disable(subscription, plan.disable_reason)
+            await self._disabler.disable(subscription, plan.disable_reason)
             break
         self._finish(work.offsets, work.offset)
 
@@ -276,27 +303,57 @@ class Dispatcher:
 
     # -- outputs -----------------------------------------------------------------------------
 
-    async def _write(self, plan: Plan) -> None:
-        sends = []
-        codec, topic = self._codec, self._settings.topic
+    def _records(self, plan: Plan) -> list[tuple[str, str | None, bytes]]:
+        """The plan's records, encoded: (topic, key, value); counts them in the metrics."""
+        records: list[tuple[str, str | None, bytes]] = []
+        codec, topics = self._codec, self._topics
         if plan.attempt is not None:
             value = codec.encode_delivery_attempt(plan.attempt)
-            sends.append(self._io.send(topic("attempts"), plan.attempt.delivery_id, value))
-            self._metrics.attempts.labels(plan.attempt.outcome).inc()
+            records.append((topics.attempts, plan.attempt.delivery_id, value))
+            self._attempts_counter(plan.attempt.outcome).inc()
         if plan.retry is not None:
             assert plan.tier is not None
             value = codec.encode_delivery_command(plan.retry)
-            key: str | None = plan.retry.subscription_id
-            sends.append(self._io.send(topic(f"retry.{plan.tier}"), key, value))
+            records.append((topics.retry[plan.tier], plan.retry.subscription_id, value))
         if plan.dead_letter is not None:
             value = codec.encode_dead_letter(plan.dead_letter)
-            key = plan.dead_letter.subscription_id
-            sends.append(self._io.send(topic("dead-letters"), key, value))
+            records.append((topics.dead_letters, plan.dead_letter.subscription_id, value))
             self._metrics.dead_letters.labels(plan.dead_letter.reason).inc()
+        return records
+
+    def _write_then(self, plan: Plan, then: Callable[[], None]) -> None:
+        """Produce the plan's records; `then()` once every one is acknowledged. A record
+        Kafka refuses for good stops the deliverer (its offset is never finished)."""
+        records = self._records(plan)
+        pending = len(records)
+        self.unacknowledged += 1
+
+        def acked(error: KafkaError | None) -> None:
+            nonlocal pending
+            if error is not None:
+                if self.failure is None:
+                    self.failure = OutputLost(records[0][0], error.str())
+                return
+            pending -= 1
+            if pending == 0:
+                self.unacknowledged -= 1
+                then()
+
+        for topic, key, value in records:
+            self._io.produce(topic, key, value, acked)
+
+    async def _write(self, plan: Plan) -> None:
+        sends = [self._io.send(topic, key, value) for topic, key, value in self._records(plan)]
         if len(sends) == 1:
             await sends[0]
         else:
             await asyncio.gather(*sends)
+
+    def _attempts_counter(self, outcome: str) -> Counter:
+        child = self._attempt_counters.get(outcome)
+        if child is None:
+            child = self._attempt_counters[outcome] = self._metrics.attempts.labels(outcome)
+        return child
 
     async def _spill(self, work: Work, *, not_before: datetime | None) -> None:
         await self._write(plan_spill(work.command, not_before=not_before))
@@ -347,7 +404,11 @@ class Dispatcher:
                     continue  # unfinished: order is kept by re-reading from the committed offset
                 self._spawn(self._spill(work, not_before=None))
         deadline = time.monotonic() + timeout_s
-        while self._tasks and time.monotonic() < deadline and self.failure is None:
+        while (
+            (self._tasks or self.unacknowledged)
+            and time.monotonic() < deadline
+            and self.failure is None
+        ):
             self._io.tick()
             await asyncio.sleep(0.005)
         for task in list(self._tasks):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, TypeAlias
@@ -242,6 +242,21 @@ class KafkaIO:
                 self._producer.poll(0)
                 await asyncio.sleep(0.005)
         await future
+
+    def produce(
+        self, topic: str, key: str | None, value: bytes, acked: Callable[[KafkaError | None], None]
+    ) -> None:
+        """Produce one record; `acked(None)` runs (in `tick`) once Kafka acknowledged it, or
+        `acked(error)` when it never will. The cheap path: no future, no task wake-up."""
+        while True:
+            try:
+                self._producer.produce(
+                    topic, key=key, value=value, on_delivery=lambda err, _msg: acked(err)
+                )
+            except BufferError:  # the local queue is full: serve acknowledgements a moment
+                self._producer.poll(0.005)
+            else:
+                return
 
     # -- commits -------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ QUICK_ATTEMPTS: Final = 3
 QUICK_WAIT_S: Final = 0.05
 MAX_CONNECTIONS: Final = 1024
 LARGE_BODY_BYTES: Final = 512 * 1024
+URL_CACHE_SIZE: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class Sender:
         self._resolver_inner = resolver_inner
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -135,8 +137,7 @@ class Sender:
         response_body: bytes | None = None
         try:
             async with asyncio.timeout(deadline_s):
-                target = URL(url)
-                check_url(target, allowed=self._allowed)
+                target = self._checked_url(url)
                 status, retry_after, response_body = await self._quick_retries(
                     target, headers, body
                 )
@@ -149,6 +150,18 @@ class Sender:
             status = None
         duration_ms = round((time.perf_counter() - started) * 1000)
         return Attempted(outcome, Observed(at, duration_ms, status, response_body))
+
+    def _checked_url(self, url: str) -> URL:
+        """The parsed URL once `check_url` accepted it; remembered, since every attempt to a
+        subscription posts to the same URL (addresses are still checked at every connect)."""
+        target = self._urls.get(url)
+        if target is None:
+            target = URL(url)
+            check_url(target, allowed=self._allowed)
+            if len(self._urls) >= URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[url] = target
+        return target
 
     async def _quick_retries(
         self, url: URL, headers: Mapping[str, str], body: bytes
