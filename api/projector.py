@@ -67,6 +67,7 @@ class Projector:
             settings.topic("dead-letters"): "dead-letters",
         }
         self._ready = threading.Event()
+        self._stopping = threading.Event()
         self._assigned_once = False
         self._behind: set[tuple[str, int]] = set()
         self._conn: psycopg.Connection[object] | None = None
@@ -92,6 +93,7 @@ class Projector:
         return self._ready.is_set()
 
     def run(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
         conn = self._connect(stopping)
         self._conn = conn
         runtime: CodecRuntime | None = None
@@ -150,6 +152,18 @@ class Projector:
                 log.warning("projector: waiting for the database: %s", exc)
                 time.sleep(RECONNECT_INTERVAL_S)
 
+    def _stored_offsets(self) -> dict[tuple[str, int], int]:
+        """The offsets PostgreSQL holds; a database restarting meanwhile is waited for (a
+        rebalance can come while it restarts: found by the chaos suite)."""
+        assert self._conn is not None
+        try:
+            return stored_offsets(self._conn, list(self._topics))
+        except psycopg.OperationalError as exc:
+            log.warning("projector: database connection lost: %s", exc)
+            self._conn.close()
+            self._conn = self._connect(self._stopping)
+            return stored_offsets(self._conn, list(self._topics))
+
     def _rewind(self, consumer: Consumer) -> None:
         assert self._conn is not None
         stored = stored_offsets(self._conn, list(self._topics))
@@ -160,8 +174,7 @@ class Projector:
     # -- rebalance callbacks run inside consume(), on this thread --------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        assert self._conn is not None
-        stored = stored_offsets(self._conn, list(self._topics))
+        stored = self._stored_offsets()
         for tp in partitions:
             tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
             self._behind.add((tp.topic, tp.partition))
