@@ -57,7 +57,8 @@ from schemas.records_avro import RecordCodec
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_MAX_EVENTS: Final = 1000
-DEFAULT_BATCH_MAX_S: Final = 0.05
+IDLE_WAIT_S: Final = 0.1
+"""How long one wait for the next event lasts (then the loop checks whether to stop)."""
 TRANSACTION_TIMEOUT_S: Final = 30.0
 ABORT_PATIENCE_S: Final = 120.0
 WEDGED_AFTER_S: Final = TRANSACTION_TIMEOUT_S + 10.0
@@ -91,14 +92,12 @@ class Router:
         *,
         client_id: str | None = None,
         batch_max_events: int = DEFAULT_BATCH_MAX_EVENTS,
-        batch_max_s: float = DEFAULT_BATCH_MAX_S,
     ) -> None:
         self._settings = settings
         self._client_id = client_id or f"router-{uuid.uuid4().hex[:12]}"
         self._static_member = client_id is not None
         self.transactional_id = f"{settings.topic_prefix}.router.{self._client_id}"
         self._batch_max_events = batch_max_events
-        self._batch_max_s = batch_max_s
         self._metrics = RouterMetrics(registry)
         self._ready = threading.Event()
 
@@ -126,7 +125,6 @@ class Router:
                     transactional_id=self.transactional_id,
                     static_member=self._static_member,
                     batch_max_events=self._batch_max_events,
-                    batch_max_s=self._batch_max_s,
                 )
                 try:
                     loop.run(stopping, self._ready)
@@ -180,14 +178,12 @@ class _RoutingLoop:
         transactional_id: str,
         static_member: bool,
         batch_max_events: int,
-        batch_max_s: float,
     ) -> None:
         self._codec = codec
         self._table = table
         self._metrics = metrics
         self._transactional_id = transactional_id
         self._batch_max_events = batch_max_events
-        self._batch_max_s = batch_max_s
         self._events_topic = settings.topic("events")
         self._deliveries_topic = settings.topic("deliveries")
         self._dead_topic = settings.topic("dead-letters")
@@ -270,10 +266,23 @@ class _RoutingLoop:
         while not stopping.is_set():
             if self._table.failure is not None:
                 raise SubscriptionsUnavailable(str(self._table.failure)) from self._table.failure
-            messages = self._consumer.consume(self._batch_max_events, self._batch_max_s)
+            messages = self._next_batch()
             if messages:
                 self._handle(messages)
             self._record_lag()
+
+    def _next_batch(self) -> list[Message]:
+        """Natural batching: wait for one event, then take whatever else has arrived.
+
+        Nothing waits for a batch to fill: at a low rate an event is routed as soon as it is
+        read; under load the events that arrived during the last transaction make the next
+        batch, so batches grow with the rate and transactions stay about as frequent."""
+        first = self._consumer.poll(IDLE_WAIT_S)
+        if first is None:
+            return []
+        if self._batch_max_events == 1:
+            return [first]
+        return [first, *self._consumer.consume(self._batch_max_events - 1, 0)]
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("router: partitions assigned: %s", [tp.partition for tp in partitions])
