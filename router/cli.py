@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from hookline.cli import service_command
 from hookline.settings import Settings
 from hookline.supervisor import stop_on_signals
-from router.service import DEFAULT_BATCH_MAX_EVENTS, Router
+from router.service import DEFAULT_BATCH_LINGER_S, DEFAULT_BATCH_MAX_EVENTS, Router
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +31,23 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_BATCH_MAX_EVENTS,
         help="events per transaction at most",
     )
+    parser.add_argument(
+        "--batch-linger-ms",
+        type=_non_negative_ms,
+        default=round(DEFAULT_BATCH_LINGER_S * 1000),
+        help="how long a batch gathers events after its first one (default: %(default)s): "
+        "less is lower latency at low rates, more is fewer transactions under load",
+    )
+
+
+def _non_negative_ms(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of milliseconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 @service_command("router", "route events to subscriptions, in Kafka transactions", _configure)
@@ -46,7 +63,11 @@ def router_command(args: argparse.Namespace, settings: Settings) -> int:
     stopping = threading.Event()
     stop_on_signals(stopping)
     router = Router(
-        settings, registry, client_id=args.instance_id, batch_max_events=args.batch_max_events
+        settings,
+        registry,
+        client_id=args.instance_id,
+        batch_max_events=args.batch_max_events,
+        batch_linger_s=args.batch_linger_ms / 1000,
     )
     router.run(stopping)
     return 0

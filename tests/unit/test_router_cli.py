@@ -1,0 +1,35 @@
+"""`hookline router`'s own flags: the batch linger is parsed in milliseconds, negative refused."""
+
+from __future__ import annotations
+
+import pytest
+
+import router.cli  # noqa: F401 - registers `hookline router`
+from hookline.cli import build_parser
+
+
+def test_the_batch_linger_is_read_in_milliseconds() -> None:
+    args = build_parser().parse_args(["router", "--batch-linger-ms", "20"])
+    assert args.batch_linger_ms == 20
+
+
+def test_the_default_linger_is_the_routers() -> None:
+    from router.service import DEFAULT_BATCH_LINGER_S
+
+    args = build_parser().parse_args(["router"])
+    assert args.batch_linger_ms == round(DEFAULT_BATCH_LINGER_S * 1000)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("-1", "must be 0 or more, got -1"), ("soon", "not a whole number of milliseconds")],
+)
+def test_a_bad_linger_is_one_plain_line(
+    value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["router", "--batch-linger-ms", value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1]
+    assert "Traceback" not in "\n".join(err)
