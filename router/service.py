@@ -283,9 +283,8 @@ class _RoutingLoop:
 
         The linger starts at the first event, not at the call, so an idle router adds at most
         the linger to an event's latency. Not lingering at all (route whatever has arrived)
-        was measured too: at 1,000 events/s it made 3-4x more transactions, and their
-        per-transaction cost in the broker and the router took the CPU the deliverer needed
-        (docs/benchmarks.md)."""
+        was measured too: at 1,000 events/s its many small transactions cost the broker and
+        the router CPU that the deliverer needed (docs/benchmarks.md)."""
         first = self._consumer.poll(IDLE_WAIT_S)
         if first is None:
             return []
