@@ -15,11 +15,13 @@ from typing import Final
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec
 
+from core.retry import TIERS
 from hookline.errors import TopicError
 from hookline.kafka import admin_config
 from hookline.settings import DAY_MS, Settings
 
-RETRY_TIERS: Final = ("5s", "5m", "30m", "2h", "5h", "10h")
+RETRY_TIERS: Final = TIERS
+"""One topic per tier of the retry schedule (core.retry), never a second list to keep in step."""
 DEAD_LETTER_RETENTION_MS: Final = 180 * DAY_MS
 
 
