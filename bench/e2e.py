@@ -35,7 +35,8 @@ from typing import Final
 
 import orjson
 import psycopg
-from confluent_kafka import Producer
+from confluent_kafka import ConsumerGroupState, Producer
+from confluent_kafka.admin import AdminClient
 
 from api.job_runner import JobRunner
 from bench.cli import SCENARIO_NAMES, add_arguments
@@ -55,7 +56,7 @@ from core.secretbox import SecretBox
 from core.signing import generate_secret
 from deliverer.service import new_event_loop
 from hookline.codecs import open_codec
-from hookline.kafka import producer_config
+from hookline.kafka import admin_config, producer_config
 from hookline.localstack.stack import local_settings, start_stack
 from hookline.settings import Secret, Settings
 from hookline.subscription_log import SubscriptionLog
@@ -209,6 +210,32 @@ def wait_first(
         time.sleep(0.02)
 
 
+def wait_settled(settings: Settings, deliverers: int, timeout_s: float = 60.0) -> None:
+    """Wait until the deliverers' group is stable with every deliverer owning partitions.
+
+    The warm-up's deliveries can all arrive while a cooperative rebalance still has a round
+    to go; a phase that starts then measures partitions changing hands, not steady state."""
+    group = f"{settings.topic_prefix}.deliverer"
+    topic = settings.topic("deliveries")
+    admin = AdminClient(admin_config(settings))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        owned = [
+            {tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic}
+            for member in description.members
+        ]
+        if (
+            description.state == ConsumerGroupState.STABLE
+            and len(owned) == deliverers
+            and all(owned)
+            and len(set().union(*owned)) == settings.partitions
+        ):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the deliverers' group did not settle in {timeout_s:g} s")
+
+
 def dump(url: str) -> dict[str, Row]:
     rows = get_json(f"{url}/_bench/dump")
     assert isinstance(rows, list)
@@ -237,6 +264,7 @@ def run_scenario(
         published = source.publish(count, None)  # warm-up: every group joined, every lane open
         ok_of = sum(1 for s in published.subs if s >= bad or scenario.bad_kind == "ok")
         ok_before = wait_first(url, "ok", ok_before + ok_of, WAIT_S, processes)
+        wait_settled(settings, scenario.deliverers)
         runs: list[tuple[str, float | None]] = [("max", None)]
         if args.rate > 0:
             runs.insert(0, (f"{args.rate:g}/s", args.rate))
