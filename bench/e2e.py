@@ -54,6 +54,7 @@ from bench.e2e_stats import PhaseStats, Published, Row, phase_stats
 from core.records import Job, StoredSecret, Subscription, utc_ms
 from core.secretbox import SecretBox
 from core.signing import generate_secret
+from deliverer.kafka_io import deliveries_group
 from deliverer.service import new_event_loop
 from hookline.codecs import open_codec
 from hookline.kafka import admin_config, producer_config
@@ -215,7 +216,7 @@ def wait_settled(settings: Settings, deliverers: int, timeout_s: float = 60.0) -
 
     The warm-up's deliveries can all arrive while a cooperative rebalance still has a round
     to go; a phase that starts then measures partitions changing hands, not steady state."""
-    group = f"{settings.topic_prefix}.deliverer"
+    group = deliveries_group(settings)
     topic = settings.topic("deliveries")
     admin = AdminClient(admin_config(settings))
     deadline = time.monotonic() + timeout_s

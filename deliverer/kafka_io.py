@@ -46,6 +46,11 @@ MAX_MESSAGE_BYTES: Final = 8 * 1024 * 1024
 """Outputs carry the command's payload; the broker's own limit is the real bound."""
 
 
+def deliveries_group(settings: Settings) -> str:
+    """The consumer group reading `deliveries` (tools that watch or inspect it use this)."""
+    return f"{settings.topic_prefix}.deliverer"
+
+
 @dataclass(frozen=True, slots=True)
 class Work:
     """A decoded command and where it came from; `offsets` is its partition's bookkeeping."""
@@ -83,14 +88,12 @@ class KafkaIO:
         self.deliveries = settings.topic("deliveries")
         self.tier_topics = {settings.topic(f"retry.{tier}"): tier for tier in TIERS}
         self._consumer = Consumer(
-            consumer_config(
-                settings, group_id=f"{settings.topic_prefix}.deliverer", client_id=client_id
-            )
+            consumer_config(settings, group_id=deliveries_group(settings), client_id=client_id)
         )
         self._tier_consumer = Consumer(
             consumer_config(
                 settings,
-                group_id=f"{settings.topic_prefix}.deliverer.retries",
+                group_id=f"{deliveries_group(settings)}.retries",
                 client_id=f"{client_id}-retries",
             )
         )

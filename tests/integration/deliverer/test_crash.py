@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from deliverer.kafka_io import deliveries_group
 from hookline.kafka import consumer_config
 from hookline.receiver import Receiver
 from hookline.settings import Settings
@@ -61,9 +62,7 @@ def _uncommitted(settings: Settings) -> int:
     """Commands on `deliveries` past the deliverer group's committed offsets."""
     topic = settings.topic("deliveries")
     consumer = Consumer(
-        consumer_config(
-            settings, group_id=f"{settings.topic_prefix}.deliverer", client_id="test-committed"
-        )
+        consumer_config(settings, group_id=deliveries_group(settings), client_id="test-committed")
     )
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
