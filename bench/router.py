@@ -37,7 +37,8 @@ BENCH_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench
 EVENT_BYTES: Final = 1024
 
 
-def _settings() -> Settings:
+def bench_settings() -> Settings:
+    """A fresh topic prefix on the bench's local stack (or on HOOKLINE_KAFKA_BOOTSTRAP)."""
     base = Settings.load().with_changes(topic_prefix=f"bench{uuid.uuid4().hex[:8]}")
     if os.environ.get("HOOKLINE_KAFKA_BOOTSTRAP"):
         return base.with_changes(replication_factor=1, min_insync_replicas=1)
@@ -156,7 +157,7 @@ def main() -> None:
     parser.add_argument("--batch-max-events", type=int, default=DEFAULT_BATCH_MAX_EVENTS)
     args = parser.parse_args()
 
-    settings = _settings()
+    settings = bench_settings()
     ensure_topics(settings)
     runtime = open_codec(settings, client_id="bench-router")
     subscriptions = SubscriptionLog(settings, runtime.codec, client_id="bench-subs")

@@ -20,7 +20,7 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.router import _settings as bench_settings
+from bench.router import bench_settings
 from hookline.kafka import admin_config, consumer_config, producer_config
 
 WARM_UP = 5
