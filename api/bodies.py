@@ -10,6 +10,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Final
 
+from api import time_bounds
 from api.fields import (
     Body,
     Field,
@@ -50,6 +51,7 @@ from core.tokens import TENANT_PATTERN
 ID_CHARS: Final = 200
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 100
+JOB_TIMES: Final = "UTC " + time_bounds.RANGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,8 +257,12 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         ),
     )
     job = JobFields(
-        since=Field("since", timestamp(), required=True),
-        until=Field("until", timestamp().nullable(), description="defaults to the job's start"),
+        since=Field("since", timestamp(job_time=True), required=True, description=JOB_TIMES),
+        until=Field(
+            "until",
+            timestamp(job_time=True).nullable(),
+            description="defaults to the job's start; " + JOB_TIMES,
+        ),
         event_types=Field(
             "event_types",
             pattern_list.then(partial(check_event_types, catalog=catalog)),

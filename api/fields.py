@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Final, Generic, TypeVar, cast
 
 from api.errors import FieldProblem, InvalidInput
+from api.time_bounds import time_problem
 from core.errors import InvalidField
 from core.records import JsonValue
 from schemas.event_data import parse_rfc3339
@@ -116,14 +117,23 @@ def positive_number(*, maximum: float = 1e6) -> Kind[float]:
     return Kind({"type": "number", "exclusiveMinimum": 0, "maximum": maximum}, parse)
 
 
-def timestamp() -> Kind[datetime]:
+def timestamp(*, job_time: bool = False) -> Kind[datetime]:
+    """An RFC 3339 date-time; `job_time` also keeps it within what a job can look up
+    (`api.time_bounds`)."""
+
     def parse(value: object, path: str) -> datetime:
         if not isinstance(value, str):
             raise InvalidField(path, f"expected an RFC 3339 date-time, got {_type_name(value)}")
         try:
-            return parse_rfc3339(value)
+            moment = parse_rfc3339(value)
         except ValueError as exc:
             raise InvalidField(path, f"not an RFC 3339 date-time: {exc}") from None
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC form
+            raise InvalidField(path, "out of range once converted to UTC") from None
+        problem = time_problem(moment) if job_time else None
+        if problem is not None:
+            raise InvalidField(path, problem)
+        return moment
 
     return Kind({"type": "string", "format": "date-time"}, parse)
 
