@@ -2,6 +2,9 @@
 or redeliver (one delivery), emitting delivery commands and writing progress to the control
 topic. Progress is written only after the commands before it are acknowledged, so a job
 resumed elsewhere from its last progress loses nothing.
+
+Whatever goes wrong inside a job ends that job `failed`, with the reason on its record; only
+a failure to write that record (the producer is dead) escapes `JobRunner.run`.
 """
 
 from __future__ import annotations
@@ -10,15 +13,17 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Final
 
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from api.db import connect
 from api.history import recoverable, stored_command_sync
 from api.reissue import reissue_command
+from api.time_bounds import time_problem
 from core.commands import event_body, new_command
 from core.delivery_status import RECOVERABLE
 from core.records import DeliveryCommand, DomainEvent, Job, Subscription, utc_ms
@@ -34,14 +39,44 @@ log = logging.getLogger(__name__)
 CHECKPOINT_S: Final = 1.0
 FLUSH_TIMEOUT_S: Final = 30.0
 SUBSCRIPTION_WAIT_S: Final = 10.0
+MAX_REASON_CHARS: Final = 1000
 
 
 class JobFailed(Exception):
     """The job cannot finish; its record gets status `failed` with this reason."""
 
 
+class RunnerBroken(Exception):
+    """The outcome of a job cannot be recorded (Kafka does not take the record): the runner
+    itself is broken, not the job, so the replayer stops."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(f"cannot record the end of job {job_id}: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+
+
 class Cancelled(Exception):
     """The job was handed to another replayer, or this one is stopping; it resumes later."""
+
+
+class CancelRequested(Exception):
+    """The API cancelled the job; `progress` is how far it got (None: as last recorded)."""
+
+    def __init__(self, progress: Job | None = None) -> None:
+        super().__init__("cancelled on request")
+        self.progress = progress
+
+
+def _stop_check(cancel: threading.Event, requested: threading.Event | None) -> Callable[[], None]:
+    """Raises at a checkpoint once `cancel` is set: CancelRequested when the API asked for
+    it (`requested` is set first), else Cancelled (handed over; the job resumes later)."""
+
+    def check() -> None:
+        if cancel.is_set():
+            raise CancelRequested if requested is not None and requested.is_set() else Cancelled
+
+    return check
 
 
 def _now() -> datetime:
@@ -104,21 +139,61 @@ class JobRunner:
 
     # -- running ---------------------------------------------------------------------------
 
-    def run(self, job: Job, cancel: threading.Event) -> Job:
-        """Run `job` to its end and record the outcome; Cancelled leaves it running."""
+    def run(
+        self, job: Job, cancel: threading.Event, *, requested: threading.Event | None = None
+    ) -> Job:
+        """Run `job` to its end and record the outcome: done, failed (any error of the job's
+        own) or cancelled (`cancel` set after `requested`). Cancelled (set alone: handed
+        over) leaves it running; RunnerBroken when the outcome cannot be recorded."""
+        try:
+            return self.write(self._outcome(job, _stop_check(cancel, requested)))
+        except Cancelled:
+            raise
+        except Exception as exc:  # the job's outermost loop: record it failed, never stop
+            self._errors.clear()
+            if isinstance(exc, JobFailed):
+                log.warning("job %s failed: %s", job.id, exc)
+                reason = str(exc)
+            else:
+                log.exception("job %s failed unexpectedly", job.id)
+                reason = f"unexpected {type(exc).__name__}: {exc}"
+            try:
+                failed = self.write(
+                    dataclasses.replace(job, status="failed", error=reason[:MAX_REASON_CHARS])
+                )
+            except JobFailed as broken:
+                raise RunnerBroken(job.id, str(broken)) from exc
+            self._reconnect_if_broken()
+            return failed
+
+    def _outcome(self, job: Job, check: Callable[[], None]) -> Job:
+        """The job's final record, done or cancelled, still to be written."""
         try:
             match job.kind:
                 case "replay":
-                    job = self._replay(job, cancel)
+                    ended = self._replay(job, check)
                 case "recover":
-                    job = self._recover(job, cancel)
+                    ended = self._recover(job, check)
                 case "redeliver":
-                    job = self._redeliver(job)
-            return self.write(dataclasses.replace(job, status="done"))
-        except JobFailed as exc:
-            self._errors.clear()
-            log.warning("job %s failed: %s", job.id, exc)
-            return self.write(dataclasses.replace(job, status="failed", error=str(exc)))
+                    ended = self._redeliver(job)
+            return dataclasses.replace(ended, status="done")
+        except CancelRequested as exc:
+            log.info("job %s cancelled on request", job.id)
+            progress = job if exc.progress is None else exc.progress
+            return dataclasses.replace(progress, status="cancelled")
+
+    def _reconnect_if_broken(self) -> None:
+        """A job's error may have been PostgreSQL going away: connect again for the next job.
+        If it is still away, the next job that needs it fails with that reason and retries."""
+        if not (self._conn.broken or self._conn.closed):
+            return
+        try:
+            self._conn = connect(self._settings)
+        except psycopg.OperationalError as exc:
+            log.warning("PostgreSQL is still unreachable: %s", exc)
+
+    def close(self) -> None:
+        self._conn.close()
 
     def _subscription(self, job: Job) -> Subscription:
         if job.subscription_id is None:
@@ -129,10 +204,11 @@ class JobRunner:
             raise JobFailed(f"subscription {job.subscription_id} does not exist")
         return sub
 
-    def _replay(self, job: Job, cancel: threading.Event) -> Job:
-        sub = self._subscription(job)
+    def _replay(self, job: Job, check: Callable[[], None]) -> Job:
         if job.since is None:
             raise JobFailed("a replay needs 'since'")
+        _check_times(job)
+        sub = self._subscription(job)
         since = job.since
         if job.until is None:  # fixed now, so a resumed job scans the same records
             job = self.write(dataclasses.replace(job, until=_now()))
@@ -140,22 +216,24 @@ class JobRunner:
         resume_after = job.scanned
         scanned = emitted = 0
         checkpoint = time.monotonic()
-        for message in self._events_between(since, job.until, cancel):
-            scanned += 1
-            if scanned <= resume_after:
-                continue
-            command = self._replay_command(job, sub, message)
-            if command is not None:
-                self._emit(command)
-                emitted += 1
-            if time.monotonic() - checkpoint > CHECKPOINT_S:
-                job = self.write(
-                    dataclasses.replace(job, scanned=scanned, emitted=job.emitted + emitted)
-                )
-                resume_after, emitted, checkpoint = scanned, 0, time.monotonic()
-        return dataclasses.replace(
-            job, scanned=max(scanned, job.scanned), emitted=job.emitted + emitted
-        )
+        try:
+            for message in self._events_between(since, job.until, check):
+                check()  # per record too: a batch of 500 may take a while to emit
+                scanned += 1
+                if scanned <= resume_after:
+                    continue
+                command = self._replay_command(job, sub, message)
+                if command is not None:
+                    self._emit(command)
+                    emitted += 1
+                if time.monotonic() - checkpoint > CHECKPOINT_S:
+                    job = self.write(
+                        dataclasses.replace(job, scanned=scanned, emitted=job.emitted + emitted)
+                    )
+                    resume_after, emitted, checkpoint = scanned, 0, time.monotonic()
+        except CancelRequested:
+            raise CancelRequested(_progress(job, scanned, emitted)) from None
+        return _progress(job, scanned, emitted)
 
     def _replay_command(
         self, job: Job, sub: Subscription, message: Message
@@ -178,7 +256,7 @@ class JobRunner:
         return _command_for(event, sub, job.id)
 
     def _events_between(
-        self, since: datetime, until: datetime, cancel: threading.Event
+        self, since: datetime, until: datetime, check: Callable[[], None]
     ) -> Iterator[Message]:
         """Events with offsets from the first at `since` to the first at `until`, partition
         by partition in order, so a resumed job sees them in the same order."""
@@ -193,20 +271,19 @@ class JobRunner:
                 start, end = self._bounds(consumer, topic, partition, since, until)
                 if start < end:
                     consumer.assign([TopicPartition(topic, partition, start)])
-                    yield from self._read_partition(consumer, start, end, cancel)
+                    yield from self._read_partition(consumer, start, end, check)
         finally:
             consumer.close()
 
     @staticmethod
     def _read_partition(
-        consumer: Consumer, start: int, end: int, cancel: threading.Event
+        consumer: Consumer, start: int, end: int, check: Callable[[], None]
     ) -> Iterator[Message]:
         """Records at offsets [start, end) of the one assigned partition; stops at its end
         (transaction markers have offsets but are never delivered)."""
         position = start
         while position < end:
-            if cancel.is_set():
-                raise Cancelled
+            check()
             for message in consumer.consume(num_messages=500, timeout=0.5):
                 error = message.error()
                 if error is not None:
@@ -237,16 +314,23 @@ class JobRunner:
         end = last.offset if last.offset >= 0 else high
         return max(start, low), end
 
-    def _recover(self, job: Job, cancel: threading.Event) -> Job:
-        sub = self._subscription(job)
+    def _recover(self, job: Job, check: Callable[[], None]) -> Job:
         if job.since is None:
             raise JobFailed("a recover needs 'since'")
+        _check_times(job)
+        sub = self._subscription(job)
         rows = recoverable(self._conn, sub.id, since=job.since, statuses=RECOVERABLE)
         scanned, emitted = job.scanned, job.emitted
         for row in rows:
-            if cancel.is_set():
+            try:
+                check()
+            except CancelRequested:
+                raise CancelRequested(
+                    dataclasses.replace(job, scanned=scanned, emitted=emitted)
+                ) from None
+            except Cancelled:
                 self.write(dataclasses.replace(job, scanned=scanned, emitted=emitted))
-                raise Cancelled
+                raise
             self._emit(reissue_command(row, origin="recover", job_id=job.id))
             scanned += 1
             emitted += 1
@@ -260,6 +344,22 @@ class JobRunner:
             raise JobFailed(f"delivery {job.delivery_id} is not in the history")
         self._emit(reissue_command(stored, origin="redeliver", job_id=job.id))
         return dataclasses.replace(job, scanned=1, emitted=1)
+
+
+def _progress(job: Job, scanned: int, emitted: int) -> Job:
+    """`job` after scanning `scanned` records in this run and emitting `emitted` commands
+    since its last progress record."""
+    return dataclasses.replace(
+        job, scanned=max(scanned, job.scanned), emitted=job.emitted + emitted
+    )
+
+
+def _check_times(job: Job) -> None:
+    """Refuse times a Kafka lookup cannot take (a record written before the API checked)."""
+    for name, moment in (("since", job.since), ("until", job.until)):
+        problem = None if moment is None else time_problem(moment)
+        if problem is not None:
+            raise JobFailed(f"{name} {problem}")
 
 
 def _command_for(event: DomainEvent, sub: Subscription, job_id: str) -> DeliveryCommand:

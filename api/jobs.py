@@ -2,6 +2,8 @@
 
 Like the subscriptions table: read to the end offsets taken at start before ready, then
 follow live. Progress survives restarts because it lives on the topic, not in memory.
+Two writers share a job's key: the replayer (progress, its end) and the API (a cancel), so
+every reader applies `latest_state`, under which an ended job stays ended.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Final
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from core.records import Job, JobKind, utc_ms
+from core.records import Job, JobKind, JobStatus, utc_ms
 from hookline.kafka import reader_config
 from hookline.settings import Settings
 from schemas.errors import SchemaError
@@ -54,6 +58,54 @@ def new_job(
     )
 
 
+ENDED: Final[frozenset[JobStatus]] = frozenset({"done", "failed", "cancelled"})
+
+
+def latest_state(previous: Job | None, record: Job) -> Job:
+    """The job once `record` of it is read. An ended job stays ended: a `running` record
+    after its end is progress the replayer wrote before it saw the API's cancel."""
+    if previous is not None and previous.status in ENDED and record.status == "running":
+        return previous
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """What `GET /v1/jobs` asks for; `tenant` None is the admin, who sees every tenant."""
+
+    tenant: str | None
+    status: str | None = None
+    kind: str | None = None
+
+
+JobKey = tuple[str, str]
+"""A job's place in the list: its creation time (ISO text) and id, newest first."""
+
+
+def job_key(job: Job) -> JobKey:
+    return (job.created_at.isoformat(), job.id)
+
+
+def page_of_jobs(
+    jobs: Iterable[Job], query: JobQuery, *, limit: int, after: JobKey | None
+) -> tuple[list[Job], JobKey | None]:
+    """The page after `after`, newest first, and the key to continue from (None: the last)."""
+    rows = sorted(
+        (
+            job
+            for job in jobs
+            if (query.tenant is None or job.tenant == query.tenant)
+            and (query.status is None or job.status == query.status)
+            and (query.kind is None or job.kind == query.kind)
+            and (after is None or job_key(job) < after)
+        ),
+        key=job_key,
+        reverse=True,
+    )
+    page = rows[:limit]
+    return page, (job_key(page[-1]) if len(rows) > limit else None)
+
+
 class JobTable:
     def __init__(self, settings: Settings, codec: RecordCodec, *, client_id: str) -> None:
         self._topic = settings.topic("control")
@@ -68,6 +120,10 @@ class JobTable:
 
     def get(self, job_id: str) -> Job | None:
         return self._rows.get(job_id)
+
+    def snapshot(self) -> Mapping[str, Job]:
+        """Every job as of now (an immutable view; later changes make a new one)."""
+        return self._rows
 
     @property
     def ready(self) -> bool:
@@ -154,7 +210,7 @@ class JobTable:
             except SchemaError as exc:
                 log.error("undecodable job at offset %s: %s", message.offset(), exc)  # noqa: TRY400
                 continue
-            rows[job.id] = job
+            rows[job.id] = latest_state(rows.get(job.id), job)
         with self._changed:
             self._rows = MappingProxyType(rows)
             self._changed.notify_all()

@@ -5,6 +5,11 @@ group never commits offsets: on every assignment a replayer reads its partitions
 start, so it knows each job's latest record, and only after reaching their end does it pick
 up the jobs still `running` (new ones, or ones a stopped replayer left mid-way) and resume
 them from their recorded progress. One worker thread runs the jobs, one at a time.
+
+A job's own error ends that job `failed` and the replayer goes on with the next; a job the
+API cancelled (a `cancelled` record of it) stops at its next checkpoint and is recorded
+`cancelled`. Only the replayer's own machinery failing (its consumer, or a producer that
+cannot record a job's end) stops the process.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter
 from api.db import connect
 from api.errors import ProjectionError
 from api.job_runner import Cancelled, JobRunner
+from api.jobs import latest_state
 from api.undecodable import dead_letter_undecodable
 from core.records import Job
 from hookline.codecs import CodecRuntime, open_codec
@@ -36,6 +42,22 @@ CLIENT_ID: Final = "hookline-replayer"
 READY_TIMEOUT_S: Final = 60.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Running:
+    """A job on the worker: its control partition, and what stops it."""
+
+    partition: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    requested: threading.Event = field(default_factory=threading.Event)
+
+    def hand_over(self) -> None:
+        self.cancel.set()
+
+    def cancel_on_request(self) -> None:
+        self.requested.set()  # first: the runner reads it once `cancel` is set
+        self.cancel.set()
+
+
 @dataclass(slots=True)
 class _Control:
     """What the consumer thread knows of the control topic."""
@@ -43,7 +65,7 @@ class _Control:
     latest: dict[str, tuple[Job, int]] = field(default_factory=dict)
     assigned: set[int] = field(default_factory=set)
     caught_up: set[int] = field(default_factory=set)
-    running: dict[str, tuple[int, threading.Event]] = field(default_factory=dict)
+    running: dict[str, _Running] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
     assigned_once: bool = False
 
@@ -77,6 +99,7 @@ class Replayer:
         conn = connect(self._settings)
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{CLIENT_ID}-job")
         consumer: Consumer | None = None
+        runner: JobRunner | None = None
         try:
             subscriptions.start()
             if not subscriptions.wait_ready(READY_TIMEOUT_S):
@@ -93,20 +116,22 @@ class Replayer:
                 for message in consumer.consume(num_messages=500, timeout=0.2):
                     self._take(runtime, producer, message)
                 if self._failure is not None:
-                    raise ProjectionError("replayer", f"a job stopped: {self._failure}")
+                    raise ProjectionError("replayer", f"cannot run jobs: {self._failure}")
                 self._start_jobs(worker, runner)
                 state = self._state
                 if state.assigned_once and state.assigned <= state.caught_up:
                     self._ready.set()
         finally:
             with self._lock:
-                for _partition, cancel in self._state.running.values():
-                    cancel.set()
+                for running in self._state.running.values():
+                    running.hand_over()
             worker.shutdown(wait=True)
             if consumer is not None:
                 consumer.close()
             producer.flush(10)
             conn.close()
+            if runner is not None:
+                runner.close()  # its connection, if it had to open a new one
             subscriptions.close()
             runtime.close()
 
@@ -122,9 +147,9 @@ class Replayer:
         state.caught_up -= gone
         state.latest = {k: v for k, v in state.latest.items() if v[1] not in gone}
         with self._lock:
-            for partition, cancel in state.running.values():
-                if partition in gone:
-                    cancel.set()
+            for running in state.running.values():
+                if running.partition in gone:
+                    running.hand_over()
 
     def _take(self, runtime: CodecRuntime, producer: Producer, message: Message) -> None:
         partition = message.partition()
@@ -144,7 +169,14 @@ class Replayer:
             dead_letter_undecodable(self._settings, runtime.codec, producer, message, exc)
             producer.flush(30)
             return
+        previous = self._state.latest.get(job.id)
+        job = latest_state(None if previous is None else previous[0], job)
         self._state.latest[job.id] = (job, partition)
+        if job.status == "cancelled":
+            with self._lock:
+                running = self._state.running.get(job.id)
+            if running is not None:
+                running.cancel_on_request()
 
     def _start_jobs(self, worker: ThreadPoolExecutor, runner: JobRunner) -> None:
         state = self._state
@@ -158,9 +190,8 @@ class Replayer:
             with self._lock:
                 if job_id in state.running:
                     continue
-                cancel = threading.Event()
-                state.running[job_id] = (partition, cancel)
-            future = worker.submit(runner.run, job, cancel)
+                running = state.running[job_id] = _Running(partition)
+            future = worker.submit(runner.run, job, running.cancel, requested=running.requested)
             future.add_done_callback(partial(self._ended, job))
 
     def _ended(self, job: Job, future: Future[Job]) -> None:
@@ -169,6 +200,7 @@ class Replayer:
             if error is None:
                 self._state.finished.add(job.id)  # before leaving `running`: never restarted
             elif not isinstance(error, Cancelled):
+                # run() records every error of the job's own; what escapes is the machinery's
                 self._failure = error
             self._state.running.pop(job.id, None)
         if isinstance(error, Cancelled):

@@ -157,7 +157,7 @@ class DeadLetter:
 
 
 JobKind = Literal["replay", "recover", "redeliver"]
-JobStatus = Literal["running", "done", "failed"]
+JobStatus = Literal["running", "done", "failed", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)

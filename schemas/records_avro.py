@@ -37,7 +37,7 @@ _SUBSCRIPTION_STATUSES = frozenset({"active", "paused", "disabled"})
 _ORIGINS = frozenset({"route", "replay", "recover", "redeliver", "test"})
 _OUTCOMES = frozenset({"delivered", "retrying", "dead", "failed"})
 _JOB_KINDS = frozenset({"replay", "recover", "redeliver"})
-_JOB_STATUSES = frozenset({"running", "done", "failed"})
+_JOB_STATUSES = frozenset({"running", "done", "failed", "cancelled"})
 
 
 class RecordCodec:
