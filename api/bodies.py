@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from api import time_bounds
 from api.fields import (
@@ -32,7 +32,7 @@ from core.addresses import IPNetwork
 from core.delivery_status import STATUSES
 from core.errors import InvalidField
 from core.matching import WILDCARD
-from core.records import FilterValue, JsonValue
+from core.records import FilterValue, JobKind, JobStatus, JsonValue
 from core.subscription_rules import (
     MAX_DESCRIPTION_CHARS,
     MAX_EVENT_TYPES,
@@ -144,6 +144,12 @@ class DeliveryQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class JobListQuery:
+    status: QueryParam[str]
+    kind: QueryParam[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Bodies:
     """Everything a request may carry, by operation."""
 
@@ -158,12 +164,17 @@ class Bodies:
     limit: QueryParam[int]
     cursor: QueryParam[str]
     deliveries: DeliveryQuery
+    jobs: JobListQuery
     event_types: tuple[str, ...]
 
     @property
     def delivery_params(self) -> tuple[QueryParam[Any], ...]:
         q = self.deliveries
         return (q.subscription_id, q.event_id, q.event_type, q.status, q.since, q.until)
+
+    @property
+    def job_params(self) -> tuple[QueryParam[Any], ...]:
+        return (self.jobs.status, self.jobs.kind)
 
 
 def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodies:
@@ -288,6 +299,10 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             status=query_text("status", enum=status_enum),
             since=query_timestamp("since"),
             until=query_timestamp("until"),
+        ),
+        jobs=JobListQuery(
+            status=query_text("status", enum=get_args(JobStatus)),
+            kind=query_text("kind", enum=get_args(JobKind)),
         ),
         event_types=tuple(enum),
     )

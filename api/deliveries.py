@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 
 from aiohttp import web
 
+from api.bodies import DEFAULT_LIMIT
 from api.context import (
     READ_BACK_TIMEOUT_S,
     answer,
@@ -18,12 +20,13 @@ from api.context import (
     settings,
     visible_subscription,
 )
-from api.errors import InvalidInput, NotFound, Unavailable
+from api.errors import InvalidInput, JobEnded, NotFound, Unavailable
 from api.history import DeliveryFilter, get_delivery, list_deliveries, stored_command
-from api.jobs import new_job
+from api.jobs import JobQuery, new_job, page_of_jobs
 from api.reissue import reissue_command
 from api.views import delivery_view, job_view
-from core.records import Job
+from core.cursors import decode_cursor, encode_cursor
+from core.records import Job, utc_ms
 
 
 async def list_all(request: web.Request) -> web.Response:
@@ -90,8 +93,8 @@ async def redeliver(request: web.Request) -> web.Response:
     )
 
 
-async def _start(request: web.Request, job: Job) -> web.Response:
-    """Write the job (status running) and answer once the API's jobs table has it."""
+async def _record(request: web.Request, job: Job) -> web.Response:
+    """Write the job's record and answer 202 once the API's jobs table has it."""
     res = resources(request)
     await res.producer.send(
         settings(request).topic("control"), key=job.id, value=res.codec.codec.encode_job(job)
@@ -123,7 +126,7 @@ async def replay(request: web.Request) -> web.Response:
         until=until,
         event_types=parsed.get_or(spec.job.event_types, ()),
     )
-    return await _start(request, job)
+    return await _record(request, job)
 
 
 async def recover(request: web.Request) -> web.Response:
@@ -134,7 +137,31 @@ async def recover(request: web.Request) -> web.Response:
     job = new_job(
         "recover", tenant=sub.tenant, subscription_id=sub.id, since=parsed.get(spec.job.since)
     )
-    return await _start(request, job)
+    return await _record(request, job)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """The caller's jobs (every tenant's for the admin), newest first."""
+    who = await caller(request)
+    spec = bodies(request)
+    query = read_query(request, (spec.limit, spec.cursor, *spec.job_params))
+
+    def text(name: str) -> str | None:
+        value = query.get(name)
+        return None if value is None else str(value)
+
+    cursor = text(spec.cursor.name)
+    after = None if cursor is None else decode_cursor(cursor, arity=2)
+    page, last = page_of_jobs(
+        resources(request).jobs.snapshot().values(),
+        JobQuery(
+            tenant=who.tenant, status=text(spec.jobs.status.name), kind=text(spec.jobs.kind.name)
+        ),
+        limit=int(str(query.get(spec.limit.name, DEFAULT_LIMIT))),
+        after=None if after is None else (after[0], after[1]),
+    )
+    next_cursor = None if last is None else encode_cursor(last)
+    return answer({"data": [job_view(j) for j in page], "next_cursor": next_cursor})
 
 
 async def read_job(request: web.Request) -> web.Response:
@@ -144,3 +171,18 @@ async def read_job(request: web.Request) -> web.Response:
     if job is None or not who.can_see(job.tenant):
         raise NotFound("job", job_id)
     return answer(job_view(job))
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """Record the running job `cancelled`; the replayer running it stops at its next
+    checkpoint and records it `cancelled` with its progress."""
+    who = await caller(request)
+    job_id = request.match_info["id"]
+    job = resources(request).jobs.get(job_id)
+    if job is None or not who.can_see(job.tenant):
+        raise NotFound("job", job_id)
+    if job.status != "running":
+        raise JobEnded(job_id, job.status)
+    now = utc_ms(datetime.now(UTC))
+    cancelled = dataclasses.replace(job, status="cancelled", updated_at=max(now, job.updated_at))
+    return await _record(request, cancelled)

@@ -5,6 +5,7 @@ ApiError
  ├── Unauthorized          401 no token, or one that is not known
  ├── Forbidden             403 a tenant token on an admin-only route
  ├── NotFound              404 an unknown id, or a record of another tenant
+ ├── Conflict              409 the record is not in a state the request applies to
  ├── PayloadTooLarge       413 a body over the limit
  ├── InvalidInput          422 fields break their rules; `errors` names each field
  ├── Unavailable           503 Kafka or PostgreSQL did not answer in time
@@ -71,6 +72,21 @@ class NotFound(ApiError):
         super().__init__(f"no {kind} with id {record_id!r}")
         self.kind = kind
         self.record_id = record_id
+
+
+class Conflict(ApiError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class JobEnded(Conflict):
+    """A cancel of a job that is no longer running; `job_status` is how it ended."""
+
+    def __init__(self, job_id: str, job_status: str) -> None:
+        super().__init__(f"job {job_id!r} has already ended: it is {job_status}")
+        self.job_id = job_id
+        self.job_status = job_status
 
 
 class PayloadTooLarge(ApiError):

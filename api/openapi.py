@@ -11,6 +11,7 @@ from api.bodies import Bodies
 from api.errors import (
     ApiError,
     BadRequest,
+    Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -33,6 +34,7 @@ _ERRORS: Final[dict[int, type[ApiError]]] = {
         Unauthorized,
         Forbidden,
         NotFound,
+        Conflict,
         PayloadTooLarge,
         InvalidInput,
         Unavailable,

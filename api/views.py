@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, get_args
 
 from api.fields import JsonSchema
 from api.history import AttemptRow, DeliveryRow
 from core.delivery_status import STATUSES
-from core.records import Job, JsonValue, Subscription
+from core.records import Job, JobKind, JobStatus, JsonValue, Subscription
 from schemas.catalog import EventType
 from schemas.event_data import format_rfc3339
 
@@ -149,14 +149,14 @@ def delivery_view(
 JOB: Final = _obj(
     {
         "id": _STR,
-        "kind": {"type": "string", "enum": ["replay", "recover", "redeliver"]},
+        "kind": {"type": "string", "enum": list(get_args(JobKind))},
         "tenant": _STR,
         "subscription_id": _STR_OR_NULL,
         "delivery_id": _STR_OR_NULL,
         "since": _TIME_OR_NULL,
         "until": _TIME_OR_NULL,
         "event_types": {"type": "array", "items": _STR},
-        "status": {"type": "string", "enum": ["running", "done", "failed"]},
+        "status": {"type": "string", "enum": list(get_args(JobStatus))},
         "scanned": {"type": "integer"},
         "emitted": {"type": "integer"},
         "error": _STR_OR_NULL,

@@ -1,0 +1,240 @@
+"""The pure rules around jobs: the times a job may name, the state a reader keeps of a job
+two writers share, the jobs list, and how the runner records a job's own error.
+
+Regression: a replay `since` 1969-12-31T23:59:59Z reached `offsets_for_times` as a negative
+timestamp, the broker refused it, and the error stopped the whole replayer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from confluent_kafka import Producer
+
+from api.bodies import build_bodies
+from api.errors import InvalidInput
+from api.job_runner import JobRunner, RunnerBroken
+from api.jobs import JobQuery, job_key, latest_state, new_job, page_of_jobs
+from api.time_bounds import EARLIEST, LATEST, time_problem
+from core.records import Job, JobKind, JobStatus
+from hookline.settings import Settings
+from hookline.subscription_table import SubscriptionTable
+from schemas.catalog import load_catalog
+from tests.unit.test_records_avro import make_codec
+
+BODIES = build_bodies(load_catalog().names(), ())
+T0 = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
+
+
+# -- the times a job may name ----------------------------------------------------------------
+
+
+def test_the_bounds_are_inclusive_and_refuse_a_millisecond_beyond() -> None:
+    assert time_problem(EARLIEST) is None
+    assert time_problem(LATEST) is None
+    assert time_problem(EARLIEST - timedelta(milliseconds=1)) is not None
+    assert time_problem(LATEST + timedelta(milliseconds=1)) is not None
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        ("1969-12-31T23:59:59Z", "must be from 1970-01-01T00:00:00.000Z"),
+        ("1970-01-01T00:59:59+01:00", "must be from 1970-01-01T00:00:00.000Z"),
+        ("9999-12-31T00:00:00Z", "to 9999-12-30T23:59:59.999Z"),
+        ("0001-01-01T00:00:00+01:00", "out of range once converted to UTC"),
+        ("9999-12-31T23:59:59-01:00", "out of range once converted to UTC"),
+    ],
+)
+def test_a_job_time_outside_the_bounds_names_its_field(since: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        BODIES.replay.parse({"since": since, "until": since})
+    assert [p.field for p in caught.value.errors] == ["since", "until"]
+    assert all(message in p.message for p in caught.value.errors)
+    with pytest.raises(InvalidInput) as caught:
+        BODIES.recover.parse({"since": since})
+    assert [p.field for p in caught.value.errors] == ["since"]
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    parsed = BODIES.replay.parse(
+        {"since": "1970-01-01T00:00:00Z", "until": "9999-12-30T23:59:59.999Z"}
+    )
+    assert parsed.get(BODIES.job.since) == EARLIEST
+    assert parsed.get(BODIES.job.until) == LATEST
+
+
+def test_an_event_time_overflowing_utc_is_an_invalid_field_not_an_error() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        BODIES.publish_event.parse(
+            {
+                "type": "webhook.ping",
+                "occurred_at": "0001-01-01T00:00:00+01:00",
+                "subject": {"type": "s", "id": "s"},
+                "data": {"subscription_id": "s"},
+            }
+        )
+    assert [p.field for p in caught.value.errors] == ["occurred_at"]
+
+
+def test_the_document_states_the_bounds() -> None:
+    properties = BODIES.replay.schema()["properties"]
+    assert isinstance(properties, dict)
+    since = properties["since"]
+    assert isinstance(since, dict)
+    assert "1970-01-01T00:00:00.000Z" in str(since["description"])
+
+
+# -- one job, two writers ---------------------------------------------------------------------
+
+
+def _job(status: JobStatus = "running", **changes: Any) -> Job:
+    job = new_job("replay", tenant="acme", subscription_id="s1", since=T0)
+    return dataclasses.replace(job, status=status, **changes)
+
+
+def test_progress_written_after_a_cancel_does_not_revive_the_job() -> None:
+    cancelled = _job("cancelled")
+    progress = dataclasses.replace(cancelled, status="running", scanned=500)
+    assert latest_state(cancelled, progress) is cancelled
+
+
+@pytest.mark.parametrize("end", ["done", "failed", "cancelled"])
+def test_the_runners_final_record_replaces_the_cancel(end: JobStatus) -> None:
+    cancelled = _job("cancelled")
+    final = dataclasses.replace(cancelled, status=end, scanned=700)
+    assert latest_state(cancelled, final) is final
+
+
+def test_a_running_job_follows_its_progress() -> None:
+    first = _job()
+    later = dataclasses.replace(first, scanned=10)
+    assert latest_state(None, first) is first
+    assert latest_state(first, later) is later
+
+
+# -- the jobs list ----------------------------------------------------------------------------
+
+
+def _listed(tenant: str, kind: JobKind, status: JobStatus, minute: int, job_id: str) -> Job:
+    return dataclasses.replace(
+        new_job(kind, tenant=tenant, subscription_id="s1", since=T0),
+        id=job_id,
+        status=status,
+        created_at=T0 + timedelta(minutes=minute),
+    )
+
+
+JOBS = (
+    _listed("acme", "replay", "done", 1, "a1"),
+    _listed("acme", "recover", "failed", 2, "a2"),
+    _listed("acme", "replay", "running", 3, "a3"),
+    _listed("other", "replay", "running", 4, "o1"),
+    _listed("acme", "replay", "cancelled", 3, "a4"),  # same time as a3: the id breaks the tie
+)
+
+
+def _ids(jobs: list[Job]) -> list[str]:
+    return [j.id for j in jobs]
+
+
+def test_jobs_are_listed_newest_first_within_the_tenant() -> None:
+    page, last = page_of_jobs(JOBS, JobQuery(tenant="acme"), limit=10, after=None)
+    assert _ids(page) == ["a4", "a3", "a2", "a1"]
+    assert last is None
+    page, _ = page_of_jobs(JOBS, JobQuery(tenant=None), limit=10, after=None)
+    assert _ids(page) == ["o1", "a4", "a3", "a2", "a1"]
+
+
+def test_pages_continue_after_their_key_without_gaps_or_repeats() -> None:
+    seen: list[str] = []
+    after = None
+    while True:
+        page, after = page_of_jobs(JOBS, JobQuery(tenant=None), limit=2, after=after)
+        seen += _ids(page)
+        if after is None:
+            break
+        assert after == job_key(page[-1])
+    assert seen == ["o1", "a4", "a3", "a2", "a1"]
+
+
+def test_jobs_filter_by_status_and_kind() -> None:
+    query = JobQuery(tenant="acme", status="running")
+    assert _ids(page_of_jobs(JOBS, query, limit=10, after=None)[0]) == ["a3"]
+    query = JobQuery(tenant=None, kind="recover")
+    assert _ids(page_of_jobs(JOBS, query, limit=10, after=None)[0]) == ["a2"]
+
+
+# -- a job's own error ------------------------------------------------------------------------
+
+
+class _FakeProducer:
+    """Keeps what is produced; `flush` answers how many stay unacknowledged."""
+
+    def __init__(self, *, unacknowledged: int = 0) -> None:
+        self.produced: list[tuple[str, bytes]] = []
+        self.unacknowledged = unacknowledged
+
+    def produce(
+        self, topic: str, *, key: str, value: bytes, on_delivery: Callable[..., None]
+    ) -> None:
+        self.produced.append((topic, value))
+
+    def poll(self, _timeout: float) -> int:
+        return 0
+
+    def flush(self, _timeout: float) -> int:
+        return self.unacknowledged
+
+
+class _BrokenConnection:
+    """A PostgreSQL connection whose every query fails the way a bug would."""
+
+    broken = False
+    closed = False
+
+    def cursor(self, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+
+def _runner(producer: _FakeProducer) -> JobRunner:
+    settings = Settings(topic_prefix="unit")
+    return JobRunner(
+        settings,
+        make_codec(),
+        cast(Producer, producer),
+        cast(SubscriptionTable, None),  # a redeliver job never reads subscriptions
+        cast(Any, _BrokenConnection()),
+    )
+
+
+def _redeliver() -> Job:
+    return dataclasses.replace(
+        new_job("redeliver", tenant="acme", subscription_id=None), delivery_id="d1"
+    )
+
+
+def test_an_unexpected_error_ends_the_job_failed_with_its_reason() -> None:
+    producer = _FakeProducer()
+    ended = _runner(producer).run(_redeliver(), threading.Event())
+    assert ended.status == "failed"
+    assert ended.error == "unexpected RuntimeError: boom"
+    [(topic, value)] = producer.produced
+    assert topic == "unit.control"
+    assert make_codec().decode_job(value) == ended
+
+
+def test_an_end_that_cannot_be_recorded_breaks_the_runner() -> None:
+    with pytest.raises(RunnerBroken, match="cannot record the end of job"):
+        _runner(_FakeProducer(unacknowledged=1)).run(_redeliver(), threading.Event())
+
+
+def test_a_cancelled_job_survives_avro() -> None:
+    codec = make_codec()
+    job = _job("cancelled")
+    assert codec.decode_job(codec.encode_job(job)) == job
