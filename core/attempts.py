@@ -1,8 +1,8 @@
 """What the deliverer writes after an attempt: the attempt record, a retry, a dead letter.
 
 Pure: `plan_attempt` turns one observed HTTP attempt and the decision `core.outcome.decide`
-took into the records to produce; `plan_unsendable` and `plan_spill` cover commands that are
-not sent at all. The shell produces the records and only then finishes the command's offset.
+took into the records to produce; `plan_unsendable` covers commands that are not sent at
+all. The shell produces the records and only then finishes the command's offset.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from core.outcome import (
 )
 from core.outcome import DeadLetter as GiveUp
 from core.records import AttemptOutcome, DeadLetter, DeliveryAttempt, DeliveryCommand, utc_ms
-from core.retry import TIERS
 
 RESPONSE_BODY_CAP_BYTES: Final = 64 * 1024
 """Response bodies are read up to this many bytes (DESIGN.md §5), then the connection drops."""
@@ -58,11 +57,11 @@ class Observed:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Records to produce for one command; `retry` goes to `retry.<tier>`."""
+    """Records to produce for one command; `retry` goes into the subscription's backlog,
+    due at its `not_before`."""
 
     attempt: DeliveryAttempt | None
     retry: DeliveryCommand | None = None
-    tier: str | None = None
     dead_letter: DeadLetter | None = None
     disable_reason: str | None = None
 
@@ -157,7 +156,7 @@ def plan_attempt(
                     next_attempt_at=None,
                 )
             )
-        case ScheduleRetry(delay_s=delay_s, tier=tier):
+        case ScheduleRetry(delay_s=delay_s):
             due = utc_ms(now + timedelta(seconds=delay_s))
             record = _attempt(
                 command,
@@ -168,7 +167,7 @@ def plan_attempt(
                 next_attempt_at=due,
             )
             retry = dataclasses.replace(command, attempt=number, last_error=error, not_before=due)
-            return Plan(record, retry, tier)
+            return Plan(record, retry)
         case GiveUp(reason=reason):
             record = _attempt(
                 command,
@@ -234,13 +233,6 @@ def plan_unsendable(
             return Plan(record, dead_letter=letter)
         case _:
             assert_never(why)
-
-
-def plan_spill(command: DeliveryCommand, *, not_before: datetime | None) -> Plan:
-    """Hand a command not yet attempted to the shortest retry tier (lane full, shutdown):
-    no attempt is counted and no attempt record is written."""
-    due = None if not_before is None else utc_ms(not_before)
-    return Plan(None, dataclasses.replace(command, not_before=due), TIERS[0])
 
 
 def is_due(command: DeliveryCommand, now: datetime) -> bool:

@@ -7,6 +7,7 @@ partition, one `RateLimiter` and one `EndpointHealth` per subscription lane.
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, TypeAlias
@@ -74,29 +75,48 @@ class PartitionOffsets:
 
 
 def lane_capacity(*, max_in_flight: int, lane_concurrency: int) -> int:
-    """Commands one subscription lane may hold: a tenth of the process budget, at least 4
-    rounds of its concurrency, so one slow endpoint can never take the whole read-ahead."""
+    """Commands read from Kafka one subscription lane may hold in memory: a tenth of the
+    process budget, at least 4 rounds of its concurrency."""
     return max(4 * lane_concurrency, max_in_flight // 10, 1)
 
 
-Admission: TypeAlias = Literal["queue", "spill", "queue_and_pause"]
+Admission: TypeAlias = Literal["lane", "backlog"]
 
 
-def admit(*, depth: int, capacity: int, ordered: bool) -> Admission:
-    """What to do with a command for a lane holding `depth` commands.
+def admit(*, depth: int, capacity: int, ordered: bool, backlogged: bool) -> Admission:
+    """Where a command read from Kafka goes, for a lane holding `depth` commands.
 
-    A full unordered lane spills the command to the shortest retry tier (it comes back
-    later; others keep flowing). A full ordered lane cannot let a command overtake, so it
-    queues it and pauses the partition it came from until the lane drains.
+    Into the lane when it can start soon; otherwise into the subscription's durable
+    backlog, and the partition moves on. A subscription with a backlog sends every new
+    command behind it (first come, first served). An ordered lane holds one command at a
+    time, so anything arriving while it is busy waits in the backlog in offset order.
     """
-    if depth < capacity:
-        return "queue"
-    return "queue_and_pause" if ordered else "spill"
+    if backlogged:
+        return "backlog"
+    if ordered:
+        return "lane" if depth == 0 else "backlog"
+    return "lane" if depth < capacity else "backlog"
 
 
-def lane_drained(*, depth: int, capacity: int) -> bool:
-    """A paused partition resumes once its full lane is back under half its capacity."""
-    return depth < max(capacity // 2, 1)
+def feed_room(
+    *, depth: int, concurrency: int, ordered: bool, rate_limit: float | None = None
+) -> int:
+    """How many backlogged commands to lease into a lane holding `depth` commands: one
+    round of requests beyond those running, one at a time when ordered, and no more than
+    a second's worth under a rate limit (so a deleted or paused subscription's lane is
+    never long behind its state)."""
+    if ordered:
+        return 1 if depth == 0 else 0
+    limit = 2 * concurrency
+    if rate_limit is not None and rate_limit > 0:
+        limit = min(limit, max(1, math.ceil(rate_limit)))
+    return max(0, limit - depth)
+
+
+def stale(*, queued_at: float, now: float, after_s: float) -> bool:
+    """A command read from Kafka that waited `after_s` in a busy lane moves to the backlog:
+    its lane is slow, and the read-ahead budget is for lanes that move."""
+    return now - queued_at >= after_s
 
 
 # --- rate limit ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Classify one HTTP delivery attempt and decide what happens next (DESIGN.md §5 rules).
 
 The deliverer reports what happened as an ``AttemptOutcome``; ``classify`` and ``decide`` say
-whether it was delivered, is retried (and when, in which tier), dead-lettered or disables.
+whether it was delivered, is retried (and when), dead-lettered or disables.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal, TypeAlias, assert_never
 
-from core.retry import RetrySchedule, retry_after_s, tier_for_delay
+from core.retry import RetrySchedule, retry_after_s
 
-# The longest Retry-After honoured: the largest retry tier.
+# The longest Retry-After honoured: the schedule's longest step.
 DEFAULT_RETRY_AFTER_MAX_S: Final = 36000.0
 
 TransportErrorKind: TypeAlias = Literal[
@@ -89,10 +89,9 @@ class MarkDelivered:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleRetry:
-    """Send the command to retry tier ``tier``, due ``delay_s`` seconds from now."""
+    """Try the command again, due ``delay_s`` seconds from now (a timer in the backlog)."""
 
     delay_s: float
-    tier: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,4 +190,4 @@ def _schedule(
         return DeadLetter(f"gave up after {attempt} attempts; last: {reason}")
     if requested_s is not None and requested_s > delay_s:
         delay_s = requested_s
-    return ScheduleRetry(delay_s=delay_s, tier=tier_for_delay(delay_s))
+    return ScheduleRetry(delay_s=delay_s)

@@ -1,4 +1,4 @@
-"""The retry schedule as data: delays after each failed attempt, jitter, tiers, Retry-After.
+"""The retry schedule as data: delays after each failed attempt, jitter, legacy tiers, Retry-After.
 
 Randomness and the clock are passed in, so every rule here is deterministic under test.
 """
@@ -12,7 +12,9 @@ from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Final
 
-# Retry tier topic suffixes, shortest first, and the nominal delay each one stands for.
+# Retry tier topic suffixes, shortest first, and the nominal delay each one stands for. Since
+# retries became timers in the deliverer's backlog the tiers are only read (and forwarded to
+# `deliveries`), so that records written by earlier versions are still delivered.
 TIERS: Final[tuple[str, ...]] = ("5s", "5m", "30m", "2h", "5h", "10h")
 TIER_DELAYS_S: Final = MappingProxyType(
     {"5s": 5, "5m": 300, "30m": 1800, "2h": 7200, "5h": 18000, "10h": 36000}
@@ -61,15 +63,6 @@ class RetrySchedule:
         return RetrySchedule(
             delays_s=tuple(delay * factor for delay in self.delays_s), jitter=self.jitter
         )
-
-
-def tier_for_delay(delay_s: float) -> str:
-    """The tier whose nominal delay is the largest not above ``delay_s`` (the smallest below)."""
-    chosen = TIERS[0]
-    for tier in TIERS:
-        if TIER_DELAYS_S[tier] <= delay_s:
-            chosen = tier
-    return chosen
 
 
 def retry_after_s(header_value: str | None, *, now: datetime, max_s: float) -> float | None:

@@ -1,61 +1,87 @@
-"""Per-subscription lanes: bounded, concurrency-capped, rate-limited; one task per command.
+"""Per-subscription lanes fed from Kafka and from a durable backlog, scheduled fairly.
 
-A slow endpoint fills only its own lane: a full unordered lane spills to the shortest retry
-tier, a full ordered lane pauses only the partition feeding it. An ordered lane sends one
-command at a time and retries it in place (recording each attempt), so it blocks itself only.
-A command's offset is finished once its outputs are acknowledged.
+A command read from `deliveries` whose lane can take it runs from memory (the fast path). A
+command its subscription cannot start soon (lane busy for a second, earlier commands
+backlogged, an ordered lane busy, a retry not yet due) is written once into the
+subscription's backlog (`deliverer.backlog`: changelog topic plus local store), and its
+offset is finished once that write is acknowledged: a partition never waits on one
+subscription. Backlogged commands are leased back into their lanes round-robin across the
+subscriptions that have due work, a round of requests at a time, within each lane's
+concurrency, rate limit and order; a retry is a timer in the backlog, so work due now never
+waits behind work due later. An ordered lane holds one command at a time and its retry
+stays its backlog's head. A command's offset is finished once its outputs are acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import random
+import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Coroutine
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, Final
 
 from confluent_kafka import KafkaError
-from prometheus_client import Counter
+from prometheus_client import Counter as MetricCounter
 
-from core.attempts import (
-    Observed,
-    Plan,
-    Source,
-    plan_attempt,
-    plan_spill,
-    plan_unsendable,
-)
+from core.attempts import Observed, Plan, Source, is_due, plan_attempt, plan_unsendable
 from core.errors import InvalidCustomHeader, InvalidSecret
 from core.lanes import (
     EndpointHealth,
     PartitionOffsets,
     RateLimiter,
     admit,
+    feed_room,
     lane_capacity,
-    lane_drained,
+    stale,
 )
 from core.outcome import Delivered, TransportError, classify, decide
 from core.records import DeadLetter, DeliveryCommand, Subscription, utc_ms
-from core.retry import TIERS, RetrySchedule
+from core.retry import RetrySchedule
+from deliverer.backlog import BacklogStore, Entry, entry_key, restore
 from deliverer.disabling import Disabler
 from deliverer.errors import OutputLost
-from deliverer.kafka_io import TP, KafkaIO, Polled, Undecodable, Work
+from deliverer.kafka_io import Forward, KafkaIO, Polled, Undecodable
 from deliverer.metrics import DelivererMetrics
 from deliverer.requests import SigningKeys, request_headers
 from deliverer.sender import Attempted, Sender
 from hookline.settings import Settings
+from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
 
 log = logging.getLogger(__name__)
 
-SPILL_DELAY_S: Final = 1.0
+STALE_AFTER_S: Final = 1.0
+"""A command read from Kafka that waited this long in its lane moves to the backlog."""
+SWEEP_INTERVAL_S: Final = 0.25
+INACTIVE_CHECK_S: Final = 1.0
+FEED_SUBSCRIPTIONS_PER_TICK: Final = 64
+MEASURE_INTERVAL_S: Final = 5.0
+TOP_BACKLOGS: Final = 5
 SubscriptionLookup = Callable[[str], Subscription | None]
+
+
+@dataclass(slots=True, eq=False)
+class Item:
+    """A command in a lane. `offsets` is set while its Kafka offset is unfinished (read from
+    `deliveries`, not yet in the backlog); `key` once it is in the backlog's changelog;
+    `leased` while the backlog store lent it to the lane."""
+
+    command: DeliveryCommand
+    partition: int
+    seq: int
+    queued_at: float
+    offsets: PartitionOffsets | None = None
+    key: str | None = None
+    leased: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -63,9 +89,9 @@ class Lane:
     subscription_id: str
     ordered: bool
     concurrency: int
-    queue: deque[Work] = field(default_factory=deque)
+    rate_limit: float | None = None
+    queue: deque[Item] = field(default_factory=deque)
     running: int = 0
-    paused: set[TP] = field(default_factory=set)
 
     @property
     def depth(self) -> int:
@@ -78,14 +104,16 @@ class _Topics:
 
     attempts: str
     dead_letters: str
-    retry: dict[str, str]
+    deliveries: str
+    backlog: str
 
     @classmethod
     def of(cls, settings: Settings) -> _Topics:
         return cls(
             attempts=settings.topic("attempts"),
             dead_letters=settings.topic("dead-letters"),
-            retry={tier: settings.topic(f"retry.{tier}") for tier in TIERS},
+            deliveries=settings.topic("deliveries"),
+            backlog=settings.topic("deliverer-backlog"),
         )
 
 
@@ -115,6 +143,8 @@ class Dispatcher:
         codec: RecordCodec,
         disabler: Disabler,
         metrics: DelivererMetrics,
+        store: BacklogStore,
+        client_id: str,
     ) -> None:
         self._settings = settings
         self._io = io
@@ -124,6 +154,8 @@ class Dispatcher:
         self._codec = codec
         self._disabler = disabler
         self._metrics = metrics
+        self._store = store
+        self._client_id = client_id
         self._schedule = RetrySchedule(delays_s=settings.retry_delays_s)
         self._capacity = lane_capacity(
             max_in_flight=settings.max_in_flight, lane_concurrency=settings.lane_concurrency
@@ -134,8 +166,21 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._topics = _Topics.of(settings)
-        self._attempt_counters: dict[str, Counter] = {}
+        self._attempt_counters: dict[str, MetricCounter] = {}
+        # the backlog's schedule: entries per subscription (owned partitions), subscriptions
+        # with due work in round-robin order, and one timer per waiting subscription
+        self._backlog: Counter[str] = Counter()
+        self._ready: dict[str, None] = {}
+        self._timers: list[tuple[int, str]] = []
+        self._next_due: dict[str, int] = {}
+        self._restoring: dict[int, threading.Event] = {}
+        self._swept = 0.0
+        self._checked = 0.0
+        self._measured = 0.0
         self.in_flight = 0
+        """Commands read from Kafka whose offsets are not finished yet."""
+        self.leased = 0
+        """Backlogged commands lent to lanes."""
         self.unacknowledged = 0
         """Plans produced whose records Kafka has not all acknowledged yet."""
         self.failure: BaseException | None = None
@@ -147,44 +192,57 @@ class Dispatcher:
         if isinstance(item, Undecodable):
             self._spawn(self._dead_letter_undecodable(item))
             return
-        sub_id = item.command.subscription_id
+        if isinstance(item, Forward):
+            self._forward(item)
+            return
+        command = item.command
+        lane = self._lane(command.subscription_id)
+        work = Item(command, item.partition, item.offset, time.monotonic(), offsets=item.offsets)
+        backlogged = self._backlog[command.subscription_id] > 0
+        if not is_due(command, _now()):
+            self._to_backlog(work, "timer")
+        elif (
+            admit(
+                depth=lane.depth,
+                capacity=self._capacity,
+                ordered=lane.ordered,
+                backlogged=backlogged,
+            )
+            == "backlog"
+        ):
+            self._to_backlog(work, "busy")
+        else:
+            lane.queue.append(work)
+            self._fill(lane)
+
+    def _lane(self, sub_id: str) -> Lane:
         subscription = self._lookup(sub_id)
-        ordered = subscription is not None and subscription.ordered
         lane = self._lanes.get(sub_id)
         if lane is None:
-            lane = self._lanes[sub_id] = Lane(sub_id, ordered, 1)
+            lane = self._lanes[sub_id] = Lane(sub_id, False, 1)
+        ordered = subscription is not None and subscription.ordered
         lane.ordered = ordered
         lane.concurrency = 1 if ordered else self._settings.lane_concurrency
-        match admit(depth=lane.depth, capacity=self._capacity, ordered=ordered):
-            case "spill":
-                self._spawn(self._spill(item, not_before=_now() + timedelta(seconds=SPILL_DELAY_S)))
-                return
-            case "queue_and_pause":
-                tp = (item.topic, item.partition)
-                lane.paused.add(tp)
-                self._io.pause(tp, f"lane:{sub_id}")
-            case "queue":
-                pass
-        lane.queue.append(item)
-        self._fill(lane)
+        lane.rate_limit = None if subscription is None else subscription.rate_limit
+        return lane
 
     def _fill(self, lane: Lane) -> None:
         while lane.running < lane.concurrency and lane.queue and not self._stop.is_set():
-            work = lane.queue.popleft()
+            item = lane.queue.popleft()
             lane.running += 1
             slot = _Slot(functools.partial(self._lane_done, lane))
-            task = self._spawn(self._deliver(lane, work, slot))
+            task = self._spawn(self._deliver(lane, item, slot))
             task.add_done_callback(slot.release)
 
     def _lane_done(self, lane: Lane) -> None:
         lane.running -= 1
-        if lane.paused and lane_drained(depth=lane.depth, capacity=self._capacity):
-            for tp in lane.paused:
-                self._io.unpause(tp, f"lane:{lane.subscription_id}")
-            lane.paused.clear()
         self._fill(lane)
-        if lane.depth == 0 and not lane.paused and self._lanes.get(lane.subscription_id) is lane:
-            del self._lanes[lane.subscription_id]
+        sub_id = lane.subscription_id
+        if self._backlog[sub_id] > 0:
+            self._wake(sub_id)
+        elif lane.depth == 0 and self._lanes.get(sub_id) is lane:
+            del self._lanes[sub_id]
+            self._backlog.pop(sub_id, None)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -205,51 +263,321 @@ class Dispatcher:
     def lanes(self) -> int:
         return len(self._lanes)
 
+    @property
+    def backlog_depth(self) -> int:
+        return sum(self._backlog.values())
+
+    # -- the backlog ---------------------------------------------------------------------------
+
+    def _to_backlog(self, item: Item, why: str) -> None:
+        """Write a command read from Kafka into its subscription's backlog; its offset is
+        finished once the changelog record is acknowledged."""
+        command = item.command
+        item.key = entry_key(command.delivery_id, item.seq)
+        entry = self._entry(item, command)
+        self._store_put(entry)
+        self._metrics.backlogged.labels(why).inc()
+        offsets, item.offsets = item.offsets, None
+        self.unacknowledged += 1
+
+        def acked(error: KafkaError | None) -> None:
+            if error is not None:
+                self._lost(self._topics.backlog, error)
+                return
+            self.unacknowledged -= 1
+            if offsets is not None:
+                self._finish(offsets, item.seq)
+
+        self._io.produce(
+            self._topics.backlog,
+            entry.key,
+            entry.value,
+            acked,
+            partition=entry.partition,
+            headers=entry.headers(),
+        )
+
+    def _entry(self, item: Item, command: DeliveryCommand) -> Entry:
+        assert item.key is not None
+        due = command.not_before
+        return Entry(
+            key=item.key,
+            partition=item.partition,
+            subscription_id=command.subscription_id,
+            seq=item.seq,
+            due_ms=0 if due is None else _ms(due),
+            created_ms=_ms(command.created_at),
+            value=self._codec.encode_delivery_command(command),
+        )
+
+    def _store_put(self, entry: Entry) -> None:
+        if not self._io.owns(entry.partition) or entry.partition in self._restoring:
+            return  # not ours (revoked meanwhile): the changelog record is what counts
+        if self._store.put(entry):
+            self._backlog[entry.subscription_id] += 1
+        self._schedule_at(entry.subscription_id, entry.due_ms)
+
+    def _store_delete(self, item: Item) -> None:
+        if item.key is None or not self._io.owns(item.partition):
+            return
+        if item.partition in self._restoring:
+            return
+        if self._store.delete(item.key):
+            self._backlog[item.command.subscription_id] -= 1
+
+    def _schedule_at(self, sub_id: str, due_ms: int) -> None:
+        if due_ms <= _ms(_now()):
+            self._wake(sub_id)
+            return
+        known = self._next_due.get(sub_id)
+        if known is None or due_ms < known:
+            self._next_due[sub_id] = due_ms
+            heapq.heappush(self._timers, (due_ms, sub_id))
+
+    def _wake(self, sub_id: str) -> None:
+        self._ready[sub_id] = None
+
+    def feed(self) -> None:
+        """Lease due backlog into lanes: subscriptions in turn, a round of requests each."""
+        now_s = time.monotonic()
+        if now_s - self._swept >= SWEEP_INTERVAL_S:
+            self._swept = now_s
+            self._sweep_stale(now_s)
+        if now_s - self._checked >= INACTIVE_CHECK_S:
+            self._checked = now_s
+            self._wake_inactive()
+        if now_s - self._measured >= MEASURE_INTERVAL_S:
+            self._measured = now_s
+            self._measure()
+        now_ms = _ms(_now())
+        while self._timers and self._timers[0][0] <= now_ms:
+            due_ms, sub_id = heapq.heappop(self._timers)
+            if self._next_due.get(sub_id) == due_ms:
+                del self._next_due[sub_id]
+                self._wake(sub_id)
+        if self._stop.is_set():
+            return
+        budget = self._settings.max_in_flight - self.leased
+        for sub_id in list(islice(self._ready, FEED_SUBSCRIPTIONS_PER_TICK)):
+            if budget <= 0:
+                break
+            del self._ready[sub_id]
+            budget -= self._feed_one(sub_id, now_ms, budget)
+
+    def _feed_one(self, sub_id: str, now_ms: int, budget: int) -> int:
+        if self._backlog[sub_id] <= 0:
+            return 0
+        lane = self._lane(sub_id)
+        room = min(
+            budget,
+            feed_room(
+                depth=lane.depth,
+                concurrency=lane.concurrency,
+                ordered=lane.ordered,
+                rate_limit=lane.rate_limit,
+            ),
+        )
+        if room <= 0:
+            return 0  # its lane is busy: `_lane_done` wakes it
+        subscription = self._lookup(sub_id)
+        inactive = subscription is None or subscription.status != "active"
+        taken = self._store.take(
+            sub_id, now_ms=now_ms, limit=room, ordered=lane.ordered, ignore_due=inactive
+        )
+        now_s = time.monotonic()
+        for row in taken:
+            try:
+                command = self._codec.decode_delivery_command(row.value)
+            except UndecodableRecord as exc:
+                self.leased += 1
+                self._dead_letter_entry(sub_id, row.key, row.partition, row.value, exc)
+                continue
+            lane.queue.append(
+                Item(command, row.partition, row.seq, now_s, key=row.key, leased=True)
+            )
+            self.leased += 1
+        if len(taken) == room and not lane.ordered:
+            self._wake(sub_id)  # more may be due: back of the round
+        elif not taken or lane.ordered:
+            next_due = self._store.next_due(sub_id, ordered=lane.ordered)
+            if next_due is not None and not inactive:
+                self._schedule_at(sub_id, max(next_due, now_ms + 1))
+        self._fill(lane)
+        return len(taken)
+
+    def _sweep_stale(self, now_s: float) -> None:
+        """Commands read from Kafka that waited too long in a slow lane: into the backlog."""
+        for lane in list(self._lanes.values()):
+            queue = lane.queue
+            if (
+                lane.ordered
+                or not queue
+                or not stale(queued_at=queue[0].queued_at, now=now_s, after_s=STALE_AFTER_S)
+            ):
+                continue
+            kept: deque[Item] = deque()
+            for item in queue:
+                if item.offsets is not None and stale(
+                    queued_at=item.queued_at, now=now_s, after_s=STALE_AFTER_S
+                ):
+                    self._to_backlog(item, "slow")
+                else:
+                    kept.append(item)
+            lane.queue = kept
+
+    def _wake_inactive(self) -> None:
+        """A subscription deleted, disabled or paused while backlogged is settled now, not
+        when its timers fall due."""
+        for sub_id, count in list(self._backlog.items()):
+            if count <= 0 or sub_id in self._ready:
+                continue
+            subscription = self._lookup(sub_id)
+            if subscription is None or subscription.status != "active":
+                self._wake(sub_id)
+
+    def _measure(self) -> None:
+        metrics, store = self._metrics, self._store
+        metrics.backlog_depth.set(self.backlog_depth)
+        top = [(sub_id, n) for sub_id, n in self._backlog.most_common(TOP_BACKLOGS) if n > 0]
+        metrics.backlog_top.clear()
+        for sub_id, count in top:
+            metrics.backlog_top.labels(sub_id).set(count)
+        now_ms = _ms(_now())
+        oldest = [store.oldest_created_ms(sub_id) for sub_id, n in self._backlog.items() if n]
+        known = [ms for ms in oldest if ms is not None]
+        metrics.backlog_oldest_age.set((now_ms - min(known)) / 1000 if known else 0)
+        for bucket, count in store.timers(now_ms).items():
+            metrics.backlog_timers.labels(bucket).set(count)
+
+    # -- rebalances --------------------------------------------------------------------------
+
+    def assigned(self, partitions: Sequence[int]) -> None:
+        for partition in partitions:
+            cancel = threading.Event()
+            previous = self._restoring.get(partition)
+            if previous is not None:
+                previous.set()
+            self._restoring[partition] = cancel
+            self._spawn(self._restore(partition, cancel))
+
+    async def _restore(self, partition: int, cancel: threading.Event) -> None:
+        restored = await asyncio.to_thread(
+            restore,
+            self._settings,
+            self._store.path,
+            self._topics.backlog,
+            partition,
+            cancelled=cancel,
+            client_id=self._client_id,
+        )
+        if self._restoring.get(partition) is cancel:
+            del self._restoring[partition]
+        if restored is None or cancel.is_set() or not self._io.owns(partition):
+            if not self._io.owns(partition):
+                self._store.drop_partitions([partition])
+            return
+        for sub_id, count in restored.entries.items():
+            self._backlog[sub_id] += count
+            self._wake(sub_id)
+        self._metrics.restore_seconds.observe(restored.seconds)
+        if restored.records:
+            log.info(
+                "deliverer: restored the backlog of partition %d: %d commands from %d records"
+                " in %.1f s",
+                partition,
+                restored.entries.total(),
+                restored.records,
+                restored.seconds,
+            )
+        self._io.restored(partition)
+
+    def revoked(self, partitions: Sequence[int]) -> None:
+        gone = set(partitions)
+        for partition in gone:
+            cancel = self._restoring.pop(partition, None)
+            if cancel is not None:
+                cancel.set()
+        self._backlog -= self._store.drop_partitions(gone)
+        for lane in self._lanes.values():
+            if any(item.partition in gone for item in lane.queue):
+                kept: deque[Item] = deque()
+                for item in lane.queue:
+                    if item.partition not in gone:
+                        kept.append(item)
+                        continue
+                    # the new owner re-reads it (from the committed offset or the changelog)
+                    if item.offsets is not None:
+                        self.in_flight -= 1
+                    if item.leased:
+                        self.leased -= 1
+                lane.queue = kept
+
     # -- one command -------------------------------------------------------------------------
 
-    async def _deliver(self, lane: Lane, work: Work, slot: _Slot) -> None:
-        command = work.command
-        source = Source(work.topic, work.partition, work.offset)
-        while True:
-            subscription = self._lookup(command.subscription_id)
-            if subscription is None or subscription.status != "active":
-                why = "deleted" if subscription is None else subscription.status
-                assert why != "active"
-                await self._write(plan_unsendable(command, why, now=_now(), source=source))
-                break
-            if not await self._wait_for_rate(subscription):
-                if not lane.ordered:  # stopping: hand it over rather than hold the offset
-                    await self._spill(work, not_before=None)
-                return
-            attempted = await self._attempt(subscription, command)
-            now = _now()
-            classification = classify(attempted.outcome, now=now)
-            decision = decide(
-                classification,
-                attempt=command.attempt + 1,
-                schedule=self._schedule,
-                rand=random.random(),  # noqa: S311 - jitter, not security
-            )
-            plan = plan_attempt(
-                command, attempted.observed, classification, decision, now=now, source=source
-            )
-            self._note_health(subscription, delivered=isinstance(classification, Delivered))
-            if lane.ordered and plan.retry is not None and plan.retry.not_before is not None:
-                # strict order: retry in place, blocking this lane only
-                await self._write(Plan(plan.attempt))
-                wait_s = (plan.retry.not_before - _now()).total_seconds()
-                if not await self._sleep_unless_stopping(wait_s):
-                    return  # unfinished: the next owner re-reads it from the committed offset
-                command = plan.retry
-                continue
-            slot.release()  # the next request of this lane need not wait for Kafka's ack
-            if plan.disable_reason is None:  # the common case: finished once acknowledged
-                self._write_then(plan, functools.partial(self._finish, work.offsets, work.offset))
-                return
-            await self._write(plan)
+    async def _deliver(self, lane: Lane, item: Item, slot: _Slot) -> None:
+        command = item.command
+        source = Source(self._topics.deliveries, item.partition, item.seq)
+        subscription = self._lookup(command.subscription_id)
+        if subscription is None or subscription.status != "active":
+            why = "deleted" if subscription is None else subscription.status
+            assert why != "active"
+            self._conclude(item, plan_unsendable(command, why, now=_now(), source=source))
+            return
+        if not await self._wait_for_rate(subscription):
+            self._hand_back(item)  # stopping: never hold an offset for a rate limit
+            return
+        attempted = await self._attempt(subscription, command)
+        now = _now()
+        classification = classify(attempted.outcome, now=now)
+        decision = decide(
+            classification,
+            attempt=command.attempt + 1,
+            schedule=self._schedule,
+            rand=random.random(),  # noqa: S311 - jitter, not security
+        )
+        plan = plan_attempt(
+            command, attempted.observed, classification, decision, now=now, source=source
+        )
+        self._note_health(subscription, delivered=isinstance(classification, Delivered))
+        slot.release()  # the next request of this lane need not wait for Kafka's ack
+        self._conclude(item, plan)
+        if plan.disable_reason is not None:
             await self._disabler.disable(subscription, plan.disable_reason)
-            break
-        self._finish(work.offsets, work.offset)
+
+    def _conclude(self, item: Item, plan: Plan) -> None:
+        """Produce the plan's records and settle the command's backlog entry: a retry
+        replaces it (a new entry for a command read from Kafka), anything final deletes it.
+        The command's offset, if it still holds one, is finished once all are acknowledged."""
+        records = self._records(plan)
+        if plan.retry is not None:
+            item.key = item.key or entry_key(item.command.delivery_id, item.seq)
+            entry = self._entry(item, plan.retry)
+            self._store_put(entry)
+            self._metrics.backlogged.labels("retry").inc()
+            records.append((self._topics.backlog, entry.key, entry.value, entry))
+        elif item.key is not None:
+            self._store_delete(item)
+            records.append((self._topics.backlog, item.key, None, item.partition))
+        if item.leased:
+            item.leased = False
+            self.leased -= 1
+        offsets = item.offsets
+        self._write_then(
+            records,
+            (lambda: None)
+            if offsets is None
+            else functools.partial(self._finish, offsets, item.seq),
+        )
+
+    def _hand_back(self, item: Item) -> None:
+        """A command not attempted (stopping): back to the backlog, or left leased in it."""
+        if item.offsets is not None:
+            self._to_backlog(item, "handover")
+        elif item.leased:
+            item.leased = False
+            self.leased -= 1
+            if item.key is not None and self._io.owns(item.partition):
+                self._store.unlease(item.key)
 
     async def _attempt(self, subscription: Subscription, command: DeliveryCommand) -> Attempted:
         now = _now()
@@ -303,62 +631,71 @@ class Dispatcher:
 
     # -- outputs -----------------------------------------------------------------------------
 
-    def _records(self, plan: Plan) -> list[tuple[str, str | None, bytes]]:
-        """The plan's records, encoded: (topic, key, value); counts them in the metrics."""
-        records: list[tuple[str, str | None, bytes]] = []
+    def _records(self, plan: Plan) -> list[_Record]:
+        """The plan's attempt record and dead letter, encoded; counts them in the metrics."""
+        records: list[_Record] = []
         codec, topics = self._codec, self._topics
         if plan.attempt is not None:
             value = codec.encode_delivery_attempt(plan.attempt)
-            records.append((topics.attempts, plan.attempt.delivery_id, value))
+            records.append((topics.attempts, plan.attempt.delivery_id, value, None))
             self._attempts_counter(plan.attempt.outcome).inc()
-        if plan.retry is not None:
-            assert plan.tier is not None
-            value = codec.encode_delivery_command(plan.retry)
-            records.append((topics.retry[plan.tier], plan.retry.subscription_id, value))
         if plan.dead_letter is not None:
             value = codec.encode_dead_letter(plan.dead_letter)
-            records.append((topics.dead_letters, plan.dead_letter.subscription_id, value))
+            records.append((topics.dead_letters, plan.dead_letter.subscription_id, value, None))
             self._metrics.dead_letters.labels(plan.dead_letter.reason).inc()
         return records
 
-    def _write_then(self, plan: Plan, then: Callable[[], None]) -> None:
-        """Produce the plan's records; `then()` once every one is acknowledged. A record
-        Kafka refuses for good stops the deliverer (its offset is never finished)."""
-        records = self._records(plan)
+    def _write_then(self, records: list[_Record], then: Callable[[], None]) -> None:
+        """Produce the records; `then()` once every one is acknowledged. A record Kafka
+        refuses for good stops the deliverer (its offset is never finished)."""
+        if not records:
+            then()
+            return
         pending = len(records)
         self.unacknowledged += 1
 
         def acked(error: KafkaError | None) -> None:
             nonlocal pending
             if error is not None:
-                if self.failure is None:
-                    self.failure = OutputLost(records[0][0], error.str())
+                self._lost(records[0][0], error)
                 return
             pending -= 1
             if pending == 0:
                 self.unacknowledged -= 1
                 then()
 
-        for topic, key, value in records:
-            self._io.produce(topic, key, value, acked)
+        for topic, key, value, where in records:
+            if isinstance(where, Entry):
+                self._io.produce(
+                    topic, key, value, acked, partition=where.partition, headers=where.headers()
+                )
+            else:
+                self._io.produce(topic, key, value, acked, partition=where)
 
-    async def _write(self, plan: Plan) -> None:
-        sends = [self._io.send(topic, key, value) for topic, key, value in self._records(plan)]
-        if len(sends) == 1:
-            await sends[0]
-        else:
-            await asyncio.gather(*sends)
+    def _lost(self, topic: str, error: KafkaError) -> None:
+        if self.failure is None:
+            self.failure = OutputLost(topic, error.str())
 
-    def _attempts_counter(self, outcome: str) -> Counter:
+    def _attempts_counter(self, outcome: str) -> MetricCounter:
         child = self._attempt_counters.get(outcome)
         if child is None:
             child = self._attempt_counters[outcome] = self._metrics.attempts.labels(outcome)
         return child
 
-    async def _spill(self, work: Work, *, not_before: datetime | None) -> None:
-        await self._write(plan_spill(work.command, not_before=not_before))
-        self._metrics.spilled.inc()
-        self._finish(work.offsets, work.offset)
+    def _forward(self, item: Forward) -> None:
+        """A legacy retry-tier record: to `deliveries`, where a command not yet due is
+        backlogged by whoever owns its partition."""
+        message = item.message
+        offset = message.offset()
+        assert offset is not None
+
+        def acked(error: KafkaError | None) -> None:
+            if error is not None:
+                self._lost(self._topics.deliveries, error)
+            else:
+                self._finish(item.offsets, offset)
+
+        self._io.produce(self._topics.deliveries, message.key(), message.value(), acked)
 
     async def _dead_letter_undecodable(self, item: Undecodable) -> None:
         message, error = item.message, item.error
@@ -380,12 +717,41 @@ class Dispatcher:
         log.error("deliverer: %s", error)
         key = message.key()
         await self._io.send(
-            self._settings.topic("dead-letters"),
+            self._topics.dead_letters,
             None if key is None else key.decode(errors="replace"),
             self._codec.encode_dead_letter(letter),
         )
         self._metrics.dead_letters.labels("undecodable").inc()
         self._finish(item.offsets, error.offset)
+
+    def _dead_letter_entry(
+        self, sub_id: str, key: str, partition: int, value: bytes, error: UndecodableRecord
+    ) -> None:
+        """A backlog entry that cannot be decoded: dead-letter its bytes, drop the entry."""
+        letter = DeadLetter(
+            id=str(uuid.uuid4()),
+            reason="undecodable",
+            at=utc_ms(_now()),
+            subscription_id=sub_id,
+            command=None,
+            source_topic=self._topics.backlog,
+            source_partition=partition,
+            source_offset=-1,
+            raw_value=value,
+            error=str(error),
+        )
+        log.error("deliverer: backlog entry %s: %s", key, error)
+        self._metrics.dead_letters.labels("undecodable").inc()
+        self.leased -= 1
+        if self._store.delete(key):
+            self._backlog[sub_id] -= 1
+        self._write_then(
+            [
+                (self._topics.dead_letters, sub_id, self._codec.encode_dead_letter(letter), None),
+                (self._topics.backlog, key, None, partition),
+            ],
+            lambda: None,
+        )
 
     def _finish(self, offsets: PartitionOffsets, offset: int) -> None:
         offsets.finish(offset)
@@ -394,15 +760,12 @@ class Dispatcher:
     # -- stopping ------------------------------------------------------------------------------
 
     async def drain(self, *, timeout_s: float) -> None:
-        """Stop starting work; hand queued unordered commands to the shortest tier; wait for
+        """Stop starting work; hand queued commands read from Kafka to the backlog; wait for
         running attempts (each ends by its deadline) and their outputs."""
         self._stop.set()
         for lane in self._lanes.values():
             while lane.queue:
-                work = lane.queue.popleft()
-                if lane.ordered:
-                    continue  # unfinished: order is kept by re-reading from the committed offset
-                self._spawn(self._spill(work, not_before=None))
+                self._hand_back(lane.queue.popleft())
         deadline = time.monotonic() + timeout_s
         while (
             (self._tasks or self.unacknowledged)
@@ -417,5 +780,12 @@ class Dispatcher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+_Record = tuple[str, str | None, bytes | None, "Entry | int | None"]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)

@@ -1,13 +1,13 @@
 """The deliverer's Kafka side, driven from its event loop thread with non-blocking calls only.
 
-One consumer (group `<prefix>.deliverer`) reads `deliveries`, another (group
-`<prefix>.deliverer.retries`) every `retry.<tier>`: in one group the assignor balances the
-count of partitions over all seven topics, and could give one process every `deliveries`
-partition and another only idle tiers. One idempotent producer writes attempts, retries and
-dead letters. A retry not yet due pauses
-its partition and seeks back to it, so that tier partition waits without holding up any
-other. Offsets are committed per partition up to the first command whose outputs are not
-yet acknowledged (`core.lanes.PartitionOffsets`); on revoke the finished prefix is committed,
+One consumer (group `<prefix>.deliverer`) reads `deliveries`; a partition it is given stays
+paused until the dispatcher has restored that partition's backlog from its changelog. A
+second consumer (group `<prefix>.deliverer.retries`) reads the legacy `retry.<tier>` topics
+(written by versions before the backlog store) and forwards each record to `deliveries`
+at once, where a command not yet due goes into the backlog: nothing waits in a tier. One
+idempotent producer writes attempts, backlog changelog records and dead letters. Offsets
+are committed per partition up to the first command whose outputs are not yet
+acknowledged (`core.lanes.PartitionOffsets`); on revoke the finished prefix is committed,
 on a lost assignment nothing is.
 """
 
@@ -16,14 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Final, TypeAlias
+from typing import Final, Protocol, TypeAlias
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from core.attempts import is_due
 from core.lanes import PartitionOffsets
 from core.records import DeliveryCommand
 from core.retry import TIERS
@@ -37,13 +35,17 @@ from schemas.records_avro import RecordCodec
 log = logging.getLogger(__name__)
 
 TP: TypeAlias = tuple[str, int]
+Headers: TypeAlias = list[tuple[str, bytes]]
 COMMIT_INTERVAL_S: Final = 0.5
-DEPTH_INTERVAL_S: Final = 2.0
 OUTPUT_LINGER_MS: Final = 20
-"""Attempts and retries are off the webhook's latency path: bigger batches, less CPU for
-this process and the broker."""
+"""Attempts and backlog records are off the webhook's latency path: bigger batches, less
+CPU for this process and the broker."""
 MAX_MESSAGE_BYTES: Final = 8 * 1024 * 1024
 """Outputs carry the command's payload; the broker's own limit is the real bound."""
+PREFETCH_KIB: Final = 16 * 1024
+"""Per-partition prefetch of the consumers (librdkafka's default is 64 MiB): memory stays
+bounded while a burst is read at full speed into the backlog."""
+RESTORING: Final = "restore"
 
 
 def deliveries_group(settings: Settings) -> str:
@@ -71,7 +73,23 @@ class Undecodable:
     offsets: PartitionOffsets
 
 
-Polled: TypeAlias = Work | Undecodable
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A record of a legacy retry tier: produce it to `deliveries`, then finish its offset."""
+
+    message: Message
+    offsets: PartitionOffsets
+
+
+Polled: TypeAlias = Work | Undecodable | Forward
+
+
+class Rebalance(Protocol):
+    """Told which `deliveries` partitions this process gained or gave up."""
+
+    def assigned(self, partitions: Sequence[int]) -> None: ...
+
+    def revoked(self, partitions: Sequence[int]) -> None: ...
 
 
 class KafkaIO:
@@ -86,9 +104,12 @@ class KafkaIO:
         self._codec = codec
         self._metrics = metrics
         self.deliveries = settings.topic("deliveries")
+        self.backlog = settings.topic("deliverer-backlog")
         self.tier_topics = {settings.topic(f"retry.{tier}"): tier for tier in TIERS}
+        bounded = {"queued.max.messages.kbytes": PREFETCH_KIB}
         self._consumer = Consumer(
             consumer_config(settings, group_id=deliveries_group(settings), client_id=client_id)
+            | bounded
         )
         self._tier_consumer = Consumer(
             consumer_config(
@@ -96,31 +117,34 @@ class KafkaIO:
                 group_id=f"{deliveries_group(settings)}.retries",
                 client_id=f"{client_id}-retries",
             )
+            | bounded
         )
         self._producer = Producer(
             producer_config(settings, client_id=client_id, linger_ms=OUTPUT_LINGER_MS)
             | {"message.max.bytes": MAX_MESSAGE_BYTES}
         )
         self._offsets: dict[TP, PartitionOffsets] = {}
-        self._holds: dict[TP, datetime] = {}
         self._paused: dict[TP, set[str]] = {}
         self._last_commit = 0.0
-        self._last_depth = 0.0
+        self.listener: Rebalance | None = None
         self.assigned_once = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def subscribe(self) -> None:
-        for consumer, topics in (
-            (self._consumer, [self.deliveries]),
-            (self._tier_consumer, list(self.tier_topics)),
-        ):
-            consumer.subscribe(
-                topics,
-                on_assign=self._on_assign,
-                on_revoke=self._on_revoke,
-                on_lost=self._on_lost,
-            )
+    def subscribe(self, listener: Rebalance) -> None:
+        self.listener = listener
+        self._consumer.subscribe(
+            [self.deliveries],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self._tier_consumer.subscribe(
+            list(self.tier_topics),
+            on_assign=self._on_assign_tiers,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
 
     def _consumer_of(self, topic: str) -> Consumer:
         return self._tier_consumer if topic in self.tier_topics else self._consumer
@@ -132,12 +156,19 @@ class KafkaIO:
         self._consumer.close()
         self._tier_consumer.close()
 
+    def owns(self, partition: int) -> bool:
+        """Whether this process owns `deliveries` partition `partition` (and its backlog)."""
+        return (self.deliveries, partition) in self._offsets
+
+    def partition_count(self, topic: str) -> int:
+        metadata = self._consumer.list_topics(topic, timeout=10)
+        return len(metadata.topics[topic].partitions)
+
     # -- reading -----------------------------------------------------------------------------
 
     def poll(self, max_messages: int) -> list[Polled]:
         """Whatever is ready now (never blocks); serves rebalance callbacks too."""
         polled: list[Polled] = []
-        now = datetime.now(UTC)
         messages = self._consumer.consume(num_messages=max_messages, timeout=0)
         messages += self._tier_consumer.consume(num_messages=max_messages, timeout=0)
         for message in messages:
@@ -148,36 +179,28 @@ class KafkaIO:
                     if error.fatal():
                         raise KafkaException(error)
                 continue
-            item = self._take(message, now)
+            item = self._take(message)
             if item is not None:
                 polled.append(item)
         return polled
 
-    def _take(self, message: Message, now: datetime) -> Polled | None:
+    def _take(self, message: Message) -> Polled | None:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         assert topic is not None
         assert partition is not None
         assert offset is not None
         tp = (topic, partition)
         offsets = self._offsets.get(tp)
-        if offsets is None or tp in self._holds or offsets.has_read(offset):
-            return None  # revoked meanwhile, behind a held retry (re-read after the seek), or seen
+        if offsets is None or offsets.has_read(offset):
+            return None  # revoked meanwhile, or seen
+        offsets.read(offset)
+        if topic in self.tier_topics:
+            return Forward(message, offsets)
         try:
             command = self._codec.decode_delivery_command(message.value() or b"")
         except UndecodableRecord as exc:
-            offsets.read(offset)
             return Undecodable(message, exc.at(topic, partition, offset), offsets)
-        if topic in self.tier_topics and not is_due(command, now):
-            assert command.not_before is not None
-            self._hold(tp, offset, command.not_before)
-            return None
-        offsets.read(offset)
         return Work(topic, partition, offset, command, offsets)
-
-    def _hold(self, tp: TP, offset: int, due: datetime) -> None:
-        self.pause(tp, "hold")
-        self._tier_consumer.seek(TopicPartition(tp[0], tp[1], offset))
-        self._holds[tp] = due
 
     # -- flow control ------------------------------------------------------------------------
 
@@ -209,22 +232,17 @@ class KafkaIO:
         for tp in list(self._paused):
             self.unpause(tp, reason)
 
+    def restored(self, partition: int) -> None:
+        """The partition's backlog is in the store: its commands may flow."""
+        self.unpause((self.deliveries, partition), RESTORING)
+
     def tick(self) -> None:
-        """Serve producer callbacks, release due retries, commit and measure now and then."""
+        """Serve producer callbacks, commit now and then."""
         self._producer.poll(0)
-        if self._holds:
-            now = datetime.now(UTC)
-            for tp, due in list(self._holds.items()):
-                if due <= now:
-                    del self._holds[tp]
-                    self.unpause(tp, "hold")
         clock = time.monotonic()
         if clock - self._last_commit >= COMMIT_INTERVAL_S:
             self._last_commit = clock
             self.commit(sync=False)
-        if clock - self._last_depth >= DEPTH_INTERVAL_S:
-            self._last_depth = clock
-            self._measure_tiers()
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -232,7 +250,7 @@ class KafkaIO:
         """Produce one record and return once Kafka acknowledged it (acks=all)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
+        def acked(err: KafkaError | None) -> None:
             if future.done():
                 return
             if err is not None:
@@ -240,24 +258,30 @@ class KafkaIO:
             else:
                 future.set_result(None)
 
-        while True:
-            try:
-                self._producer.produce(topic, key=key, value=value, on_delivery=delivered)
-                break
-            except BufferError:
-                self._producer.poll(0)
-                await asyncio.sleep(0.005)
+        self.produce(topic, key, value, acked)
         await future
 
     def produce(
-        self, topic: str, key: str | None, value: bytes, acked: Callable[[KafkaError | None], None]
+        self,
+        topic: str,
+        key: str | bytes | None,
+        value: bytes | None,
+        acked: Callable[[KafkaError | None], None],
+        *,
+        partition: int | None = None,
+        headers: Headers | None = None,
     ) -> None:
         """Produce one record; `acked(None)` runs (in `tick`) once Kafka acknowledged it, or
         `acked(error)` when it never will. The cheap path: no future, no task wake-up."""
+        extra: dict[str, object] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if headers:
+            extra["headers"] = headers
         while True:
             try:
                 self._producer.produce(
-                    topic, key=key, value=value, on_delivery=lambda err, _msg: acked(err)
+                    topic, key=key, value=value, on_delivery=lambda err, _msg: acked(err), **extra
                 )
             except BufferError:  # the local queue is full: serve acknowledgements a moment
                 self._producer.poll(0.005)
@@ -282,20 +306,27 @@ class KafkaIO:
             if not tps:
                 continue
             try:
-                if sync:
-                    consumer.commit(offsets=tps, asynchronous=False)
-                else:
-                    consumer.commit(offsets=tps, asynchronous=True)
+                consumer.commit(offsets=tps, asynchronous=not sync)
             except KafkaException as exc:
                 # the next commit covers it; a lost commit only means redelivery (at least once)
                 log.warning("deliverer commit failed: %s", exc)
 
     # -- rebalance callbacks run inside consume(), on the loop thread --------------------------
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # assigned here, not after the callback, so that each partition is paused from its
+        # first fetch until its backlog is restored
+        consumer.incremental_assign(partitions)
         for tp in partitions:
             self._offsets[(tp.topic, tp.partition)] = PartitionOffsets()
+            self.pause((tp.topic, tp.partition), RESTORING)
         self.assigned_once = True
+        if self.listener is not None:
+            self.listener.assigned([tp.partition for tp in partitions])
+
+    def _on_assign_tiers(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._offsets[(tp.topic, tp.partition)] = PartitionOffsets()
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = [(tp.topic, tp.partition) for tp in partitions]
@@ -305,28 +336,13 @@ class KafkaIO:
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._forget([(tp.topic, tp.partition) for tp in partitions])
 
-    def _forget(self, tps: Iterable[TP]) -> None:
+    def _forget(self, tps: Sequence[TP]) -> None:
         # work still running for these partitions finishes into orphaned bookkeeping: the
         # new owner re-reads it from the committed offset (at least once)
         for tp in tps:
             self._offsets.pop(tp, None)
-            self._holds.pop(tp, None)
             self._paused.pop(tp, None)
         self._metrics.paused_partitions.set(len(self._paused))
-
-    def _measure_tiers(self) -> None:
-        depths = dict.fromkeys(TIERS, 0)
-        for topic, partition in self._offsets:
-            tier = self.tier_topics.get(topic)
-            if tier is None:
-                continue
-            tp = TopicPartition(topic, partition)
-            try:
-                low, high = self._tier_consumer.get_watermark_offsets(tp, cached=True)
-                position = self._tier_consumer.position([tp])[0].offset
-            except KafkaException:
-                continue
-            if high >= 0:
-                depths[tier] += max(0, high - max(position, low))
-        for tier, depth in depths.items():
-            self._metrics.retry_tier_depth.labels(tier).set(depth)
+        gone = [partition for topic, partition in tps if topic == self.deliveries]
+        if gone and self.listener is not None:
+            self.listener.revoked(gone)

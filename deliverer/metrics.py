@@ -32,12 +32,6 @@ class DelivererMetrics:
             "Commands read and not yet finished (outputs acknowledged)",
             registry=registry,
         )
-        self.retry_tier_depth = Gauge(
-            "hookline_deliverer_retry_tier_depth",
-            "Commands waiting in a retry tier on the partitions this process owns",
-            ["tier"],
-            registry=registry,
-        )
         self.dead_letters = Counter(
             "hookline_deliverer_dead_letters",
             "Records sent to the dead-letters topic, by reason",
@@ -49,13 +43,44 @@ class DelivererMetrics:
             "Subscriptions this process disabled (410 Gone, or no success for too long)",
             registry=registry,
         )
-        self.spilled = Counter(
-            "hookline_deliverer_spilled",
-            "Commands handed to the shortest retry tier unattempted (lane full, shutdown)",
+        self.backlogged = Counter(
+            "hookline_deliverer_backlogged",
+            "Commands written into a subscription's backlog, by why: busy (lane full or"
+            " backlog ahead), slow (waited a second in its lane), retry, timer (not yet due),"
+            " handover (stopping)",
+            ["why"],
+            registry=registry,
+        )
+        self.backlog_depth = Gauge(
+            "hookline_deliverer_backlog_depth",
+            "Commands in the backlogs of the partitions this process owns",
+            registry=registry,
+        )
+        self.backlog_top = Gauge(
+            "hookline_deliverer_backlog_top_depth",
+            "Backlog of the (at most 5) subscriptions with the deepest backlogs",
+            ["subscription_id"],
+            registry=registry,
+        )
+        self.backlog_oldest_age = Gauge(
+            "hookline_deliverer_backlog_oldest_age_seconds",
+            "Age of the oldest backlogged command (since it was created)",
+            registry=registry,
+        )
+        self.backlog_timers = Gauge(
+            "hookline_deliverer_backlog_timers",
+            "Backlogged commands not yet due, by how far off: 1m, 10m, 1h, later",
+            ["due"],
+            registry=registry,
+        )
+        self.restore_seconds = Histogram(
+            "hookline_deliverer_backlog_restore_seconds",
+            "Time to restore one partition's backlog from its changelog",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
             registry=registry,
         )
         self.paused_partitions = Gauge(
             "hookline_deliverer_paused_partitions",
-            "Partitions paused for back-pressure or a retry not yet due",
+            "Partitions paused for back-pressure or a backlog being restored",
             registry=registry,
         )

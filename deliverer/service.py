@@ -17,8 +17,10 @@ from typing import Final
 from prometheus_client import CollectorRegistry
 
 from core.secretbox import SecretBox
+from deliverer.backlog import BacklogStore
 from deliverer.disabling import Disabler
 from deliverer.dispatch import Dispatcher
+from deliverer.errors import DelivererError
 from deliverer.kafka_io import KafkaIO
 from deliverer.metrics import DelivererMetrics
 from deliverer.requests import SigningKeys
@@ -98,8 +100,11 @@ class Deliverer:
         sender = Sender(allowed=self._settings.allowed_target_networks)
         await sender.start()
         io = KafkaIO(self._settings, codec, self._metrics, client_id=self._client_id)
+        store = BacklogStore(
+            self._settings.data_dir / "deliverer" / f"{self._client_id}.backlog.sqlite"
+        )
         try:
-            io.subscribe()
+            _check_partitions(io)
             disabler = Disabler(
                 log=sublog,
                 lookup=table.get,
@@ -117,7 +122,10 @@ class Deliverer:
                 codec=codec,
                 disabler=disabler,
                 metrics=self._metrics,
+                store=store,
+                client_id=self._client_id,
             )
+            io.subscribe(dispatcher)
             self._ready.set()
             await self._pump(stopping, table, io, dispatcher)
             await dispatcher.drain(timeout_s=self._settings.delivery_timeout_s + DRAIN_MARGIN_S)
@@ -126,6 +134,7 @@ class Deliverer:
         finally:
             self._ready.clear()
             io.close()
+            store.close()
             await sender.close()
 
     async def _table_ready(self, stopping: threading.Event, table: SubscriptionTable) -> bool:
@@ -164,10 +173,22 @@ class Deliverer:
             elif dispatcher.in_flight < budget * 3 // 4:
                 io.unpause_all("full")
             io.tick()
+            dispatcher.feed()
             clock = time.monotonic()
             if clock - measured >= GAUGE_INTERVAL_S:
                 measured = clock
                 metrics.in_flight.set(dispatcher.in_flight)
                 metrics.lane_depth.set(dispatcher.lane_depth)
                 metrics.lanes.set(dispatcher.lanes)
+                metrics.backlog_depth.set(dispatcher.backlog_depth)
             await asyncio.sleep(0 if items else IDLE_S)
+
+
+def _check_partitions(io: KafkaIO) -> None:
+    """The backlog's changelog must mirror `deliveries` partition for partition."""
+    deliveries, backlog = io.partition_count(io.deliveries), io.partition_count(io.backlog)
+    if deliveries != backlog:
+        raise DelivererError(
+            f"{io.backlog} has {backlog} partitions and {io.deliveries} {deliveries}: they must"
+            " match (run `hookline topics ensure`, or recreate the backlog topic)"
+        )

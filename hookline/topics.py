@@ -50,6 +50,19 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
         spec("subscriptions", compact=True),
         spec("schemas", compact=True),
         spec("deliveries", retention_ms=7 * DAY_MS),
+        # the deliverer's per-subscription backlog (deliverer/backlog.py): partitioned like
+        # `deliveries`; segments roll hourly so delivered entries are compacted away
+        TopicSpec(
+            settings.topic("deliverer-backlog"),
+            True,
+            {
+                "cleanup.policy": "compact",
+                "min.insync.replicas": str(settings.min_insync_replicas),
+                "segment.ms": str(3_600_000),
+                "min.cleanable.dirty.ratio": "0.2",
+                "delete.retention.ms": str(DAY_MS),
+            },
+        ),
         *(spec(f"retry.{tier}", retention_ms=7 * DAY_MS) for tier in RETRY_TIERS),
         spec("attempts", retention_ms=30 * DAY_MS),
         spec("dead-letters", retention_ms=DEAD_LETTER_RETENTION_MS),

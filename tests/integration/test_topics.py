@@ -31,6 +31,7 @@ def test_ensure_creates_every_topic_with_its_policy(settings: Settings) -> None:
             "subscriptions",
             "schemas",
             "deliveries",
+            "deliverer-backlog",
             "attempts",
             "dead-letters",
             "control",
@@ -38,20 +39,22 @@ def test_ensure_creates_every_topic_with_its_policy(settings: Settings) -> None:
     } | {settings.topic(f"retry.{t}") for t in RETRY_TIERS}
     assert set(report.created) == expected
     configs = _configs(settings, sorted(expected))
-    for name in ("subscriptions", "schemas", "control"):
+    for name in ("subscriptions", "schemas", "control", "deliverer-backlog"):
         assert configs[settings.topic(name)]["cleanup.policy"] == "compact"
     for name in ("events", "deliveries", "attempts", "dead-letters", "retry.5s"):
         assert configs[settings.topic(name)]["cleanup.policy"] == "delete"
     assert configs[settings.topic("events")]["retention.ms"] == str(settings.events_retention_ms)
     metadata = AdminClient(admin_config(settings)).list_topics(timeout=10)
     assert len(metadata.topics[settings.topic("deliveries")].partitions) == settings.partitions
+    backlog = metadata.topics[settings.topic("deliverer-backlog")]
+    assert len(backlog.partitions) == settings.partitions, "the backlog mirrors deliveries"
 
 
 def test_ensure_is_idempotent(settings: Settings) -> None:
     ensure_topics(settings)
     again = ensure_topics(settings)
     assert again.created == ()
-    assert len(again.existing) == 13
+    assert len(again.existing) == 14
 
 
 def test_a_topic_with_the_wrong_policy_fails_with_its_name(settings: Settings) -> None:

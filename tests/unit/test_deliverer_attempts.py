@@ -14,7 +14,6 @@ from core.attempts import (
     excerpt,
     is_due,
     plan_attempt,
-    plan_spill,
     plan_unsendable,
 )
 from core.outcome import (
@@ -61,15 +60,14 @@ def test_delivered_writes_only_the_attempt() -> None:
     assert (plan.retry, plan.dead_letter, plan.disable_reason) == (None, None, None)
 
 
-def test_a_retry_goes_to_its_tier_due_after_the_delay() -> None:
-    decision = ScheduleRetry(delay_s=300.0, tier="5m")
+def test_a_retry_is_due_after_the_delay() -> None:
+    decision = ScheduleRetry(delay_s=300.0)
     plan = plan_attempt(COMMAND, OBSERVED, Retry("HTTP 500"), decision, now=NOW, source=SOURCE)
     due = NOW + timedelta(seconds=300)
     assert plan.attempt is not None
     assert plan.attempt.outcome == "retrying"
     assert plan.attempt.next_attempt_at == due
     assert plan.attempt.response_excerpt == "oops"
-    assert plan.tier == "5m"
     assert plan.retry is not None
     assert (plan.retry.attempt, plan.retry.not_before, plan.retry.last_error) == (
         3,
@@ -122,15 +120,6 @@ def test_deleted_and_disabled_drop_paused_dead_letters() -> None:
     assert paused.dead_letter.reason == "subscription paused"
     assert paused.dead_letter.command is not None
     assert paused.dead_letter.command.attempt == 2, "no attempt was made"
-
-
-def test_a_spill_keeps_the_attempt_count_and_writes_no_attempt() -> None:
-    plan = plan_spill(COMMAND, not_before=NOW)
-    assert plan.attempt is None
-    assert plan.tier == "5s"
-    assert plan.retry is not None
-    assert (plan.retry.attempt, plan.retry.not_before) == (2, NOW)
-    assert plan_spill(COMMAND, not_before=None).retry == COMMAND
 
 
 def test_excerpt_is_bounded_and_tolerates_bad_utf8() -> None:

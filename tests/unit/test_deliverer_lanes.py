@@ -11,8 +11,9 @@ from core.lanes import (
     PartitionOffsets,
     RateLimiter,
     admit,
+    feed_room,
     lane_capacity,
-    lane_drained,
+    stale,
 )
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
@@ -96,23 +97,43 @@ def test_lane_capacity_is_a_share_of_the_budget_but_at_least_four_rounds() -> No
 
 
 @pytest.mark.parametrize(
-    ("depth", "ordered", "expected"),
+    ("depth", "ordered", "backlogged", "expected"),
     [
-        (0, False, "queue"),
-        (9, False, "queue"),
-        (10, False, "spill"),
-        (10, True, "queue_and_pause"),
-        (50, True, "queue_and_pause"),
+        (0, False, False, "lane"),
+        (9, False, False, "lane"),
+        (10, False, False, "backlog"),
+        (0, False, True, "backlog"),
+        (0, True, False, "lane"),
+        (1, True, False, "backlog"),
+        (0, True, True, "backlog"),
     ],
 )
-def test_admission(depth: int, ordered: bool, expected: str) -> None:
-    assert admit(depth=depth, capacity=10, ordered=ordered) == expected
+def test_admission(depth: int, ordered: bool, backlogged: bool, expected: str) -> None:
+    assert admit(depth=depth, capacity=10, ordered=ordered, backlogged=backlogged) == expected
 
 
-def test_a_paused_partition_resumes_below_half_the_capacity() -> None:
-    assert not lane_drained(depth=5, capacity=10)
-    assert lane_drained(depth=4, capacity=10)
-    assert lane_drained(depth=0, capacity=1)
+@pytest.mark.parametrize(
+    ("depth", "ordered", "rate_limit", "expected"),
+    [
+        (0, False, None, 32),
+        (20, False, None, 12),
+        (40, False, None, 0),
+        (0, True, None, 1),
+        (1, True, None, 0),
+        (0, False, 2.5, 3),
+        (3, False, 2.5, 0),
+        (0, False, 0.01, 1),
+        (0, False, 1000.0, 32),
+    ],
+)
+def test_feed_room(depth: int, ordered: bool, rate_limit: float | None, expected: int) -> None:
+    room = feed_room(depth=depth, concurrency=16, ordered=ordered, rate_limit=rate_limit)
+    assert room == expected
+
+
+def test_a_command_goes_stale_after_waiting_its_time() -> None:
+    assert not stale(queued_at=10.0, now=10.9, after_s=1.0)
+    assert stale(queued_at=10.0, now=11.0, after_s=1.0)
 
 
 def test_rate_limiter_spaces_requests() -> None:

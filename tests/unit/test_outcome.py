@@ -36,7 +36,7 @@ def run(outcome: AttemptOutcome, *, attempt: int = 1) -> Decision:
     return decide(classify(outcome, now=NOW), attempt=attempt, schedule=SCHEDULE, rand=MID)
 
 
-FIRST_RETRY = ScheduleRetry(delay_s=5.0, tier="5s")
+FIRST_RETRY = ScheduleRetry(delay_s=5.0)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_transport_errors(kind: TransportErrorKind, retried: bool, quick: bool) 
 def test_retry_after_is_honoured_for_429_and_503(status: int) -> None:
     outcome = Response(status, retry_after="120")
     assert classify(outcome, now=NOW) == Retry(f"HTTP {status}", 120.0)
-    assert run(outcome) == ScheduleRetry(delay_s=120.0, tier="5s")
+    assert run(outcome) == ScheduleRetry(delay_s=120.0)
 
 
 @pytest.mark.parametrize("status", [500, 408, 404])
@@ -129,33 +129,33 @@ def test_retry_after_is_clamped() -> None:
     outcome = Response(429, retry_after="999999")
     assert classify(outcome, now=NOW) == Retry("HTTP 429", 36000.0)
     assert classify(outcome, now=NOW, retry_after_max_s=60.0) == Retry("HTTP 429", 60.0)
-    assert run(outcome) == ScheduleRetry(delay_s=36000.0, tier="10h")
+    assert run(outcome) == ScheduleRetry(delay_s=36000.0)
 
 
 def test_retry_after_http_date() -> None:
     outcome = Response(503, retry_after="Tue, 04 Mar 2025 12:30:00 GMT")
-    assert run(outcome) == ScheduleRetry(delay_s=1800.0, tier="30m")
+    assert run(outcome) == ScheduleRetry(delay_s=1800.0)
 
 
 def test_shorter_retry_after_does_not_shorten_the_schedule() -> None:
-    assert run(Response(429, retry_after="1"), attempt=3) == ScheduleRetry(1800.0, "30m")
+    assert run(Response(429, retry_after="1"), attempt=3) == ScheduleRetry(1800.0)
 
 
 def test_unreadable_retry_after_falls_back_to_the_schedule() -> None:
-    assert run(Response(503, retry_after="later please"), attempt=2) == ScheduleRetry(300.0, "5m")
+    assert run(Response(503, retry_after="later please"), attempt=2) == ScheduleRetry(300.0)
 
 
 def test_default_schedule_dead_letters_after_seven_retries() -> None:
     failure = classify(Response(500), now=NOW)
     decisions = [decide(failure, attempt=n, schedule=SCHEDULE, rand=MID) for n in range(1, 9)]
     assert decisions[:7] == [
-        ScheduleRetry(5.0, "5s"),
-        ScheduleRetry(300.0, "5m"),
-        ScheduleRetry(1800.0, "30m"),
-        ScheduleRetry(7200.0, "2h"),
-        ScheduleRetry(18000.0, "5h"),
-        ScheduleRetry(36000.0, "10h"),
-        ScheduleRetry(36000.0, "10h"),
+        ScheduleRetry(5.0),
+        ScheduleRetry(300.0),
+        ScheduleRetry(1800.0),
+        ScheduleRetry(7200.0),
+        ScheduleRetry(18000.0),
+        ScheduleRetry(36000.0),
+        ScheduleRetry(36000.0),
     ]
     last = decisions[7]
     assert isinstance(last, DeadLetter)
@@ -168,15 +168,13 @@ def test_exhausted_fail_dead_letters_even_with_retry_after() -> None:
     assert isinstance(decision, DeadLetter)
 
 
-def test_jitter_moves_the_delay_and_maybe_the_tier() -> None:
+def test_jitter_moves_the_delay() -> None:
     low = decide(Fail("HTTP 404"), attempt=2, schedule=SCHEDULE, rand=0.0)
     high = decide(Fail("HTTP 404"), attempt=2, schedule=SCHEDULE, rand=0.99)
     assert isinstance(low, ScheduleRetry)
     assert low.delay_s == pytest.approx(240.0)
-    assert low.tier == "5s"
     assert isinstance(high, ScheduleRetry)
     assert high.delay_s == pytest.approx(358.8)
-    assert high.tier == "5m"
 
 
 def test_gone_and_delivered_ignore_the_attempt_count() -> None:
@@ -191,4 +189,3 @@ def test_scaled_schedule_for_tests() -> None:
     decision = decide(Retry("HTTP 503"), attempt=1, schedule=fast, rand=MID)
     assert isinstance(decision, ScheduleRetry)
     assert decision.delay_s == pytest.approx(0.005)
-    assert decision.tier == "5s"

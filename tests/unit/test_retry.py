@@ -12,7 +12,6 @@ from core.retry import (
     TIERS,
     RetrySchedule,
     retry_after_s,
-    tier_for_delay,
 )
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
@@ -65,32 +64,6 @@ def test_scaled() -> None:
     assert fast.delays_s == pytest.approx((0.005, 0.3, 1.8, 7.2, 18.0, 36.0, 36.0))
     assert fast.jitter == 0.2
     assert RetrySchedule().delays_s == DEFAULT_SCHEDULE_S, "scaling must not mutate the original"
-
-
-@pytest.mark.parametrize(
-    ("delay_s", "tier"),
-    [
-        (0, "5s"),
-        (0.004, "5s"),
-        (4.9, "5s"),
-        (5, "5s"),
-        (299.9, "5s"),
-        (300, "5m"),
-        (240, "5s"),
-        (360, "5m"),
-        (1799, "5m"),
-        (1800, "30m"),
-        (7199, "30m"),
-        (7200, "2h"),
-        (18000, "5h"),
-        (14400, "2h"),
-        (36000, "10h"),
-        (43200, "10h"),
-        (10**9, "10h"),
-    ],
-)
-def test_tier_for_delay(delay_s: float, tier: str) -> None:
-    assert tier_for_delay(delay_s) == tier
 
 
 @pytest.mark.parametrize(
