@@ -1,8 +1,8 @@
 """A webhook receiver for tests, benchmarks and the demo: a real aiohttp server on 127.0.0.1.
 
-Each path answers with a configured `Behaviour` (answer, fail N times, hang, trickle, huge
-body, redirect to itself); every request is verified against the secrets given and recorded
-with its headers. `async with Receiver(...) as receiver:` serves on a free port.
+Each path answers with a configured `Behaviour` (answer, fail N times, answer slowly, hang,
+trickle, huge body, redirect to itself); every request is verified against the secrets given
+and recorded with its headers. `async with Receiver(...) as receiver:` serves on a free port.
 `python -m hookline.receiver --port N` serves 200 on every path without recording (the
 benchmark runs it in its own process).
 """
@@ -44,6 +44,13 @@ class FailThenAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class Slow:
+    """Answer 200 after `delay_s` (an endpoint's own pace)."""
+
+    delay_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Hang:
     """Accept the request and never answer (until the receiver stops)."""
 
@@ -70,7 +77,7 @@ class RedirectToSelf:
     status: int = 307
 
 
-Behaviour: TypeAlias = Answer | FailThenAnswer | Hang | Trickle | HugeBody | RedirectToSelf
+Behaviour: TypeAlias = Answer | FailThenAnswer | Slow | Hang | Trickle | HugeBody | RedirectToSelf
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +212,9 @@ class Receiver:
                 self._seen[key] += 1
                 if self._seen[key] <= failures:
                     return web.Response(status=status, text="failing on purpose")
+                return web.Response(text="ok")
+            case Slow(delay_s=delay_s):
+                await asyncio.sleep(delay_s)
                 return web.Response(text="ok")
             case Hang():
                 await self._stopping.wait()

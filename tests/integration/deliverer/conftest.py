@@ -82,8 +82,10 @@ class Kit:
         status: str = "active",
         previous_secret: str | None = None,
         headers: Mapping[str, str] | None = None,
+        tenant: str = "default",
+        sub_id: str | None = None,
     ) -> Subscription:
-        sub_id = str(uuid.uuid4())
+        sub_id = sub_id or str(uuid.uuid4())
         secret = generate_secret()
         now = utc_ms(datetime.now(UTC))
         stored = [StoredSecret(self.box.seal(secret, subscription_id=sub_id), None)]
@@ -95,7 +97,7 @@ class Kit:
             self.secrets[sub_id].append(previous_secret)
         sub = Subscription(
             id=sub_id,
-            tenant="default",
+            tenant=tenant,
             url=url,
             event_types=("*",),
             filter={},

@@ -1,0 +1,201 @@
+"""The durable backlog on the real broker: it survives `kill -9` (the next owner restores it
+from the changelog), a deleted subscription's backlog is settled at once, and a backlog of a
+million commands keeps the deliverer's memory bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import tempfile
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
+
+from hookline.kafka import producer_config
+from hookline.localstack.process import free_port
+from hookline.receiver import Answer, Hang, Receiver
+from hookline.settings import Settings
+from tests.integration.deliverer.conftest import Kit, Outputs, running, wait_until
+from tests.integration.deliverer.test_crash import REPO, _environment, _uncommitted
+
+pytestmark = pytest.mark.integration
+
+
+class DelivererProcess:
+    """`python -m deliverer --metrics-port N` with the test's settings."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int, log: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log = log
+
+    @classmethod
+    async def start(
+        cls, settings: Settings, log: Path, extra: dict[str, str] | None = None
+    ) -> DelivererProcess:
+        port = free_port()
+        with log.open("ab") as sink:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "deliverer",
+                "--metrics-port",
+                str(port),
+                cwd=REPO,
+                env=_environment(settings) | (extra or {}),
+                stdout=sink,
+                stderr=sink,
+            )
+        return cls(process, port, log)
+
+    def metric(self, name: str) -> float:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and not sample.labels:
+                    return float(sample.value)
+        return 0.0
+
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(line.split()[1]) / 1024
+
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    async def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+            await self.process.wait()
+
+    async def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), timeout=60)
+
+
+async def test_a_backlog_moves_to_the_next_owner_after_kill_9(kit: Kit) -> None:
+    total = 3000
+    settings = kit.settings
+    async with Receiver(behaviours={"/s": Hang()}) as receiver:
+        sub = kit.subscription(receiver.url("/s"))
+        commands = [kit.command(sub) for _ in range(total)]
+        await asyncio.to_thread(kit.send, commands)
+        with tempfile.TemporaryDirectory() as folder:
+            log = Path(folder) / "deliverer.log"
+            first = await DelivererProcess.start(settings, log)
+            try:
+                # every command is in the backlog once nothing is left uncommitted
+                await wait_until(
+                    lambda: not first.alive() or _uncommitted(settings) == 0,
+                    timeout_s=60,
+                    interval_s=0.5,
+                )
+                assert first.alive(), first.output()
+                backlogged = first.metric("hookline_deliverer_backlog_depth")
+            finally:
+                await first.kill()  # SIGKILL: the local store is gone with it
+            before = len(receiver.ids())
+            assert before < total, "the endpoint hung: the backlog holds the rest"
+            receiver.behaviours["/s"] = Answer()
+            second = await DelivererProcess.start(settings, log)
+            try:
+                wanted = {c.event_id for c in commands}
+                await wait_until(
+                    lambda: set(receiver.ids()) >= wanted or not second.alive(),
+                    timeout_s=90,
+                )
+                assert second.alive(), second.output()
+                assert await second.terminate() == 0, second.output()
+            finally:
+                await second.kill()
+    counts = Counter(receiver.ids())
+    print(
+        f"backlog of {backlogged:.0f} at kill -9 ({before} requests had started); "
+        f"{len(counts)} of {total} delivered, {sum(n - 1 for n in counts.values())} duplicates"
+    )
+    assert backlogged > 0
+    assert set(counts) == wanted
+
+
+async def test_a_deleted_subscriptions_backlog_is_settled_at_once(
+    kit: Kit, outputs: Outputs
+) -> None:
+    settings = kit.settings.with_changes(retry_delays_s=(300.0, 300.0))
+    kit.settings = settings
+    async with Receiver(default=Answer(status=500)) as receiver:
+        sub = kit.subscription(receiver.url("/s"))
+        commands = [kit.command(sub) for _ in range(50)]
+        await asyncio.to_thread(kit.send, commands)
+        async with running(settings):
+            # every command failed once and waits 300 s in the backlog
+            await wait_until(
+                lambda: sum(a.outcome == "retrying" for a in outputs.attempts()) >= 50,
+                timeout_s=30,
+            )
+            kit.log.delete(sub.id)
+            await wait_until(
+                lambda: sum(a.outcome == "failed" for a in outputs.attempts()) >= 50,
+                timeout_s=15,
+            )
+    failed = [a for a in outputs.attempts() if a.outcome == "failed"]
+    assert {a.delivery_id for a in failed} == {c.delivery_id for c in commands}
+    assert {a.error for a in failed} == {"subscription deleted"}
+    assert receiver.count == 50, "nothing was sent after the delete"
+
+
+async def test_a_million_command_backlog_keeps_memory_bounded(kit: Kit) -> None:
+    total = 1_000_000
+    settings = kit.settings
+    async with Receiver(behaviours={"/s": Hang()}, record=False) as receiver:
+        sub = kit.subscription(receiver.url("/s"))
+        # one command's bytes, a million times: each offset is its own backlog entry
+        value = kit.codec.encode_delivery_command(kit.command(sub))
+        await asyncio.to_thread(_produce_many, settings, sub.id, value, total)
+        with tempfile.TemporaryDirectory() as folder:
+            process = await DelivererProcess.start(settings, Path(folder) / "deliverer.log")
+            peak = 0.0
+            try:
+
+                def settled() -> bool:
+                    nonlocal peak
+                    peak = max(peak, process.rss_mib()) if process.alive() else peak
+                    return not process.alive() or _uncommitted(settings) == 0
+
+                await wait_until(settled, timeout_s=600, interval_s=1.0)
+                assert process.alive(), process.output()
+                await wait_until(
+                    lambda: process.metric("hookline_deliverer_backlog_depth") > 0.99 * total,
+                    timeout_s=30,
+                )
+                depth = process.metric("hookline_deliverer_backlog_depth")
+                peak = max(peak, process.rss_mib())
+            finally:
+                await process.kill()
+    print(f"backlog of {depth:.0f} commands; deliverer RSS peak {peak:.0f} MiB")
+    assert peak < 300
+
+
+def _produce_many(settings: Settings, key: str, value: bytes, count: int) -> None:
+    producer = Producer(producer_config(settings, client_id="test-million") | {"linger.ms": 50})
+    topic = settings.topic("deliveries")
+    for _ in range(count):
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(120) == 0
