@@ -229,8 +229,10 @@ def expected_pairs(
 # -- steady load ---------------------------------------------------------------------------
 
 
-def make_event(rng: random.Random, n: int) -> tuple[str, Ref, dict[str, JsonValue]]:
-    event_type = EVENT_TYPES[n % len(EVENT_TYPES)]
+def make_event(
+    rng: random.Random, n: int, event_type: str | None = None
+) -> tuple[str, Ref, dict[str, JsonValue]]:
+    event_type = event_type or EVENT_TYPES[n % len(EVENT_TYPES)]
     subject_id = f"{event_type.split('.')[0]}-{rng.randrange(500)}"
     data: dict[str, JsonValue]
     match event_type:
@@ -280,11 +282,17 @@ class SteadyLoad:
             future.result(60)
         return events
 
+    def publish_burst(self, count: int, event_type: str) -> None:
+        """`count` events of one type at once, beside the steady load (acks awaited in
+        `stop`, like the load's)."""
+        for n in range(count):
+            self._submit(n, event_type)
+
     def start(self) -> None:
         self._thread.start()
 
-    def _submit(self, n: int) -> DomainEvent:
-        event_type, subject, data = make_event(self._rng, n)
+    def _submit(self, n: int, event_type: str | None = None) -> DomainEvent:
+        event_type, subject, data = make_event(self._rng, n, event_type)
         event_id = str(uuid.uuid4())
         occurred = datetime.now(UTC)
         future = self._publisher.submit(

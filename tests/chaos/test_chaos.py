@@ -1,5 +1,7 @@
 """Faults under a steady load (issue 7): kill -9 of the router, the deliverer, the projector
-and the broker, a broker paused for 20 s, a PostgreSQL restart, and all of them in one run.
+and the broker, a broker paused for 20 s, a PostgreSQL restart, and all of them in one run;
+and (issue 12) kill -9 of a deliverer holding a backlog of 50,000 commands, which the next
+one restores from the backlog's changelog.
 
 Each scenario runs the three services as processes on the suite's own broker and database,
 publishes 50 events/s, injects its faults at seeded random moments, restarts what it
@@ -20,9 +22,11 @@ from pathlib import Path
 from typing import Final
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from core.records import Subscription
-from hookline.receiver import FailThenAnswer, Receiver
+from hookline.kafka import reader_config
+from hookline.receiver import Answer, FailThenAnswer, Hang, Receiver
 from hookline.settings import Settings
 from hookline.topics import ensure_topics
 from tests.chaos.conftest import ChaosStack
@@ -54,6 +58,8 @@ class Run:
     settings: Settings
     rng: random.Random
     services: dict[str, ServiceProcess]
+    receiver: Receiver
+    load: SteadyLoad | None = None
     crashes: list[Crash] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -115,6 +121,52 @@ async def restart_postgres(run: Run) -> None:
     run.note("PostgreSQL restarted")
 
 
+BACKLOG_EVENTS: Final = 25_000
+BACKLOG_PATHS: Final = ("/all", "/meetings")  # the routes a meeting.ended event goes to
+
+
+async def kill_deliverer_holding_a_backlog(run: Run) -> None:
+    """Two endpoints hang while a burst of 25,000 meeting.ended events arrives: 50,000
+    commands go into their backlogs. kill -9 the deliverer, let the endpoints answer again,
+    and start a new one: it restores the backlogs from the changelog."""
+    assert run.load is not None
+    for path in BACKLOG_PATHS:
+        run.receiver.behaviours[path] = Hang()
+    run.note(f"{' and '.join(BACKLOG_PATHS)} hang; a burst of {BACKLOG_EVENTS} meeting.ended")
+    await asyncio.to_thread(run.load.publish_burst, BACKLOG_EVENTS, "meeting.ended")
+    wanted = len(BACKLOG_PATHS) * BACKLOG_EVENTS
+    await wait_for(
+        lambda: _backlog_records_at_least(run.settings, wanted),
+        timeout_s=180,
+        what=f"a backlog of {wanted} commands",
+    )
+    run.note(f"kill -9 deliverer holding a backlog of at least {wanted} commands")
+    run.services["deliverer"].kill()
+    for path in BACKLOG_PATHS:
+        run.receiver.behaviours[path] = Answer()
+    await asyncio.sleep(run.rng.uniform(0.0, 2.0))
+    run.services["deliverer"].start()
+    run.note("deliverer restarted; it restores the backlog")
+
+
+async def _backlog_records_at_least(settings: Settings, count: int) -> bool:
+    return await asyncio.to_thread(_backlog_records, settings) >= count
+
+
+def _backlog_records(settings: Settings) -> int:
+    """Records on the backlog's changelog (puts and tombstones; nothing compacted yet)."""
+    topic = settings.topic("deliverer-backlog")
+    consumer = Consumer(reader_config(settings, client_id="chaos-backlog-size"))
+    try:
+        total = 0
+        for partition in range(settings.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
 FAULTS: Final[dict[str, Fault]] = {
     "router": kill_service("router"),
     "deliverer": kill_service("deliverer"),
@@ -123,6 +175,7 @@ FAULTS: Final[dict[str, Fault]] = {
     "broker-pause": pause_broker,
     "postgres": restart_postgres,
 }
+BACKLOG_FAULTS: Final[dict[str, Fault]] = {"deliverer-backlog": kill_deliverer_holding_a_backlog}
 
 
 async def wait_for(
@@ -167,8 +220,8 @@ async def scenario(
     await asyncio.to_thread(ensure_topics, settings)
     env = service_environment(settings)
     processes = {s: ServiceProcess(s, env, tmp_path / f"{s}.log") for s in SERVICES}
-    run = Run(stack, settings, rng, processes)
     async with Receiver(behaviours={FLAKY_PATH: FailThenAnswer(1, 503)}) as receiver:
+        run = Run(stack, settings, rng, processes, receiver)
         subscribed = await asyncio.to_thread(subscribe, settings, receiver.url(""))
         receiver.secrets.extend(subscribed.secrets)
         subs, by_path = subscribed.subscriptions, subscribed.by_path
@@ -176,6 +229,7 @@ async def scenario(
             process.start()
         supervisor = asyncio.create_task(run.supervise())
         load = await asyncio.to_thread(SteadyLoad, settings, rate_per_s=RATE_PER_S, seed=seed)
+        run.load = load
         try:
             # warm-up: every service up, subscriptions loaded, history written
             warm = expected_pairs(await asyncio.to_thread(load.publish_now, 6), subs)
@@ -189,7 +243,7 @@ async def scenario(
             moments = sorted(rng.uniform(*window_s) for _ in faults)
             for at_s, fault in zip(moments, rng.sample(faults, len(faults)), strict=True):
                 await asyncio.sleep(max(0.0, loaded_at + at_s - time.monotonic()))
-                await FAULTS[fault](run)
+                await (FAULTS | BACKLOG_FAULTS)[fault](run)
             # the load goes on a while after the last fault, whenever that ended
             end_at = max(loaded_at + load_s, time.monotonic() + 5.0)
             await asyncio.sleep(end_at - time.monotonic())
@@ -299,6 +353,21 @@ async def test_one_fault_under_load(  # noqa: PLR0917 - fixtures and parameters
         faults=[fault],
         load_s=load_s,
         window_s=window_s,
+    )
+
+
+async def test_kill_9_of_a_deliverer_holding_a_backlog(
+    chaos_stack: ChaosStack, chaos_reports: list[Report], chaos_seed: int, tmp_path: Path
+) -> None:
+    await scenario(
+        chaos_stack,
+        chaos_reports,
+        tmp_path,
+        name="deliverer-backlog",
+        seed=chaos_seed,
+        faults=["deliverer-backlog"],
+        load_s=20.0,
+        window_s=(3.0, 6.0),
     )
 
 
