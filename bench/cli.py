@@ -14,7 +14,7 @@ from typing import Final
 from hookline.cli import service_command
 from hookline.settings import Settings
 
-SCENARIO_NAMES: Final = ("healthy", "hang", "fail", "two-deliverers")
+SCENARIO_NAMES: Final = ("healthy", "hang", "fail", "two-deliverers", "hostile")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

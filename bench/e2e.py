@@ -11,7 +11,9 @@ client loop POSTs the same bodies to the same receiver: the ceiling, and ours/ce
 
 Scenarios: `healthy`; `hang` (10 % of endpoints sleep 3 s, past the delivery timeout, which
 is 2 s in this scenario only); `fail` (10 % answer 500);
-`two-deliverers` (healthy, two deliverer processes).
+`two-deliverers` (healthy, two deliverer processes); `hostile` (one ordered subscription whose
+endpoint never answers, one answering 503 `Retry-After: 290`, one receiving a 20,000-event
+burst before the first phase; the other 97 against the same 97 of `healthy`: bench.e2e_hostile).
 
     .venv/bin/python -m bench.e2e [--scenario all] [--events 10000] [--rate 1000] [--json]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import ipaddress
 import os
 import secrets
@@ -27,6 +30,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,16 +45,19 @@ from confluent_kafka.admin import AdminClient
 from api.job_runner import JobRunner
 from bench.cli import SCENARIO_NAMES, add_arguments
 from bench.deliverer import MAX_CONNECTIONS, _bare_loop, _commands
+from bench.e2e_events import EventSource
+from bench.e2e_hostile import BURST_EVENTS, HOSTILE_KINDS, ORDERED_KINDS, BurstStats, Others
 from bench.e2e_pipeline import (
     CounterWatch,
     Process,
-    get_json,
+    dump,
     metric,
     start_receiver,
     start_service,
+    wait_first,
 )
 from bench.e2e_report import Report, ScenarioResult
-from bench.e2e_stats import PhaseStats, Published, Row, phase_stats
+from bench.e2e_stats import PhaseStats, Published, p99_by_second, phase_stats
 from core.records import Job, StoredSecret, Subscription, utc_ms
 from core.secretbox import SecretBox
 from core.signing import generate_secret
@@ -63,7 +70,6 @@ from hookline.settings import Secret, Settings
 from hookline.subscription_log import SubscriptionLog
 from hookline.subscription_table import SubscriptionTable
 from hookline.topics import ensure_topics
-from producers.publisher import build_event, encode_event
 from schemas.records_avro import RecordCodec
 
 BENCH_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench"
@@ -71,6 +77,7 @@ BAD_FRACTION: Final = 0.10
 DELIVERY_TIMEOUT_S: Final = 2.0
 HANG_S: Final = 3.0  # the hanging endpoints answer after the deadline has passed
 WAIT_S: Final = 180.0
+ROUTED: Final = "hookline_router_events_total"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +86,8 @@ class Scenario:
     bad_kind: str  # path kind of the first 10 % of subscriptions: ok, hang or fail
     deliverers: int
     delivery_timeout_s: float | None = None  # None: the setting's (default 15 s)
+    leading: tuple[str, ...] = ()  # path kinds of the first subscriptions, instead of bad_kind's
+    burst: int = 0  # events to the `burst` subscription before the first phase
 
 
 SCENARIOS: Final = {
@@ -86,6 +95,7 @@ SCENARIOS: Final = {
     "hang": Scenario("hang", "hang", 1, DELIVERY_TIMEOUT_S),
     "fail": Scenario("fail", "fail", 1),
     "two-deliverers": Scenario("two-deliverers", "ok", 2),
+    "hostile": Scenario("hostile", "ok", 1, leading=HOSTILE_KINDS, burst=BURST_EVENTS),
 }
 assert tuple(SCENARIOS) == SCENARIO_NAMES
 
@@ -106,19 +116,25 @@ def scenario_settings(infra: Settings, scenario: Scenario) -> Settings:
     )
 
 
+def path_kinds(scenario: Scenario, count: int) -> list[str]:
+    """The receiver path kind of each subscription."""
+    if scenario.leading:
+        return [*scenario.leading, *["ok"] * (count - len(scenario.leading))]
+    bad = bad_count(count)
+    return [scenario.bad_kind] * bad + ["ok"] * (count - bad)
+
+
 def write_subscriptions(
-    settings: Settings, codec: RecordCodec, url: str, count: int, scenario: Scenario
+    settings: Settings, codec: RecordCodec, url: str, kinds: Sequence[str]
 ) -> list[Subscription]:
     assert settings.secret_key is not None
     box = SecretBox.from_base64(settings.secret_key.value)
     log = SubscriptionLog(settings, codec, client_id="bench-e2e-subscriptions")
     now = utc_ms(datetime.now(UTC))
-    bad = bad_count(count)
     subs = []
     try:
-        for i in range(count):
+        for i, kind in enumerate(kinds):
             sub_id = str(uuid.uuid4())
-            kind = scenario.bad_kind if i < bad else "ok"
             sub = Subscription(
                 id=sub_id,
                 tenant=f"t{i}",
@@ -128,7 +144,7 @@ def write_subscriptions(
                 description="bench",
                 headers={},
                 rate_limit=None,
-                ordered=False,
+                ordered=kind in ORDERED_KINDS,
                 status="active",
                 created_at=now,
                 updated_at=now,
@@ -144,71 +160,6 @@ def write_subscriptions(
 
 def bad_count(subscriptions: int) -> int:
     return round(subscriptions * BAD_FRACTION)
-
-
-class EventSource:
-    """Publishes task.created events, round-robin over the subscriptions' tenants."""
-
-    def __init__(self, settings: Settings, codec: RecordCodec, subscriptions: int) -> None:
-        self._codec = codec
-        self._subscriptions = subscriptions
-        self._topic = settings.topic("events")
-        self._producer = Producer(
-            producer_config(settings, client_id="bench-e2e-events", linger_ms=5)
-        )
-        self._n = 0
-
-    def publish(self, count: int, rate: float | None) -> Published:
-        """`count` events, paced at `rate` events/s (open model) or as fast as possible."""
-        ids, subs = [], []
-        started_s, started = time.time(), time.perf_counter()
-        for k in range(count):
-            if rate:
-                ahead_s = started + k / rate - time.perf_counter()
-                if ahead_s > 0:
-                    time.sleep(ahead_s)
-            n, self._n = self._n, self._n + 1
-            sub = n % self._subscriptions
-            event = build_event(
-                "task.created",
-                subject=("task", f"t{n}"),
-                data={"id": f"t{n}", "title": "bench", "project_id": "p1", "assignee_id": None},
-                tenant=f"t{sub}",
-            )
-            value = encode_event(self._codec, event)
-            while True:
-                try:
-                    self._producer.produce(self._topic, key=event.subject.id, value=value)
-                    break
-                except BufferError:
-                    self._producer.poll(0.01)
-            self._producer.poll(0)
-            ids.append(event.id)
-            subs.append(sub)
-        if self._producer.flush(60) != 0:
-            raise RuntimeError("events not acknowledged in 60 s")
-        return Published(ids, subs, started_s, time.perf_counter() - started)
-
-    def close(self) -> None:
-        self._producer.flush(10)
-
-
-def wait_first(
-    url: str, kind: str, target: int, timeout_s: float, processes: Sequence[Process] = ()
-) -> int:
-    """Wait until the receiver has `target` first arrivals of `kind` (or time runs out)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        for process in processes:
-            process.check()
-        progress = get_json(f"{url}/_bench/progress")
-        assert isinstance(progress, dict)
-        seen = (
-            int(progress["first"].get(kind, 0)) if kind != "*" else sum(progress["first"].values())
-        )
-        if seen >= target or time.monotonic() > deadline:
-            return seen
-        time.sleep(0.02)
 
 
 def wait_settled(settings: Settings, deliverers: int, timeout_s: float = 60.0) -> None:
@@ -237,62 +188,114 @@ def wait_settled(settings: Settings, deliverers: int, timeout_s: float = 60.0) -
     raise RuntimeError(f"the deliverers' group did not settle in {timeout_s:g} s")
 
 
-def dump(url: str) -> dict[str, Row]:
-    rows = get_json(f"{url}/_bench/dump")
-    assert isinstance(rows, list)
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
-
-
 def run_scenario(
     infra: Settings, scenario: Scenario, args: argparse.Namespace, url: str, ok_before: int
 ) -> tuple[ScenarioResult, list[Subscription], int]:
     settings = scenario_settings(infra, scenario)
     ensure_topics(settings)
     runtime = open_codec(settings, client_id="bench-e2e")
-    count = args.subscriptions
-    bad = bad_count(count)
-    subs = write_subscriptions(settings, runtime.codec, url, count, scenario)
+    kinds = path_kinds(scenario, args.subscriptions)
+    bad = len(scenario.leading) or bad_count(args.subscriptions)
+    subs = write_subscriptions(settings, runtime.codec, url, kinds)
     since = utc_ms(datetime.now(UTC))
     router, router_port = start_service("router", settings, "router", profile_dir=args.profile)
-    processes: list[Process] = [router]
+    pipeline = Pipeline(url, router_port, [router], kinds, ok_before)
     for i in range(scenario.deliverers):
-        processes.append(
+        pipeline.processes.append(
             start_service("deliverer", settings, f"deliverer-{i}", profile_dir=args.profile)[0]
         )
-    source = EventSource(settings, runtime.codec, count)
+    source = EventSource(settings, runtime.codec, args.subscriptions)
     phases: dict[str, PhaseStats] = {}
+    others: dict[str, Others] = {}
+    burst: BurstStats | None = None
     try:
-        published = source.publish(count, None)  # warm-up: every group joined, every lane open
-        ok_of = sum(1 for s in published.subs if s >= bad or scenario.bad_kind == "ok")
-        ok_before = wait_first(url, "ok", ok_before + ok_of, WAIT_S, processes)
+        pipeline.burst_expected = wait_first(url, "burst", 0, 0)
+        # warm-up: every group joined, every lane open
+        pipeline.wait(source.publish(args.subscriptions, None))
         wait_settled(settings, scenario.deliverers)
         runs: list[tuple[str, float | None]] = [("max", None)]
         if args.rate > 0:
             runs.insert(0, (f"{args.rate:g}/s", args.rate))
         for phase, rate in runs:
-            watch = CounterWatch(router_port, "hookline_router_events_total")
-            routed_before = metric(router_port, "hookline_router_events_total")
+            routed = None
+            if scenario.burst and not phases:  # the burst goes before the first phase
+                routed = route_burst(source, scenario, pipeline)
+            watch = CounterWatch(router_port, ROUTED)
+            routed_before = metric(router_port, ROUTED)
             watch.start()
             published = source.publish(args.events, rate)
-            ok_of = sum(1 for s in published.subs if s >= bad or scenario.bad_kind == "ok")
-            ok_before = wait_first(url, "ok", ok_before + ok_of, WAIT_S, processes)
+            pipeline.wait(published)
             watch.stop()
-            phases[phase] = phase_stats(
-                dump(url),
+            rows = dump(url)
+            stats = functools.partial(
+                phase_stats,
+                rows,
                 published,
-                bad_count=bad,
                 router_events_per_s=watch.rate(routed_before, routed_before + args.events),
                 load_average=loadavg(),
             )
+            phases[phase] = stats(bad_count=bad)
+            first = len(HOSTILE_KINDS)
+            timeline = p99_by_second(rows, published, bad_count=first)
+            others[phase] = Others(stats(bad_count=first), timeline)
+            if routed is not None:
+                # drained before the next phase, which measures the others beside the ordered
+                # hanging and the throttled endpoint only
+                wait_first(url, "burst", pipeline.burst_expected, WAIT_S, pipeline.processes)
+                burst = BurstStats.of(dump(url), *routed)
     finally:
-        codes = [p.stop() for p in processes]
+        codes = [p.stop() for p in pipeline.processes]
         source.close()
     try:
         scan = replay_scan(settings, runtime.codec, subs[-1], since)
     finally:
         runtime.close()
-    result = ScenarioResult(scenario.name, scenario.deliverers, phases, scan, codes)
-    return result, subs, ok_before
+    result = ScenarioResult(
+        scenario.name, scenario.deliverers, phases, scan, codes, others=others, burst=burst
+    )
+    return result, subs, pipeline.ok_before
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """One scenario's running processes and the first arrivals they are expected to make."""
+
+    url: str
+    router_port: int
+    processes: list[Process]
+    kinds: list[str]  # path kind of each subscription
+    ok_before: int  # `ok` first arrivals expected so far (the receiver serves every scenario)
+    burst_expected: int = 0  # `burst` first arrivals expected once the burst has drained
+
+    def wait(self, published: Published) -> None:
+        """Count what `published` sends to each kind; wait for the `ok` first arrivals."""
+        sent = Counter(self.kinds[s] for s in published.subs)
+        self.burst_expected += sent["burst"]
+        self.ok_before = wait_first(
+            self.url, "ok", self.ok_before + sent["ok"], WAIT_S, self.processes
+        )
+
+
+def route_burst(
+    source: EventSource, scenario: Scenario, pipeline: Pipeline
+) -> tuple[Published, float]:
+    """Publish the scenario's burst, then wait until the router has routed all of it.
+
+    The router reads `events` in order and has no per-tenant lanes: events published behind
+    the burst wait for it there whatever the deliverer does. Waiting here keeps that known
+    cost (reported as `routed_s`) out of the phase, which then measures the deliverer
+    working through the burst's backlog beside the others' paced load."""
+    routed_before = metric(pipeline.router_port, ROUTED)
+    published = source.burst(scenario.burst, scenario.leading.index("burst"))
+    pipeline.burst_expected += scenario.burst
+    deadline = time.monotonic() + WAIT_S
+    while metric(pipeline.router_port, ROUTED) < routed_before + scenario.burst:
+        for process in pipeline.processes:
+            process.check()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the router did not route the burst in {WAIT_S:g} s")
+        time.sleep(0.05)
+    return published, time.time() - published.started_s
 
 
 def loadavg() -> tuple[float, float, float]:
@@ -358,7 +361,7 @@ def run(args: argparse.Namespace, base: Settings, command: str) -> int:
     chosen = list(SCENARIOS) if "all" in names else list(dict.fromkeys(names))
     infra = infrastructure(base)
     receiver, url = start_receiver(HANG_S)
-    report = Report(command=command, events=args.events)
+    report = Report(command=command, events=args.events, subscriptions=args.subscriptions)
     try:
         ok_before = 0
         for name in chosen:

@@ -2,7 +2,8 @@
 
 Each runs as its own OS process with the scenario's settings in its environment, its output
 in a log file under `.hookline/bench/logs/`. With `profile_dir` set, the router and the
-deliverers run under pyinstrument and leave an HTML profile there when they stop.
+deliverers run under pyinstrument and leave an HTML profile there when they stop. The
+receiver's progress and first arrivals, and the services' metrics, are read over HTTP.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
@@ -21,6 +23,7 @@ from typing import IO, Final
 import orjson
 
 from bench.deliverer import _free_port as free_port
+from bench.e2e_stats import Row
 from hookline.settings import Settings, env_name
 
 LOGS_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench" / "logs"
@@ -114,6 +117,30 @@ def start_service(
 def get_json(url: str) -> object:
     with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - our own receiver
         return orjson.loads(response.read())
+
+
+def wait_first(
+    url: str, kind: str, target: int, timeout_s: float, processes: Sequence[Process] = ()
+) -> int:
+    """Wait until the receiver has `target` first arrivals of `kind` (or time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for process in processes:
+            process.check()
+        progress = get_json(f"{url}/_bench/progress")
+        assert isinstance(progress, dict)
+        seen = (
+            int(progress["first"].get(kind, 0)) if kind != "*" else sum(progress["first"].values())
+        )
+        if seen >= target or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.02)
+
+
+def dump(url: str) -> dict[str, Row]:
+    rows = get_json(f"{url}/_bench/dump")
+    assert isinstance(rows, list)
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
 def metric(port: int, name: str) -> float:

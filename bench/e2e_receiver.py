@@ -1,7 +1,9 @@
 """The end-to-end benchmark's webhook receiver, run in its own process.
 
 Paths choose the answer: `/hang/...` sleeps `--hang-s` (past the delivery timeout) before
-answering, `/fail/...` answers 500, every other path answers 200 at once. The first arrival
+answering, `/fail/...` answers 500, `/stall/...` never answers (past any delivery timeout),
+`/throttle/...` answers 503 with `Retry-After: 290`, `/burst/...` and every other path answer
+200 at once (`burst` is counted apart: the hostile scenario's burst target). The first arrival
 of each webhook-id is kept (path, arrival time, body); `GET /_bench/progress` counts first
 arrivals by path kind and `GET /_bench/dump` returns them with the body's `timestamp`
 (occurred_at), so the benchmark computes latency = arrival - occurred_at.
@@ -20,11 +22,16 @@ from typing import Final
 import orjson
 from aiohttp import web
 
-KINDS: Final = ("ok", "hang", "fail")
+KINDS: Final = ("ok", "hang", "fail", "stall", "throttle", "burst")
+DELIVERING_KINDS: Final = frozenset({"ok", "burst"})
+"""Kinds whose paths answer 200: a first arrival there is a delivery."""
+STALL_S: Final = 3600.0
+"""A stalled request waits this long: longer than any delivery timeout or benchmark run."""
+RETRY_AFTER_S: Final = 290
 
 
 def kind_of(path: str) -> str:
-    """`hang`, `fail` or `ok` from the first path segment."""
+    """One of `KINDS` from the first path segment (`ok` when it names none)."""
     head = path[1:].split("/", 1)[0]
     return head if head in KINDS else "ok"
 
@@ -50,8 +57,13 @@ class Recorder:
             self.first_by_kind[kind] += 1
         if kind == "hang":
             await asyncio.sleep(self.hang_s)
+        elif kind == "stall":
+            await asyncio.sleep(STALL_S)
         elif kind == "fail":
             return web.Response(status=500, text="failing on purpose")
+        elif kind == "throttle":
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
+            return web.Response(status=503, headers=headers, text="throttling on purpose")
         return web.Response(text="ok")
 
     async def progress(self, _request: web.Request) -> web.Response:

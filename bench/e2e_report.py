@@ -5,9 +5,14 @@ from __future__ import annotations
 import math
 import os
 import platform
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Final
 
+from bench.e2e_hostile import CRITERION, HOSTILE_KINDS, BurstStats, Comparison, Others
 from bench.e2e_stats import PhaseStats
+
+HOSTILE: Final = "hostile"
 
 
 @dataclass(slots=True)
@@ -17,19 +22,31 @@ class ScenarioResult:
     phases: dict[str, PhaseStats]
     replay_scan_events_per_s: float
     exit_codes: list[int]
+    # figures of the subscriptions after the hostile scenario's three, in every scenario, so
+    # the healthy scenario's same 97 compare with the hostile one's; in the JSON only through
+    # the hostile scenario's `against_healthy`
+    others: dict[str, Others] = field(default_factory=dict)
+    burst: BurstStats | None = None
 
     def as_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "name": self.name,
             "deliverers": self.deliverers,
             "phases": {name: stats.as_json() for name, stats in self.phases.items()},
             "replay_scan_events_per_s": self.replay_scan_events_per_s,
             "exit_codes": self.exit_codes,
         }
+        if self.burst is not None:
+            data["burst"] = self.burst.as_json()
+        return data
 
 
 def _fmt(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:,.0f}"
+
+
+def _seconds(values: tuple[float, ...]) -> str:
+    return " ".join(f"{v:.0f}" for v in values)
 
 
 COLUMNS = (
@@ -53,6 +70,7 @@ COLUMNS = (
 class Report:
     command: str
     events: int
+    subscriptions: int
     scenarios: list[ScenarioResult] = field(default_factory=list)
     ceiling_per_s: float | None = None
     ceiling_load_average: tuple[float, float, float] | None = None
@@ -81,6 +99,13 @@ class Report:
                 f"{s.load_average[0]:.2f}",
             )
             print("  " + "".join(f"{c:>{w}}" for c, (_n, w) in zip(cells, COLUMNS, strict=True)))
+        if result.burst is not None:
+            b = result.burst
+            print(
+                f"  burst of {b.events:,} events to one subscription: "
+                f"routed in {b.routed_s:.1f} s, {b.delivered:,} delivered "
+                f"in {b.drained_s:.1f} s ({_fmt(b.deliveries_per_s)}/s)"
+            )
 
     def headline(self) -> ScenarioResult:
         named = {r.name: r for r in self.scenarios}
@@ -104,7 +129,7 @@ class Report:
             },
             "router_events_per_s": fast.router_events_per_s,
             "replay_scan_events_per_s": head.replay_scan_events_per_s,
-            "scenarios": [r.as_json() for r in self.scenarios],
+            "scenarios": [self._scenario_json(r) for r in self.scenarios],
             "ceiling_load_average": self.ceiling_load_average,
             "machine": {
                 "cpus": os.cpu_count(),
@@ -113,6 +138,26 @@ class Report:
             },
             "command": self.command,
         }
+
+    def _scenario_json(self, result: ScenarioResult) -> dict[str, object]:
+        data = result.as_json()
+        if result.name == HOSTILE:
+            data["against_healthy"] = {
+                "criterion": CRITERION.format(others=self.subscriptions - len(HOSTILE_KINDS)),
+                "phases": {phase: c.as_json() for phase, c in self.hostile_comparisons()},
+            }
+        return data
+
+    def hostile_comparisons(self) -> Iterator[tuple[str, Comparison]]:
+        """Per phase, the hostile scenario's other subscriptions against the healthy one's."""
+        named = {r.name: r for r in self.scenarios}
+        healthy, hostile = named.get("healthy"), named.get(HOSTILE)
+        if healthy is None or hostile is None:
+            return
+        for phase, others in hostile.others.items():
+            base = healthy.others.get(phase)
+            if base is not None:
+                yield phase, Comparison.of(others, base)
 
     def print_summary(self) -> None:
         if not self.scenarios:
@@ -128,11 +173,15 @@ class Report:
             f"{_fmt(float(str(data['deliveries_per_s'])))} deliveries/s; "
             f"ratio ours/ceiling {data['ratio']}"
         )
+        self.print_against_healthy()
+        self.print_hostile()
+
+    def print_against_healthy(self) -> None:
         healthy = {r.name: r for r in self.scenarios}.get("healthy")
         if healthy is None:
             return
         for other in self.scenarios:
-            if other is healthy:
+            if other is healthy or other.name == HOSTILE:
                 continue
             for phase, s in other.phases.items():
                 base = healthy.phases.get(phase)
@@ -143,4 +192,29 @@ class Report:
                 print(
                     f"{other.name} vs healthy, {phase}: healthy endpoints keep {kept:.0%} "
                     f"of their deliveries/s, p99 x{p99x:.2f}"
+                )
+
+    def print_hostile(self) -> None:
+        names = {r.name for r in self.scenarios}
+        if HOSTILE not in names:
+            return
+        if "healthy" not in names:
+            print("hostile: add --scenario healthy to compare with the healthy scenario")
+            return
+        comparisons = list(self.hostile_comparisons())
+        others = self.subscriptions - len(HOSTILE_KINDS)
+        print(f"hostile vs healthy, criterion: {CRITERION.format(others=others)}")
+        for phase, c in comparisons:
+            print(
+                f"hostile vs healthy, {phase}: the other {others} keep "
+                f"{c.kept_throughput_pct:.0f} % of their deliveries/s "
+                f"({_fmt(c.deliveries_per_s)} vs {_fmt(c.healthy_deliveries_per_s)}), "
+                f"p50 {c.p50_ms:,.0f} vs {c.healthy_p50_ms:,.0f} ms, "
+                f"p99 {c.p99_ms:,.0f} vs {c.healthy_p99_ms:,.0f} ms (x{c.p99_ratio:.2f}): "
+                f"{'met' if c.met else 'NOT met'}"
+            )
+            if len(c.p99_ms_by_second) > 1:
+                print(
+                    f"  their p99 ms per second of publish: {_seconds(c.p99_ms_by_second)}; "
+                    f"healthy scenario: {_seconds(c.healthy_p99_ms_by_second)}"
                 )

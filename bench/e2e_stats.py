@@ -2,9 +2,10 @@
 
 Latency is first-attempt latency: the arrival of the first request carrying an event's
 webhook-id minus the event's `occurred_at` (the body's `timestamp`). Deliveries are first
-arrivals on paths answering 200 (`/ok/...`); the window runs from the first publish to the
-last such arrival. "Healthy" means the subscriptions that are healthy in every scenario
-(index >= the bad count), so their figures compare across scenarios.
+arrivals on paths answering 200 (`/ok/...`, `/burst/...`); the window runs from the first
+publish to the last such arrival. "Healthy" means the subscriptions that are healthy in every
+scenario (index >= the bad count), so their figures compare across scenarios; in the hostile
+scenario the bad count is its 3 hostile subscriptions.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from bench.e2e_receiver import kind_of
+from bench.e2e_receiver import DELIVERING_KINDS, kind_of
 
 Row = tuple[str, float, str | None]  # path, arrival (unix s), body timestamp
 
@@ -93,7 +94,7 @@ def phase_stats(
         path, arrived_s, timestamp = row[0], row[1], row[2]
         latency_ms = (arrived_s - datetime.fromisoformat(timestamp).timestamp()) * 1000
         latencies.append(latency_ms)
-        if kind_of(path) == "ok":
+        if kind_of(path) in DELIVERING_KINDS:
             delivered_at.append(arrived_s)
         if sub >= bad_count:
             healthy_latencies.append(latency_ms)
@@ -110,3 +111,19 @@ def phase_stats(
         router_events_per_s=round(router_events_per_s, 1),
         load_average=load_average,
     )
+
+
+def p99_by_second(
+    rows: Mapping[str, Row], published: Published, *, bad_count: int
+) -> tuple[float, ...]:
+    """p99 latency (ms) of the subscriptions from `bad_count` on, per second of publish time:
+    where in a phase a tail comes from."""
+    by_second: dict[int, list[float]] = {}
+    for event_id, sub in zip(published.ids, published.subs, strict=True):
+        row = rows.get(event_id)
+        if sub < bad_count or row is None or row[2] is None:
+            continue
+        occurred_s = datetime.fromisoformat(row[2]).timestamp()
+        second = int(occurred_s - published.started_s)
+        by_second.setdefault(second, []).append((row[1] - occurred_s) * 1000)
+    return tuple(Latency.of(by_second[k]).p99 for k in sorted(by_second))
