@@ -43,7 +43,7 @@ from core.lanes import (
     lane_capacity,
     stale,
 )
-from core.outcome import Delivered, TransportError, classify, decide
+from core.outcome import Delivered, Retry, TransportError, classify, decide
 from core.records import DeadLetter, DeliveryCommand, Subscription, utc_ms
 from core.retry import RetrySchedule
 from deliverer.backlog import BacklogStore, Entry, entry_key, restore
@@ -92,6 +92,8 @@ class Lane:
     rate_limit: float | None = None
     queue: deque[Item] = field(default_factory=deque)
     running: int = 0
+    resume_ms: int = 0
+    """The endpoint asked (Retry-After) that nothing is sent before this wall-clock time."""
 
     @property
     def depth(self) -> int:
@@ -199,8 +201,11 @@ class Dispatcher:
         lane = self._lane(command.subscription_id)
         work = Item(command, item.partition, item.offset, time.monotonic(), offsets=item.offsets)
         backlogged = self._backlog[command.subscription_id] > 0
-        if not is_due(command, _now()):
+        now = _now()
+        if not is_due(command, now):
             self._to_backlog(work, "timer")
+        elif lane.resume_ms > _ms(now):
+            self._to_backlog(work, "held")
         elif (
             admit(
                 depth=lane.depth,
@@ -220,13 +225,18 @@ class Dispatcher:
         lane = self._lanes.get(sub_id)
         if lane is None:
             lane = self._lanes[sub_id] = Lane(sub_id, False, 1)
-        ordered = subscription is not None and subscription.ordered
+        # a subscription no longer active sends nothing: its commands are settled in any
+        # order, a round at a time, even when it was ordered
+        active = subscription is not None and subscription.status == "active"
+        ordered = active and subscription is not None and subscription.ordered
         lane.ordered = ordered
         lane.concurrency = 1 if ordered else self._settings.lane_concurrency
         lane.rate_limit = None if subscription is None else subscription.rate_limit
         return lane
 
     def _fill(self, lane: Lane) -> None:
+        if lane.resume_ms and lane.queue and lane.resume_ms > _ms(_now()):
+            return
         while lane.running < lane.concurrency and lane.queue and not self._stop.is_set():
             item = lane.queue.popleft()
             lane.running += 1
@@ -377,10 +387,13 @@ class Dispatcher:
                 rate_limit=lane.rate_limit,
             ),
         )
-        if room <= 0:
-            return 0  # its lane is busy: `_lane_done` wakes it
         subscription = self._lookup(sub_id)
         inactive = subscription is None or subscription.status != "active"
+        if lane.resume_ms > now_ms and not inactive:
+            self._schedule_at(sub_id, lane.resume_ms)  # as the endpoint asked
+            return 0
+        if room <= 0:
+            return 0  # its lane is busy: `_lane_done` wakes it
         taken = self._store.take(
             sub_id, now_ms=now_ms, limit=room, ordered=lane.ordered, ignore_due=inactive
         )
@@ -539,6 +552,8 @@ class Dispatcher:
             command, attempted.observed, classification, decision, now=now, source=source
         )
         self._note_health(subscription, delivered=isinstance(classification, Delivered))
+        if isinstance(classification, Retry) and classification.retry_after_s:
+            self._hold_lane(lane, classification.retry_after_s)
         slot.release()  # the next request of this lane need not wait for Kafka's ack
         self._conclude(item, plan)
         if plan.disable_reason is not None:
@@ -569,10 +584,19 @@ class Dispatcher:
             else functools.partial(self._finish, offsets, item.seq),
         )
 
-    def _hand_back(self, item: Item) -> None:
-        """A command not attempted (stopping): back to the backlog, or left leased in it."""
+    def _hold_lane(self, lane: Lane, retry_after_s: float) -> None:
+        """The endpoint asked to be left alone (429/503 with Retry-After): its lane starts
+        nothing until then, and what it holds waits in the backlog, not in memory."""
+        lane.resume_ms = max(lane.resume_ms, _ms(_now()) + int(retry_after_s * 1000))
+        while lane.queue:
+            self._hand_back(lane.queue.popleft(), "held")
+        self._schedule_at(lane.subscription_id, lane.resume_ms)
+
+    def _hand_back(self, item: Item, why: str = "handover") -> None:
+        """A command not attempted (stopping, or its endpoint asked to wait): into the
+        backlog when it came from Kafka, given back to the backlog when it was leased."""
         if item.offsets is not None:
-            self._to_backlog(item, "handover")
+            self._to_backlog(item, why)
         elif item.leased:
             item.leased = False
             self.leased -= 1

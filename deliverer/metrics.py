@@ -47,7 +47,7 @@ class DelivererMetrics:
             "hookline_deliverer_backlogged",
             "Commands written into a subscription's backlog, by why: busy (lane full or"
             " backlog ahead), slow (waited a second in its lane), retry, timer (not yet due),"
-            " handover (stopping)",
+            " held (its endpoint asked to wait with Retry-After), handover (stopping)",
             ["why"],
             registry=registry,
         )

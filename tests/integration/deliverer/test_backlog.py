@@ -5,11 +5,13 @@ million commands keeps the deliverer's memory bounded."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import sys
 import tempfile
 import urllib.request
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -199,3 +201,24 @@ def _produce_many(settings: Settings, key: str, value: bytes, count: int) -> Non
             except BufferError:
                 producer.poll(0.05)
     assert producer.flush(120) == 0
+
+
+async def test_a_retry_left_in_a_tier_by_an_older_version_is_delivered_when_due(
+    kit: Kit,
+) -> None:
+    async with Receiver() as receiver:
+        sub = kit.subscription(receiver.url("/s"))
+        due = datetime.now(UTC) + timedelta(seconds=2)
+        command = dataclasses.replace(kit.command(sub), attempt=1, not_before=due)
+        producer = Producer(producer_config(kit.settings, client_id="test-old-tier"))
+        producer.produce(
+            kit.settings.topic("retry.5m"),
+            key=sub.id,
+            value=kit.codec.encode_delivery_command(command),
+        )
+        assert producer.flush(10) == 0
+        async with running(kit.settings):
+            await wait_until(lambda: receiver.count >= 1, timeout_s=30)
+        [request] = receiver.received
+    assert request.webhook_id == command.event_id
+    assert request.received_at >= due.timestamp(), "not before it was due"

@@ -118,12 +118,12 @@ async def test_a_long_retry_after_never_delays_retries_due_sooner(kit: Kit) -> N
         ]
         await asyncio.to_thread(kit.send, [kit.command(later) for _ in range(300)])
         await asyncio.to_thread(kit.send, [kit.command(sub) for sub in flaky])
-        async with running(settings):
+        async with running(settings) as deliverer:
             await wait_until(
                 lambda: all(len(receiver.on(f"/f{n}")) >= 2 for n in range(len(flaky))),
                 timeout_s=60,
             )
-            await wait_until(lambda: len(receiver.on("/later")) >= 300, timeout_s=30)
+            held = deliverer.metric("hookline_deliverer_backlogged_total", {"why": "held"})
         gaps = []
         for n in range(len(flaky)):
             first, second = receiver.on(f"/f{n}")[:2]
@@ -131,7 +131,12 @@ async def test_a_long_retry_after_never_delays_retries_due_sooner(kit: Kit) -> N
     print(f"first retries of 12 subscriptions behind 300 Retry-After: 290: {sorted(gaps)}")
     # the schedule's 5 s, its 20 % jitter, and 5 s of slack
     assert max(gaps) <= 5 * 1.2 + 5
-    assert len(receiver.on("/later")) == 300, "nobody retried before the 290 s asked for"
+    # the endpoint asked for 290 s of quiet: only the requests already under way reached it,
+    # and the rest of its commands wait in its backlog
+    asked = len(receiver.on("/later"))
+    assert 1 <= asked <= 2 * settings.lane_concurrency
+    assert len({r.webhook_id for r in receiver.on("/later")}) == asked, "nothing retried early"
+    assert held > 0
 
 
 async def test_a_burst_is_delivered_at_the_endpoints_pace_written_once(kit: Kit) -> None:
