@@ -2,7 +2,7 @@
 
 A command its subscription cannot start now (lane busy, earlier commands backlogged, a retry
 not yet due) is written once to the changelog topic `<prefix>.deliverer-backlog`, into the
-partition of the `deliveries` partition it was read from, keyed `<delivery id>@<seq>`, and
+partition of the `deliveries` partition it was read from, keyed by `seq`, and
 kept in a local store on disk. `seq` is the command's offset in `deliveries`: the order of
 the partition, so an ordered subscription's head is its smallest `seq`, and a retry keeps
 its `seq` (and key), superseding its earlier entry. A finished command is a tombstone.
@@ -40,14 +40,15 @@ RESTORE_BATCH: Final = 2000
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS backlog (
-    key TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
     partition INTEGER NOT NULL,
     subscription_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     due_ms INTEGER NOT NULL,
     created_ms INTEGER NOT NULL,
     leased INTEGER NOT NULL DEFAULT 0,
-    value BLOB NOT NULL
+    value BLOB NOT NULL,
+    PRIMARY KEY (partition, key)
 );
 CREATE INDEX IF NOT EXISTS backlog_ready ON backlog (subscription_id, leased, due_ms, seq);
 CREATE INDEX IF NOT EXISTS backlog_head ON backlog (subscription_id, seq);
@@ -77,8 +78,10 @@ class Entry:
         ]
 
 
-def entry_key(delivery_id: str, seq: int) -> str:
-    return f"{delivery_id}@{seq}"
+def entry_key(seq: int) -> str:
+    """An entry's key: its offset in its `deliveries` partition (the changelog partition has
+    the same number), so a retry, which keeps its offset, supersedes its own entry."""
+    return str(seq)
 
 
 class CorruptChangelog(Exception):
@@ -130,6 +133,8 @@ class Depth:
     timers: dict[str, int]
 
 
+_PUT: Final = "INSERT OR REPLACE INTO backlog VALUES (?, ?, ?, ?, ?, ?, 0, ?)"
+_DELETE: Final = "DELETE FROM backlog WHERE partition = ? AND key = ?"
 TIMER_BUCKETS: Final = (("1m", 60_000), ("10m", 600_000), ("1h", 3_600_000), ("later", None))
 
 
@@ -144,8 +149,10 @@ class BacklogStore:
         self.path = path
         self._conn = _connect(path)
         self._conn.executescript(_SCHEMA)
+        self._staged: list[tuple[str, list[tuple[object, ...]]]] = []
 
     def close(self) -> None:
+        self._staged.clear()
         self._conn.close()
         for name in (
             self.path,
@@ -153,32 +160,56 @@ class BacklogStore:
         ):
             name.unlink(missing_ok=True)
 
-    def put(self, entry: Entry) -> bool:
-        """Insert or replace (a retry replaces its entry, unleased, with its new due time);
-        True when the entry is new."""
-        known = self._conn.execute("SELECT 1 FROM backlog WHERE key = ?", (entry.key,)).fetchone()
-        self._conn.execute(
-            "INSERT OR REPLACE INTO backlog VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
-            (
-                entry.key,
-                entry.partition,
-                entry.subscription_id,
-                entry.seq,
-                entry.due_ms,
-                entry.created_ms,
-                entry.value,
-            ),
+    def put(self, entry: Entry) -> None:
+        """Insert or replace (a retry replaces its entry, unleased, with its new due time).
+        Writes are staged and applied together, in order, in one transaction before the
+        next read (`flush`): a burst costs one commit per batch, not one per command."""
+        row = (
+            entry.key,
+            entry.partition,
+            entry.subscription_id,
+            entry.seq,
+            entry.due_ms,
+            entry.created_ms,
+            entry.value,
         )
-        return known is None
+        self._stage(_PUT, row)
 
-    def delete(self, key: str) -> bool:
-        return self._conn.execute("DELETE FROM backlog WHERE key = ?", (key,)).rowcount > 0
+    def delete(self, partition: int, key: str) -> None:
+        self._stage(_DELETE, (partition, key))
+
+    def _stage(self, kind: str, row: tuple[object, ...]) -> None:
+        if self._staged and self._staged[-1][0] == kind:
+            self._staged[-1][1].append(row)
+        else:
+            self._staged.append((kind, [row]))
+
+    def flush(self) -> None:
+        if not self._staged:
+            return
+        staged, self._staged = self._staged, []
+        self._conn.execute("BEGIN")
+        try:
+            for kind, rows in staged:
+                self._conn.executemany(kind, rows)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def count(self, subscription_id: str) -> int:
+        self.flush()
+        (count,) = self._conn.execute(
+            "SELECT COUNT(*) FROM backlog WHERE subscription_id = ?", (subscription_id,)
+        ).fetchone()
+        return int(count)
 
     def take(
         self, subscription_id: str, *, now_ms: int, limit: int, ordered: bool, ignore_due: bool
     ) -> list[Taken]:
         """Lease up to `limit` commands of one subscription that are due: the head only for
         an ordered one (and nothing while its head is leased or not due)."""
+        self.flush()
         due_ms = 2**62 if ignore_due else now_ms
         if ordered:
             row = self._conn.execute(
@@ -198,13 +229,15 @@ class BacklogStore:
             ).fetchall()
         if rows:
             self._conn.executemany(
-                "UPDATE backlog SET leased = 1 WHERE key = ?", [(row[0],) for row in rows]
+                "UPDATE backlog SET leased = 1 WHERE partition = ? AND key = ?",
+                [(row[1], row[0]) for row in rows],
             )
         return [Taken(*row) for row in rows]
 
     def next_due(self, subscription_id: str, *, ordered: bool) -> int | None:
         """When the subscription's next command falls due (its head's, when ordered); None
         when nothing is waiting unleased."""
+        self.flush()
         if ordered:
             row = self._conn.execute(
                 "SELECT due_ms, leased FROM backlog WHERE subscription_id = ? ORDER BY seq LIMIT 1",
@@ -217,12 +250,16 @@ class BacklogStore:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def unlease(self, key: str) -> None:
+    def unlease(self, partition: int, key: str) -> None:
         """Give a leased entry back (its command was not attempted: stopping, revoked)."""
-        self._conn.execute("UPDATE backlog SET leased = 0 WHERE key = ?", (key,))
+        self.flush()
+        self._conn.execute(
+            "UPDATE backlog SET leased = 0 WHERE partition = ? AND key = ?", (partition, key)
+        )
 
     def drop_partitions(self, partitions: Iterable[int]) -> Counter[str]:
         """Forget the entries of partitions no longer owned; their counts by subscription."""
+        self.flush()
         dropped: Counter[str] = Counter()
         for partition in partitions:
             for sub_id, count in self._conn.execute(
@@ -235,6 +272,7 @@ class BacklogStore:
         return dropped
 
     def counts(self, partition: int) -> Counter[str]:
+        self.flush()
         return Counter(
             dict(
                 self._conn.execute(
@@ -246,6 +284,7 @@ class BacklogStore:
         )
 
     def oldest_created_ms(self, subscription_id: str) -> int | None:
+        self.flush()
         row = self._conn.execute(
             "SELECT created_ms FROM backlog WHERE subscription_id = ? ORDER BY seq LIMIT 1",
             (subscription_id,),
@@ -254,6 +293,7 @@ class BacklogStore:
 
     def timers(self, now_ms: int) -> dict[str, int]:
         """Entries not yet due, by how far off they are."""
+        self.flush()
         buckets: dict[str, int] = {}
         low = now_ms
         for name, width in TIMER_BUCKETS:
@@ -357,7 +397,10 @@ def _apply(conn: sqlite3.Connection, partition: int, batch: list[_Record]) -> No
     try:
         for key, value, headers in batch:
             if value is None:
-                conn.execute("DELETE FROM backlog WHERE key = ?", ((key or b"").decode(),))
+                conn.execute(
+                    "DELETE FROM backlog WHERE partition = ? AND key = ?",
+                    (partition, (key or b"").decode()),
+                )
                 continue
             entry = entry_from_record(partition, key, value, headers)
             conn.execute(

@@ -32,7 +32,7 @@ from typing import Any, Final
 from confluent_kafka import KafkaError
 from prometheus_client import Counter as MetricCounter
 
-from core.attempts import Observed, Plan, Source, is_due, plan_attempt, plan_unsendable
+from core.attempts import Observed, Plan, Source, plan_attempt, plan_unsendable
 from core.errors import InvalidCustomHeader, InvalidSecret
 from core.lanes import (
     EndpointHealth,
@@ -46,10 +46,10 @@ from core.lanes import (
 from core.outcome import Delivered, Retry, TransportError, classify, decide
 from core.records import DeadLetter, DeliveryCommand, Subscription, utc_ms
 from core.retry import RetrySchedule
-from deliverer.backlog import BacklogStore, Entry, entry_key, restore
+from deliverer.backlog import BacklogStore, Entry, Taken, entry_key, restore
 from deliverer.disabling import Disabler
 from deliverer.errors import OutputLost
-from deliverer.kafka_io import Forward, KafkaIO, Polled, Undecodable
+from deliverer.kafka_io import DUE_HEADER, Forward, KafkaIO, Polled, Undecodable
 from deliverer.metrics import DelivererMetrics
 from deliverer.requests import SigningKeys, request_headers
 from deliverer.sender import Attempted, Sender
@@ -66,6 +66,7 @@ INACTIVE_CHECK_S: Final = 1.0
 FEED_SUBSCRIPTIONS_PER_TICK: Final = 64
 MEASURE_INTERVAL_S: Final = 5.0
 TOP_BACKLOGS: Final = 5
+BACKLOGGED_WHY: Final = ("busy", "slow", "retry", "timer", "held", "handover")
 SubscriptionLookup = Callable[[str], Subscription | None]
 
 
@@ -73,12 +74,17 @@ SubscriptionLookup = Callable[[str], Subscription | None]
 class Item:
     """A command in a lane. `offsets` is set while its Kafka offset is unfinished (read from
     `deliveries`, not yet in the backlog); `key` once it is in the backlog's changelog;
-    `leased` while the backlog store lent it to the lane."""
+    `leased` while the backlog store lent it to the lane. `value` is the command as encoded
+    (as read), `command` the decoded one once a lane needs it."""
 
-    command: DeliveryCommand
+    subscription_id: str
+    value: bytes
     partition: int
     seq: int
     queued_at: float
+    created_ms: int
+    due_ms: int = 0
+    command: DeliveryCommand | None = None
     offsets: PartitionOffsets | None = None
     key: str | None = None
     leased: bool = False
@@ -169,6 +175,7 @@ class Dispatcher:
         self._stop = asyncio.Event()
         self._topics = _Topics.of(settings)
         self._attempt_counters: dict[str, MetricCounter] = {}
+        self._backlogged = {why: metrics.backlogged.labels(why) for why in BACKLOGGED_WHY}
         # the backlog's schedule: entries per subscription (owned partitions), subscriptions
         # with due work in round-robin order, and one timer per waiting subscription
         self._backlog: Counter[str] = Counter()
@@ -197,14 +204,23 @@ class Dispatcher:
         if isinstance(item, Forward):
             self._forward(item)
             return
-        command = item.command
-        lane = self._lane(command.subscription_id)
-        work = Item(command, item.partition, item.offset, time.monotonic(), offsets=item.offsets)
-        backlogged = self._backlog[command.subscription_id] > 0
-        now = _now()
-        if not is_due(command, now):
+        sub_id = item.subscription_id
+        lane = self._lane(sub_id)
+        work = Item(
+            sub_id,
+            item.value,
+            item.partition,
+            item.offset,
+            time.monotonic(),
+            item.created_ms,
+            item.due_ms,
+            offsets=item.offsets,
+        )
+        backlogged = self._backlog[sub_id] > 0
+        now_ms = _ms(_now())
+        if item.due_ms > now_ms:
             self._to_backlog(work, "timer")
-        elif lane.resume_ms > _ms(now):
+        elif lane.resume_ms > now_ms:
             self._to_backlog(work, "held")
         elif (
             admit(
@@ -217,6 +233,14 @@ class Dispatcher:
         ):
             self._to_backlog(work, "busy")
         else:
+            try:
+                work.command = self._codec.decode_delivery_command(item.value)
+            except UndecodableRecord as exc:
+                error = exc.at(item.topic, item.partition, item.offset)
+                self._spawn(
+                    self._dead_letter_undecodable(Undecodable(item.message, error, item.offsets))
+                )
+                return
             lane.queue.append(work)
             self._fill(lane)
 
@@ -282,11 +306,18 @@ class Dispatcher:
     def _to_backlog(self, item: Item, why: str) -> None:
         """Write a command read from Kafka into its subscription's backlog; its offset is
         finished once the changelog record is acknowledged."""
-        command = item.command
-        item.key = entry_key(command.delivery_id, item.seq)
-        entry = self._entry(item, command)
-        self._store_put(entry)
-        self._metrics.backlogged.labels(why).inc()
+        item.key = entry_key(item.seq)
+        entry = Entry(
+            key=item.key,
+            partition=item.partition,
+            subscription_id=item.subscription_id,
+            seq=item.seq,
+            due_ms=item.due_ms,
+            created_ms=item.created_ms,
+            value=item.value,
+        )
+        self._store_put(entry, new=True)  # its key is its offset: never seen before
+        self._backlogged[why].inc()
         offsets, item.offsets = item.offsets, None
         self.unacknowledged += 1
 
@@ -308,6 +339,7 @@ class Dispatcher:
         )
 
     def _entry(self, item: Item, command: DeliveryCommand) -> Entry:
+        """The backlog entry of a command that changed (a retry): encoded anew."""
         assert item.key is not None
         due = command.not_before
         return Entry(
@@ -320,10 +352,12 @@ class Dispatcher:
             value=self._codec.encode_delivery_command(command),
         )
 
-    def _store_put(self, entry: Entry) -> None:
+    def _store_put(self, entry: Entry, *, new: bool) -> None:
+        """Into the local store; `new` when it adds an entry rather than replacing one."""
         if not self._io.owns(entry.partition) or entry.partition in self._restoring:
             return  # not ours (revoked meanwhile): the changelog record is what counts
-        if self._store.put(entry):
+        self._store.put(entry)
+        if new:
             self._backlog[entry.subscription_id] += 1
         self._schedule_at(entry.subscription_id, entry.due_ms)
 
@@ -332,8 +366,8 @@ class Dispatcher:
             return
         if item.partition in self._restoring:
             return
-        if self._store.delete(item.key):
-            self._backlog[item.command.subscription_id] -= 1
+        self._store.delete(item.partition, item.key)
+        self._backlog[item.subscription_id] -= 1
 
     def _schedule_at(self, sub_id: str, due_ms: int) -> None:
         if due_ms <= _ms(_now()):
@@ -373,6 +407,7 @@ class Dispatcher:
                 break
             del self._ready[sub_id]
             budget -= self._feed_one(sub_id, now_ms, budget)
+        self._store.flush()
 
     def _feed_one(self, sub_id: str, now_ms: int, budget: int) -> int:
         if self._backlog[sub_id] <= 0:
@@ -403,10 +438,20 @@ class Dispatcher:
                 command = self._codec.decode_delivery_command(row.value)
             except UndecodableRecord as exc:
                 self.leased += 1
-                self._dead_letter_entry(sub_id, row.key, row.partition, row.value, exc)
+                self._dead_letter_entry(sub_id, row, exc)
                 continue
             lane.queue.append(
-                Item(command, row.partition, row.seq, now_s, key=row.key, leased=True)
+                Item(
+                    sub_id,
+                    row.value,
+                    row.partition,
+                    row.seq,
+                    now_s,
+                    _ms(command.created_at),
+                    command=command,
+                    key=row.key,
+                    leased=True,
+                )
             )
             self.leased += 1
         if len(taken) == room and not lane.ordered:
@@ -415,6 +460,10 @@ class Dispatcher:
             next_due = self._store.next_due(sub_id, ordered=lane.ordered)
             if next_due is not None and not inactive:
                 self._schedule_at(sub_id, max(next_due, now_ms + 1))
+            elif next_due is None and not lane.ordered:
+                # nothing left to lend: the count is the store's (heals any drift after a
+                # rebalance re-read an offset the restore had already brought back)
+                self._backlog[sub_id] = self._store.count(sub_id)
         self._fill(lane)
         return len(taken)
 
@@ -529,6 +578,7 @@ class Dispatcher:
 
     async def _deliver(self, lane: Lane, item: Item, slot: _Slot) -> None:
         command = item.command
+        assert command is not None, "decoded before it enters a lane"
         source = Source(self._topics.deliveries, item.partition, item.seq)
         subscription = self._lookup(command.subscription_id)
         if subscription is None or subscription.status != "active":
@@ -565,10 +615,11 @@ class Dispatcher:
         The command's offset, if it still holds one, is finished once all are acknowledged."""
         records = self._records(plan)
         if plan.retry is not None:
-            item.key = item.key or entry_key(item.command.delivery_id, item.seq)
+            new = item.key is None  # read from Kafka: a new entry; leased: it replaces its own
+            item.key = item.key or entry_key(item.seq)
             entry = self._entry(item, plan.retry)
-            self._store_put(entry)
-            self._metrics.backlogged.labels("retry").inc()
+            self._store_put(entry, new=new)
+            self._backlogged["retry"].inc()
             records.append((self._topics.backlog, entry.key, entry.value, entry))
         elif item.key is not None:
             self._store_delete(item)
@@ -601,7 +652,7 @@ class Dispatcher:
             item.leased = False
             self.leased -= 1
             if item.key is not None and self._io.owns(item.partition):
-                self._store.unlease(item.key)
+                self._store.unlease(item.partition, item.key)
 
     async def _attempt(self, subscription: Subscription, command: DeliveryCommand) -> Attempted:
         now = _now()
@@ -719,7 +770,15 @@ class Dispatcher:
             else:
                 self._finish(item.offsets, offset)
 
-        self._io.produce(self._topics.deliveries, message.key(), message.value(), acked)
+        value = message.value() or b""
+        headers = None
+        try:
+            due = self._codec.decode_delivery_command(value).not_before
+        except UndecodableRecord:
+            due = None  # forwarded as it is: `deliveries` dead-letters it with its coordinates
+        if due is not None:
+            headers = [(DUE_HEADER, str(_ms(due)).encode())]
+        self._io.produce(self._topics.deliveries, message.key(), value, acked, headers=headers)
 
     async def _dead_letter_undecodable(self, item: Undecodable) -> None:
         message, error = item.message, item.error
@@ -748,31 +807,30 @@ class Dispatcher:
         self._metrics.dead_letters.labels("undecodable").inc()
         self._finish(item.offsets, error.offset)
 
-    def _dead_letter_entry(
-        self, sub_id: str, key: str, partition: int, value: bytes, error: UndecodableRecord
-    ) -> None:
+    def _dead_letter_entry(self, sub_id: str, row: Taken, error: UndecodableRecord) -> None:
         """A backlog entry that cannot be decoded: dead-letter its bytes, drop the entry."""
+        located = error.at(self._topics.deliveries, row.partition, row.seq)
         letter = DeadLetter(
             id=str(uuid.uuid4()),
             reason="undecodable",
             at=utc_ms(_now()),
             subscription_id=sub_id,
             command=None,
-            source_topic=self._topics.backlog,
-            source_partition=partition,
-            source_offset=-1,
-            raw_value=value,
-            error=str(error),
+            source_topic=self._topics.deliveries,
+            source_partition=row.partition,
+            source_offset=row.seq,
+            raw_value=row.value,
+            error=str(located),
         )
-        log.error("deliverer: backlog entry %s: %s", key, error)
+        log.error("deliverer: %s", located)
         self._metrics.dead_letters.labels("undecodable").inc()
         self.leased -= 1
-        if self._store.delete(key):
-            self._backlog[sub_id] -= 1
+        self._store.delete(row.partition, row.key)
+        self._backlog[sub_id] -= 1
         self._write_then(
             [
                 (self._topics.dead_letters, sub_id, self._codec.encode_dead_letter(letter), None),
-                (self._topics.backlog, key, None, partition),
+                (self._topics.backlog, row.key, None, row.partition),
             ],
             lambda: None,
         )

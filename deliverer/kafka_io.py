@@ -23,7 +23,6 @@ from typing import Final, Protocol, TypeAlias
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from core.lanes import PartitionOffsets
-from core.records import DeliveryCommand
 from core.retry import TIERS
 from deliverer.errors import OutputLost
 from deliverer.metrics import DelivererMetrics
@@ -46,6 +45,8 @@ PREFETCH_KIB: Final = 16 * 1024
 """Per-partition prefetch of the consumers (librdkafka's default is 64 MiB): memory stays
 bounded while a burst is read at full speed into the backlog."""
 RESTORING: Final = "restore"
+DUE_HEADER: Final = "hookline-due"
+"""Set on a command forwarded from a legacy retry tier: when it is due (epoch ms)."""
 
 
 def deliveries_group(settings: Settings) -> str:
@@ -55,13 +56,19 @@ def deliveries_group(settings: Settings) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Work:
-    """A decoded command and where it came from; `offsets` is its partition's bookkeeping."""
+    """A command read from `deliveries`, not yet decoded: its subscription is the record's
+    key, so a command bound for the backlog is stored as read, never decoded on the way.
+    `offsets` is its partition's bookkeeping."""
 
     topic: str
     partition: int
     offset: int
-    command: DeliveryCommand
+    subscription_id: str
+    value: bytes
+    created_ms: int
+    due_ms: int
     offsets: PartitionOffsets
+    message: Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +203,24 @@ class KafkaIO:
         offsets.read(offset)
         if topic in self.tier_topics:
             return Forward(message, offsets)
+        value = message.value() or b""
+        key = message.key()
         try:
-            command = self._codec.decode_delivery_command(message.value() or b"")
-        except UndecodableRecord as exc:
-            return Undecodable(message, exc.at(topic, partition, offset), offsets)
-        return Work(topic, partition, offset, command, offsets)
+            sub_id = (key or b"").decode()
+        except UnicodeDecodeError:
+            sub_id = ""
+        due_ms = 0
+        created_ms = message.timestamp()[1]
+        if not sub_id:  # not written by hookline: learn the subscription from the command
+            try:
+                command = self._codec.decode_delivery_command(value)
+            except UndecodableRecord as exc:
+                return Undecodable(message, exc.at(topic, partition, offset), offsets)
+            sub_id = command.subscription_id
+        for name, raw in message.headers() or ():
+            if name == DUE_HEADER:
+                due_ms = int(raw)
+        return Work(topic, partition, offset, sub_id, value, created_ms, due_ms, offsets, message)
 
     # -- flow control ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ def store(tmp_path: Path) -> Iterator[BacklogStore]:
 
 def entry(seq: int, *, sub: str = "s1", due_ms: int = 0, partition: int = 0) -> Entry:
     return Entry(
-        key=entry_key(f"d{seq}", seq),
+        key=entry_key(seq),
         partition=partition,
         subscription_id=sub,
         seq=seq,
@@ -30,11 +30,20 @@ def entry(seq: int, *, sub: str = "s1", due_ms: int = 0, partition: int = 0) -> 
     )
 
 
-def test_put_tells_new_from_replaced_and_delete_tells_found(store: BacklogStore) -> None:
-    assert store.put(entry(1))
-    assert not store.put(entry(1, due_ms=50)), "a retry replaces its entry"
-    assert store.delete(entry_key("d1", 1))
-    assert not store.delete(entry_key("d1", 1))
+def test_writes_apply_in_order_before_the_next_read(store: BacklogStore) -> None:
+    store.put(entry(1))
+    store.put(entry(1, due_ms=50))  # a retry replaces its entry
+    store.put(entry(2))
+    store.delete(0, entry_key(2))
+    store.put(entry(3))
+    assert store.count("s1") == 2
+    assert store.next_due("s1", ordered=False) == 0
+    assert [
+        t.seq for t in store.take("s1", now_ms=60, limit=9, ordered=False, ignore_due=False)
+    ] == [
+        3,
+        1,
+    ]
 
 
 def test_unordered_take_lends_due_entries_by_due_time_then_offset(store: BacklogStore) -> None:
@@ -74,7 +83,7 @@ def test_an_ordered_subscription_lends_only_its_head(store: BacklogStore) -> Non
     assert store.next_due("s1", ordered=True) is None, "one at a time while the head is out"
     store.put(entry(5, due_ms=900))  # it failed again: back, unleased, due later
     assert store.next_due("s1", ordered=True) == 900
-    store.delete(entry_key("d5", 5))
+    store.delete(0, entry_key(5))
     assert [t.seq for t in store.take("s1", now_ms=0, limit=5, ordered=True, ignore_due=False)] == [
         7
     ]
@@ -83,10 +92,18 @@ def test_an_ordered_subscription_lends_only_its_head(store: BacklogStore) -> Non
 def test_unlease_gives_an_entry_back(store: BacklogStore) -> None:
     store.put(entry(1))
     [taken] = store.take("s1", now_ms=0, limit=1, ordered=False, ignore_due=False)
-    store.unlease(taken.key)
+    store.unlease(taken.partition, taken.key)
     assert [
         t.seq for t in store.take("s1", now_ms=0, limit=1, ordered=False, ignore_due=False)
     ] == [1]
+
+
+def test_the_same_offset_in_two_partitions_is_two_entries(store: BacklogStore) -> None:
+    store.put(entry(7, sub="a", partition=0))
+    store.put(entry(7, sub="b", partition=1))
+    store.delete(1, entry_key(7))
+    assert store.count("a") == 1
+    assert store.count("b") == 0
 
 
 def test_dropping_partitions_forgets_them_and_counts_by_subscription(store: BacklogStore) -> None:
