@@ -16,23 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import heapq
 import logging
 import random
 import threading
 import time
-import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any, Final
 
-from confluent_kafka import KafkaError
-from prometheus_client import Counter as MetricCounter
-
 from core.attempts import Observed, Plan, Source, plan_attempt, plan_unsendable
+from core.backlog_schedule import BacklogSchedule
 from core.errors import InvalidCustomHeader, InvalidSecret
 from core.lanes import (
     EndpointHealth,
@@ -44,13 +38,14 @@ from core.lanes import (
     stale,
 )
 from core.outcome import Delivered, Retry, TransportError, classify, decide
-from core.records import DeadLetter, DeliveryCommand, Subscription, utc_ms
+from core.records import DeliveryCommand, Subscription
 from core.retry import RetrySchedule
 from deliverer.backlog import BacklogStore, Entry, Taken, entry_key, restore
 from deliverer.disabling import Disabler
-from deliverer.errors import OutputLost
-from deliverer.kafka_io import DUE_HEADER, Forward, KafkaIO, Polled, Undecodable
+from deliverer.kafka_io import Forward, KafkaIO, Polled, Undecodable
+from deliverer.lanes import Item, Lane, Slot
 from deliverer.metrics import DelivererMetrics
+from deliverer.outputs import Outputs
 from deliverer.requests import SigningKeys, request_headers
 from deliverer.sender import Attempted, Sender
 from hookline.settings import Settings
@@ -68,75 +63,6 @@ MEASURE_INTERVAL_S: Final = 5.0
 TOP_BACKLOGS: Final = 5
 BACKLOGGED_WHY: Final = ("busy", "slow", "retry", "timer", "held", "handover")
 SubscriptionLookup = Callable[[str], Subscription | None]
-
-
-@dataclass(slots=True, eq=False)
-class Item:
-    """A command in a lane. `offsets` is set while its Kafka offset is unfinished (read from
-    `deliveries`, not yet in the backlog); `key` once it is in the backlog's changelog;
-    `leased` while the backlog store lent it to the lane. `value` is the command as encoded
-    (as read), `command` the decoded one once a lane needs it."""
-
-    subscription_id: str
-    value: bytes
-    partition: int
-    seq: int
-    queued_at: float
-    created_ms: int
-    due_ms: int = 0
-    command: DeliveryCommand | None = None
-    offsets: PartitionOffsets | None = None
-    key: str | None = None
-    leased: bool = False
-
-
-@dataclass(slots=True, eq=False)
-class Lane:
-    subscription_id: str
-    ordered: bool
-    concurrency: int
-    rate_limit: float | None = None
-    queue: deque[Item] = field(default_factory=deque)
-    running: int = 0
-    resume_ms: int = 0
-    """The endpoint asked (Retry-After) that nothing is sent before this wall-clock time."""
-
-    @property
-    def depth(self) -> int:
-        return len(self.queue) + self.running
-
-
-@dataclass(frozen=True, slots=True)
-class _Topics:
-    """Output topic names, resolved once."""
-
-    attempts: str
-    dead_letters: str
-    deliveries: str
-    backlog: str
-
-    @classmethod
-    def of(cls, settings: Settings) -> _Topics:
-        return cls(
-            attempts=settings.topic("attempts"),
-            dead_letters=settings.topic("dead-letters"),
-            deliveries=settings.topic("deliveries"),
-            backlog=settings.topic("deliverer-backlog"),
-        )
-
-
-class _Slot:
-    """A lane's concurrency slot, released once: after the HTTP attempt, or when the task ends."""
-
-    __slots__ = ("_on_release",)
-
-    def __init__(self, on_release: Callable[[], None]) -> None:
-        self._on_release: Callable[[], None] | None = on_release
-
-    def release(self, _task: object = None) -> None:
-        if self._on_release is not None:
-            on_release, self._on_release = self._on_release, None
-            on_release()
 
 
 class Dispatcher:
@@ -173,15 +99,12 @@ class Dispatcher:
         self._health: dict[str, EndpointHealth] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
-        self._topics = _Topics.of(settings)
-        self._attempt_counters: dict[str, MetricCounter] = {}
+        self._outputs = Outputs(settings, io=io, codec=codec, metrics=metrics)
+        self._topics = self._outputs.topics
         self._backlogged = {why: metrics.backlogged.labels(why) for why in BACKLOGGED_WHY}
         # the backlog's schedule: entries per subscription (owned partitions), subscriptions
         # with due work in round-robin order, and one timer per waiting subscription
-        self._backlog: Counter[str] = Counter()
-        self._ready: dict[str, None] = {}
-        self._timers: list[tuple[int, str]] = []
-        self._next_due: dict[str, int] = {}
+        self._backlog = BacklogSchedule()
         self._restoring: dict[int, threading.Event] = {}
         self._swept = 0.0
         self._checked = 0.0
@@ -190,19 +113,25 @@ class Dispatcher:
         """Commands read from Kafka whose offsets are not finished yet."""
         self.leased = 0
         """Backlogged commands lent to lanes."""
-        self.unacknowledged = 0
-        """Plans produced whose records Kafka has not all acknowledged yet."""
-        self.failure: BaseException | None = None
+        self._failure: BaseException | None = None
 
     # -- admission ---------------------------------------------------------------------------
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the deliverer must stop: a task's error, or an output Kafka refused."""
+        return self._failure or self._outputs.failure
 
     def submit(self, item: Polled) -> None:
         self.in_flight += 1
         if isinstance(item, Undecodable):
-            self._spawn(self._dead_letter_undecodable(item))
+            self._dead_letter_undecodable(item)
             return
         if isinstance(item, Forward):
-            self._forward(item)
+            offset = item.message.offset()
+            assert offset is not None
+            finish = functools.partial(self._finish, item.offsets, offset)
+            self._outputs.write_then(self._outputs.forwarded(item.message), finish)
             return
         sub_id = item.subscription_id
         lane = self._lane(sub_id)
@@ -216,7 +145,7 @@ class Dispatcher:
             item.due_ms,
             offsets=item.offsets,
         )
-        backlogged = self._backlog[sub_id] > 0
+        backlogged = self._backlog.count(sub_id) > 0
         now_ms = _ms(_now())
         if item.due_ms > now_ms:
             self._to_backlog(work, "timer")
@@ -237,9 +166,7 @@ class Dispatcher:
                 work.command = self._codec.decode_delivery_command(item.value)
             except UndecodableRecord as exc:
                 error = exc.at(item.topic, item.partition, item.offset)
-                self._spawn(
-                    self._dead_letter_undecodable(Undecodable(item.message, error, item.offsets))
-                )
+                self._dead_letter_undecodable(Undecodable(item.message, error, item.offsets))
                 return
             lane.queue.append(work)
             self._fill(lane)
@@ -264,7 +191,7 @@ class Dispatcher:
         while lane.running < lane.concurrency and lane.queue and not self._stop.is_set():
             item = lane.queue.popleft()
             lane.running += 1
-            slot = _Slot(functools.partial(self._lane_done, lane))
+            slot = Slot(functools.partial(self._lane_done, lane))
             task = self._spawn(self._deliver(lane, item, slot))
             task.add_done_callback(slot.release)
 
@@ -272,11 +199,11 @@ class Dispatcher:
         lane.running -= 1
         self._fill(lane)
         sub_id = lane.subscription_id
-        if self._backlog[sub_id] > 0:
+        if self._backlog.count(sub_id) > 0:
             self._wake(sub_id)
         elif lane.depth == 0 and self._lanes.get(sub_id) is lane:
             del self._lanes[sub_id]
-            self._backlog.pop(sub_id, None)
+            self._backlog.discard(sub_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -286,8 +213,8 @@ class Dispatcher:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None and self.failure is None:
-            self.failure = task.exception()
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
 
     @property
     def lane_depth(self) -> int:
@@ -299,7 +226,7 @@ class Dispatcher:
 
     @property
     def backlog_depth(self) -> int:
-        return sum(self._backlog.values())
+        return self._backlog.depth
 
     # -- the backlog ---------------------------------------------------------------------------
 
@@ -319,23 +246,9 @@ class Dispatcher:
         self._store_put(entry, new=True)  # its key is its offset: never seen before
         self._backlogged[why].inc()
         offsets, item.offsets = item.offsets, None
-        self.unacknowledged += 1
-
-        def acked(error: KafkaError | None) -> None:
-            if error is not None:
-                self._lost(self._topics.backlog, error)
-                return
-            self.unacknowledged -= 1
-            if offsets is not None:
-                self._finish(offsets, item.seq)
-
-        self._io.produce(
-            self._topics.backlog,
-            entry.key,
-            entry.value,
-            acked,
-            partition=entry.partition,
-            headers=entry.headers(),
+        self._outputs.write_then(
+            [self._outputs.put(entry)],
+            _nothing if offsets is None else functools.partial(self._finish, offsets, item.seq),
         )
 
     def _entry(self, item: Item, command: DeliveryCommand) -> Entry:
@@ -358,7 +271,7 @@ class Dispatcher:
             return  # not ours (revoked meanwhile): the changelog record is what counts
         self._store.put(entry)
         if new:
-            self._backlog[entry.subscription_id] += 1
+            self._backlog.added(entry.subscription_id)
         self._schedule_at(entry.subscription_id, entry.due_ms)
 
     def _store_delete(self, item: Item) -> None:
@@ -367,19 +280,13 @@ class Dispatcher:
         if item.partition in self._restoring:
             return
         self._store.delete(item.partition, item.key)
-        self._backlog[item.subscription_id] -= 1
+        self._backlog.removed(item.subscription_id)
 
     def _schedule_at(self, sub_id: str, due_ms: int) -> None:
-        if due_ms <= _ms(_now()):
-            self._wake(sub_id)
-            return
-        known = self._next_due.get(sub_id)
-        if known is None or due_ms < known:
-            self._next_due[sub_id] = due_ms
-            heapq.heappush(self._timers, (due_ms, sub_id))
+        self._backlog.due_at(sub_id, due_ms, now_ms=_ms(_now()))
 
     def _wake(self, sub_id: str) -> None:
-        self._ready[sub_id] = None
+        self._backlog.wake(sub_id)
 
     def feed(self) -> None:
         """Lease due backlog into lanes: subscriptions in turn, a round of requests each."""
@@ -394,23 +301,19 @@ class Dispatcher:
             self._measured = now_s
             self._measure()
         now_ms = _ms(_now())
-        while self._timers and self._timers[0][0] <= now_ms:
-            due_ms, sub_id = heapq.heappop(self._timers)
-            if self._next_due.get(sub_id) == due_ms:
-                del self._next_due[sub_id]
-                self._wake(sub_id)
+        self._backlog.fire(now_ms)
         if self._stop.is_set():
             return
         budget = self._settings.max_in_flight - self.leased
-        for sub_id in list(islice(self._ready, FEED_SUBSCRIPTIONS_PER_TICK)):
-            if budget <= 0:
-                break
-            del self._ready[sub_id]
-            budget -= self._feed_one(sub_id, now_ms, budget)
+        if budget > 0:
+            for sub_id in self._backlog.turns(FEED_SUBSCRIPTIONS_PER_TICK):
+                budget -= self._feed_one(sub_id, now_ms, budget)
+                if budget <= 0:
+                    break
         self._store.flush()
 
     def _feed_one(self, sub_id: str, now_ms: int, budget: int) -> int:
-        if self._backlog[sub_id] <= 0:
+        if self._backlog.count(sub_id) <= 0:
             return 0
         lane = self._lane(sub_id)
         room = min(
@@ -463,7 +366,7 @@ class Dispatcher:
             elif next_due is None and not lane.ordered:
                 # nothing left to lend: the count is the store's (heals any drift after a
                 # rebalance re-read an offset the restore had already brought back)
-                self._backlog[sub_id] = self._store.count(sub_id)
+                self._backlog.recount(sub_id, self._store.count(sub_id))
         self._fill(lane)
         return len(taken)
 
@@ -490,8 +393,8 @@ class Dispatcher:
     def _wake_inactive(self) -> None:
         """A subscription deleted, disabled or paused while backlogged is settled now, not
         when its timers fall due."""
-        for sub_id, count in list(self._backlog.items()):
-            if count <= 0 or sub_id in self._ready:
+        for sub_id in self._backlog.backlogged():
+            if self._backlog.is_waiting_turn(sub_id):
                 continue
             subscription = self._lookup(sub_id)
             if subscription is None or subscription.status != "active":
@@ -500,12 +403,12 @@ class Dispatcher:
     def _measure(self) -> None:
         metrics, store = self._metrics, self._store
         metrics.backlog_depth.set(self.backlog_depth)
-        top = [(sub_id, n) for sub_id, n in self._backlog.most_common(TOP_BACKLOGS) if n > 0]
+        top = self._backlog.deepest(TOP_BACKLOGS)
         metrics.backlog_top.clear()
         for sub_id, count in top:
             metrics.backlog_top.labels(sub_id).set(count)
         now_ms = _ms(_now())
-        oldest = [store.oldest_created_ms(sub_id) for sub_id, n in self._backlog.items() if n]
+        oldest = [store.oldest_created_ms(sub_id) for sub_id in self._backlog.backlogged()]
         known = [ms for ms in oldest if ms is not None]
         metrics.backlog_oldest_age.set((now_ms - min(known)) / 1000 if known else 0)
         for bucket, count in store.timers(now_ms).items():
@@ -539,7 +442,7 @@ class Dispatcher:
                 self._store.drop_partitions([partition])
             return
         for sub_id, count in restored.entries.items():
-            self._backlog[sub_id] += count
+            self._backlog.added(sub_id, count)
             self._wake(sub_id)
         self._metrics.restore_seconds.observe(restored.seconds)
         if restored.records:
@@ -559,7 +462,7 @@ class Dispatcher:
             cancel = self._restoring.pop(partition, None)
             if cancel is not None:
                 cancel.set()
-        self._backlog -= self._store.drop_partitions(gone)
+        self._backlog.forget(self._store.drop_partitions(gone))
         for lane in self._lanes.values():
             if any(item.partition in gone for item in lane.queue):
                 kept: deque[Item] = deque()
@@ -576,7 +479,7 @@ class Dispatcher:
 
     # -- one command -------------------------------------------------------------------------
 
-    async def _deliver(self, lane: Lane, item: Item, slot: _Slot) -> None:
+    async def _deliver(self, lane: Lane, item: Item, slot: Slot) -> None:
         command = item.command
         assert command is not None, "decoded before it enters a lane"
         source = Source(self._topics.deliveries, item.partition, item.seq)
@@ -613,26 +516,24 @@ class Dispatcher:
         """Produce the plan's records and settle the command's backlog entry: a retry
         replaces it (a new entry for a command read from Kafka), anything final deletes it.
         The command's offset, if it still holds one, is finished once all are acknowledged."""
-        records = self._records(plan)
+        records = self._outputs.of_plan(plan)
         if plan.retry is not None:
             new = item.key is None  # read from Kafka: a new entry; leased: it replaces its own
             item.key = item.key or entry_key(item.seq)
             entry = self._entry(item, plan.retry)
             self._store_put(entry, new=new)
             self._backlogged["retry"].inc()
-            records.append((self._topics.backlog, entry.key, entry.value, entry))
+            records.append(self._outputs.put(entry))
         elif item.key is not None:
             self._store_delete(item)
-            records.append((self._topics.backlog, item.key, None, item.partition))
+            records.append(self._outputs.tombstone(item.partition, item.key))
         if item.leased:
             item.leased = False
             self.leased -= 1
         offsets = item.offsets
-        self._write_then(
+        self._outputs.write_then(
             records,
-            (lambda: None)
-            if offsets is None
-            else functools.partial(self._finish, offsets, item.seq),
+            _nothing if offsets is None else functools.partial(self._finish, offsets, item.seq),
         )
 
     def _hold_lane(self, lane: Lane, retry_after_s: float) -> None:
@@ -704,136 +605,17 @@ class Dispatcher:
             return True
         return False
 
-    # -- outputs -----------------------------------------------------------------------------
-
-    def _records(self, plan: Plan) -> list[_Record]:
-        """The plan's attempt record and dead letter, encoded; counts them in the metrics."""
-        records: list[_Record] = []
-        codec, topics = self._codec, self._topics
-        if plan.attempt is not None:
-            value = codec.encode_delivery_attempt(plan.attempt)
-            records.append((topics.attempts, plan.attempt.delivery_id, value, None))
-            self._attempts_counter(plan.attempt.outcome).inc()
-        if plan.dead_letter is not None:
-            value = codec.encode_dead_letter(plan.dead_letter)
-            records.append((topics.dead_letters, plan.dead_letter.subscription_id, value, None))
-            self._metrics.dead_letters.labels(plan.dead_letter.reason).inc()
-        return records
-
-    def _write_then(self, records: list[_Record], then: Callable[[], None]) -> None:
-        """Produce the records; `then()` once every one is acknowledged. A record Kafka
-        refuses for good stops the deliverer (its offset is never finished)."""
-        if not records:
-            then()
-            return
-        pending = len(records)
-        self.unacknowledged += 1
-
-        def acked(error: KafkaError | None) -> None:
-            nonlocal pending
-            if error is not None:
-                self._lost(records[0][0], error)
-                return
-            pending -= 1
-            if pending == 0:
-                self.unacknowledged -= 1
-                then()
-
-        for topic, key, value, where in records:
-            if isinstance(where, Entry):
-                self._io.produce(
-                    topic, key, value, acked, partition=where.partition, headers=where.headers()
-                )
-            else:
-                self._io.produce(topic, key, value, acked, partition=where)
-
-    def _lost(self, topic: str, error: KafkaError) -> None:
-        if self.failure is None:
-            self.failure = OutputLost(topic, error.str())
-
-    def _attempts_counter(self, outcome: str) -> MetricCounter:
-        child = self._attempt_counters.get(outcome)
-        if child is None:
-            child = self._attempt_counters[outcome] = self._metrics.attempts.labels(outcome)
-        return child
-
-    def _forward(self, item: Forward) -> None:
-        """A legacy retry-tier record: to `deliveries`, where a command not yet due is
-        backlogged by whoever owns its partition."""
-        message = item.message
-        offset = message.offset()
-        assert offset is not None
-
-        def acked(error: KafkaError | None) -> None:
-            if error is not None:
-                self._lost(self._topics.deliveries, error)
-            else:
-                self._finish(item.offsets, offset)
-
-        value = message.value() or b""
-        headers = None
-        try:
-            due = self._codec.decode_delivery_command(value).not_before
-        except UndecodableRecord:
-            due = None  # forwarded as it is: `deliveries` dead-letters it with its coordinates
-        if due is not None:
-            headers = [(DUE_HEADER, str(_ms(due)).encode())]
-        self._io.produce(self._topics.deliveries, message.key(), value, acked, headers=headers)
-
-    async def _dead_letter_undecodable(self, item: Undecodable) -> None:
-        message, error = item.message, item.error
-        assert error.topic is not None
-        assert error.partition is not None
-        assert error.offset is not None
-        letter = DeadLetter(
-            id=str(uuid.uuid4()),
-            reason="undecodable",
-            at=utc_ms(_now()),
-            subscription_id=None,
-            command=None,
-            source_topic=error.topic,
-            source_partition=error.partition,
-            source_offset=error.offset,
-            raw_value=message.value(),
-            error=str(error),
-        )
-        log.error("deliverer: %s", error)
-        key = message.key()
-        await self._io.send(
-            self._topics.dead_letters,
-            None if key is None else key.decode(errors="replace"),
-            self._codec.encode_dead_letter(letter),
-        )
-        self._metrics.dead_letters.labels("undecodable").inc()
-        self._finish(item.offsets, error.offset)
+    def _dead_letter_undecodable(self, item: Undecodable) -> None:
+        assert item.error.offset is not None
+        finish = functools.partial(self._finish, item.offsets, item.error.offset)
+        self._outputs.write_then(self._outputs.undecodable_record(item.message, item.error), finish)
 
     def _dead_letter_entry(self, sub_id: str, row: Taken, error: UndecodableRecord) -> None:
         """A backlog entry that cannot be decoded: dead-letter its bytes, drop the entry."""
-        located = error.at(self._topics.deliveries, row.partition, row.seq)
-        letter = DeadLetter(
-            id=str(uuid.uuid4()),
-            reason="undecodable",
-            at=utc_ms(_now()),
-            subscription_id=sub_id,
-            command=None,
-            source_topic=self._topics.deliveries,
-            source_partition=row.partition,
-            source_offset=row.seq,
-            raw_value=row.value,
-            error=str(located),
-        )
-        log.error("deliverer: %s", located)
-        self._metrics.dead_letters.labels("undecodable").inc()
         self.leased -= 1
         self._store.delete(row.partition, row.key)
-        self._backlog[sub_id] -= 1
-        self._write_then(
-            [
-                (self._topics.dead_letters, sub_id, self._codec.encode_dead_letter(letter), None),
-                (self._topics.backlog, row.key, None, row.partition),
-            ],
-            lambda: None,
-        )
+        self._backlog.removed(sub_id)
+        self._outputs.write_then(self._outputs.undecodable_entry(sub_id, row, error), _nothing)
 
     def _finish(self, offsets: PartitionOffsets, offset: int) -> None:
         offsets.finish(offset)
@@ -850,7 +632,7 @@ class Dispatcher:
                 self._hand_back(lane.queue.popleft())
         deadline = time.monotonic() + timeout_s
         while (
-            (self._tasks or self.unacknowledged)
+            (self._tasks or self._outputs.unacknowledged)
             and time.monotonic() < deadline
             and self.failure is None
         ):
@@ -863,6 +645,10 @@ class Dispatcher:
 
 
 _Record = tuple[str, str | None, bytes | None, "Entry | int | None"]
+
+
+def _nothing() -> None:
+    pass
 
 
 def _now() -> datetime:

@@ -1,0 +1,202 @@
+"""What the deliverer writes, and the callback once Kafka acknowledged it.
+
+Attempt records, dead letters, backlog changelog records (puts and tombstones) and legacy
+tier records forwarded to `deliveries` all go through `Outputs.write_then`: produce, count
+what is unacknowledged, call `then()` once every record of the batch is acknowledged. A
+record Kafka refuses for good becomes `failure` (OutputLost), which stops the process: the
+command's offset is never finished, so it is re-read after the restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeAlias
+
+from confluent_kafka import KafkaError, Message
+from prometheus_client import Counter as MetricCounter
+
+from core.attempts import Plan
+from core.records import DeadLetter, utc_ms
+from deliverer.backlog import Entry, Taken
+from deliverer.errors import OutputLost
+from deliverer.kafka_io import DUE_HEADER, KafkaIO
+from deliverer.metrics import DelivererMetrics
+from hookline.settings import Settings
+from schemas.errors import UndecodableRecord
+from schemas.records_avro import RecordCodec
+
+log = logging.getLogger(__name__)
+
+Headers: TypeAlias = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record to produce; no partition lets the partitioner choose by key."""
+
+    topic: str
+    key: str | None
+    value: bytes | None
+    partition: int | None = None
+    headers: Headers | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Output topic names, resolved once."""
+
+    attempts: str
+    dead_letters: str
+    deliveries: str
+    backlog: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> Topics:
+        return cls(
+            attempts=settings.topic("attempts"),
+            dead_letters=settings.topic("dead-letters"),
+            deliveries=settings.topic("deliveries"),
+            backlog=settings.topic("deliverer-backlog"),
+        )
+
+
+class Outputs:
+    def __init__(
+        self, settings: Settings, *, io: KafkaIO, codec: RecordCodec, metrics: DelivererMetrics
+    ) -> None:
+        self.topics = Topics.of(settings)
+        self._io = io
+        self._codec = codec
+        self._metrics = metrics
+        self._attempt_counters: dict[str, MetricCounter] = {}
+        self.unacknowledged = 0
+        """Batches produced whose records Kafka has not all acknowledged yet."""
+        self.failure: OutputLost | None = None
+
+    # -- records -------------------------------------------------------------------------------
+
+    def of_plan(self, plan: Plan) -> list[Record]:
+        """The plan's attempt record and dead letter, encoded; counts them in the metrics."""
+        records: list[Record] = []
+        codec, topics = self._codec, self.topics
+        if plan.attempt is not None:
+            value = codec.encode_delivery_attempt(plan.attempt)
+            records.append(Record(topics.attempts, plan.attempt.delivery_id, value))
+            self._attempts_counter(plan.attempt.outcome).inc()
+        if plan.dead_letter is not None:
+            value = codec.encode_dead_letter(plan.dead_letter)
+            records.append(Record(topics.dead_letters, plan.dead_letter.subscription_id, value))
+            self._metrics.dead_letters.labels(plan.dead_letter.reason).inc()
+        return records
+
+    def put(self, entry: Entry) -> Record:
+        return Record(self.topics.backlog, entry.key, entry.value, entry.partition, entry.headers())
+
+    def tombstone(self, partition: int, key: str) -> Record:
+        return Record(self.topics.backlog, key, None, partition)
+
+    def undecodable_entry(self, sub_id: str, row: Taken, error: UndecodableRecord) -> list[Record]:
+        """A backlog entry that cannot be decoded: its dead letter and its tombstone."""
+        located = error.at(self.topics.deliveries, row.partition, row.seq)
+        log.error("deliverer: %s", located)
+        letter = _undecodable_letter(located, subscription_id=sub_id, raw_value=row.value)
+        self._metrics.dead_letters.labels("undecodable").inc()
+        encoded = self._codec.encode_dead_letter(letter)
+        return [
+            Record(self.topics.dead_letters, sub_id, encoded),
+            self.tombstone(row.partition, row.key),
+        ]
+
+    def undecodable_record(self, message: Message, error: UndecodableRecord) -> list[Record]:
+        """A `deliveries` record that cannot be decoded: its dead letter, with coordinates."""
+        log.error("deliverer: %s", error)
+        letter = _undecodable_letter(error, subscription_id=None, raw_value=message.value())
+        self._metrics.dead_letters.labels("undecodable").inc()
+        key = message.key()
+        return [
+            Record(
+                self.topics.dead_letters,
+                None if key is None else key.decode(errors="replace"),
+                self._codec.encode_dead_letter(letter),
+            )
+        ]
+
+    def forwarded(self, message: Message) -> list[Record]:
+        """A legacy retry-tier record, to `deliveries`: where a command not yet due is
+        backlogged by whoever owns its partition (its due time in a header)."""
+        value = message.value() or b""
+        try:
+            due = self._codec.decode_delivery_command(value).not_before
+        except UndecodableRecord:
+            due = None  # forwarded as it is: `deliveries` dead-letters it with its coordinates
+        key = message.key()
+        headers = None if due is None else [(DUE_HEADER, str(int(due.timestamp() * 1000)).encode())]
+        return [
+            Record(
+                self.topics.deliveries,
+                None if key is None else key.decode(errors="replace"),
+                value,
+                headers=headers,
+            )
+        ]
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def write_then(self, records: list[Record], then: Callable[[], None]) -> None:
+        """Produce the records; `then()` once every one is acknowledged."""
+        if not records:
+            then()
+            return
+        pending = len(records)
+        self.unacknowledged += 1
+
+        def acked(error: KafkaError | None) -> None:
+            nonlocal pending
+            if error is not None:
+                if self.failure is None:
+                    self.failure = OutputLost(records[0].topic, error.str())
+                return
+            pending -= 1
+            if pending == 0:
+                self.unacknowledged -= 1
+                then()
+
+        for record in records:
+            self._io.produce(
+                record.topic,
+                record.key,
+                record.value,
+                acked,
+                partition=record.partition,
+                headers=record.headers,
+            )
+
+    def _attempts_counter(self, outcome: str) -> MetricCounter:
+        child = self._attempt_counters.get(outcome)
+        if child is None:
+            child = self._attempt_counters[outcome] = self._metrics.attempts.labels(outcome)
+        return child
+
+
+def _undecodable_letter(
+    error: UndecodableRecord, *, subscription_id: str | None, raw_value: bytes | None
+) -> DeadLetter:
+    assert error.topic is not None
+    assert error.partition is not None
+    assert error.offset is not None
+    return DeadLetter(
+        id=str(uuid.uuid4()),
+        reason="undecodable",
+        at=utc_ms(datetime.now(UTC)),
+        subscription_id=subscription_id,
+        command=None,
+        source_topic=error.topic,
+        source_partition=error.partition,
+        source_offset=error.offset,
+        raw_value=raw_value,
+        error=str(error),
+    )
