@@ -113,6 +113,16 @@ def feed_room(
     return max(0, limit - depth)
 
 
+def next_feed_cap(cap: int, *, gap_s: float, busy_s: float, floor: int, ceiling: int) -> int:
+    """How many backlogged commands may be lent to lanes at once, after a loop turn that
+    took `gap_s`: halved when the turn was slow (the process is busy with fresh commands,
+    which come first), grown by one otherwise (AIMD). Never below `floor`, so a backlog always
+    drains, if slowly."""
+    if gap_s > busy_s:
+        return max(floor, cap // 2)
+    return min(ceiling, cap + 1)
+
+
 def stale(*, queued_at: float, now: float, after_s: float) -> bool:
     """A command read from Kafka that waited `after_s` in a busy lane moves to the backlog:
     its lane is slow, and the read-ahead budget is for lanes that move."""

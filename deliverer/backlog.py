@@ -69,6 +69,18 @@ class Entry:
     created_ms: int
     value: bytes
 
+    def row(self) -> tuple[str, int, str, int, int, int, bytes]:
+        """The store's columns, in the order of its INSERT."""
+        return (
+            self.key,
+            self.partition,
+            self.subscription_id,
+            self.seq,
+            self.due_ms,
+            self.created_ms,
+            self.value,
+        )
+
     def headers(self) -> list[tuple[str, bytes]]:
         return [
             ("sub", self.subscription_id.encode()),
@@ -164,16 +176,7 @@ class BacklogStore:
         """Insert or replace (a retry replaces its entry, unleased, with its new due time).
         Writes are staged and applied together, in order, in one transaction before the
         next read (`flush`): a burst costs one commit per batch, not one per command."""
-        row = (
-            entry.key,
-            entry.partition,
-            entry.subscription_id,
-            entry.seq,
-            entry.due_ms,
-            entry.created_ms,
-            entry.value,
-        )
-        self._stage(_PUT, row)
+        self._stage(_PUT, entry.row())
 
     def delete(self, partition: int, key: str) -> None:
         self._stage(_DELETE, (partition, key))
@@ -397,24 +400,9 @@ def _apply(conn: sqlite3.Connection, partition: int, batch: list[_Record]) -> No
     try:
         for key, value, headers in batch:
             if value is None:
-                conn.execute(
-                    "DELETE FROM backlog WHERE partition = ? AND key = ?",
-                    (partition, (key or b"").decode()),
-                )
+                conn.execute(_DELETE, (partition, (key or b"").decode()))
                 continue
-            entry = entry_from_record(partition, key, value, headers)
-            conn.execute(
-                "INSERT OR REPLACE INTO backlog VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
-                (
-                    entry.key,
-                    entry.partition,
-                    entry.subscription_id,
-                    entry.seq,
-                    entry.due_ms,
-                    entry.created_ms,
-                    entry.value,
-                ),
-            )
+            conn.execute(_PUT, entry_from_record(partition, key, value, headers).row())
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

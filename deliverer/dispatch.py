@@ -35,6 +35,7 @@ from core.lanes import (
     admit,
     feed_room,
     lane_capacity,
+    next_feed_cap,
     stale,
 )
 from core.outcome import Delivered, Retry, TransportError, classify, decide
@@ -59,6 +60,9 @@ STALE_AFTER_S: Final = 1.0
 SWEEP_INTERVAL_S: Final = 0.25
 INACTIVE_CHECK_S: Final = 1.0
 FEED_SUBSCRIPTIONS_PER_TICK: Final = 64
+BUSY_TURN_S: Final = 0.025
+"""A loop turn slower than this means fresh commands keep the process busy: backlogs yield."""
+FEED_CAP_FLOOR: Final = 4
 MEASURE_INTERVAL_S: Final = 5.0
 TOP_BACKLOGS: Final = 5
 BACKLOGGED_WHY: Final = ("busy", "slow", "retry", "timer", "held", "handover")
@@ -107,6 +111,8 @@ class Dispatcher:
         self._backlog = BacklogSchedule()
         self._restoring: dict[int, threading.Event] = {}
         self._swept = 0.0
+        self._fed_at = time.monotonic()
+        self._feed_cap = FEED_CAP_FLOOR
         self._checked = 0.0
         self._measured = 0.0
         self.in_flight = 0
@@ -304,7 +310,16 @@ class Dispatcher:
         self._backlog.fire(now_ms)
         if self._stop.is_set():
             return
-        budget = self._settings.max_in_flight - self.leased
+        self._feed_cap = next_feed_cap(
+            self._feed_cap,
+            gap_s=now_s - self._fed_at,
+            busy_s=BUSY_TURN_S,
+            floor=FEED_CAP_FLOOR,
+            ceiling=self._settings.max_in_flight,
+        )
+        self._fed_at = now_s
+        self._metrics.backlog_feed_cap.set(self._feed_cap)
+        budget = self._feed_cap - self.leased
         if budget > 0:
             for sub_id in self._backlog.turns(FEED_SUBSCRIPTIONS_PER_TICK):
                 budget -= self._feed_one(sub_id, now_ms, budget)

@@ -73,6 +73,12 @@ class DelivererMetrics:
             ["due"],
             registry=registry,
         )
+        self.backlog_feed_cap = Gauge(
+            "hookline_deliverer_backlog_feed_cap",
+            "Backlogged commands that may be lent to lanes at once (halved while the process"
+            " is busy with fresh commands, grown by one per quiet loop turn)",
+            registry=registry,
+        )
         self.restore_seconds = Histogram(
             "hookline_deliverer_backlog_restore_seconds",
             "Time to restore one partition's backlog from its changelog",

@@ -13,6 +13,7 @@ from core.lanes import (
     admit,
     feed_room,
     lane_capacity,
+    next_feed_cap,
     stale,
 )
 
@@ -167,3 +168,13 @@ def test_health_counts_from_the_first_failure_since_the_last_success() -> None:
     healed = health.after_success()
     assert healed.failing_since is None
     assert not healed.should_disable(NOW + timedelta(days=10), window_s=60)
+
+
+def test_the_feed_cap_halves_on_a_busy_turn_and_grows_by_one_otherwise() -> None:
+    def step(cap: int, gap_s: float) -> int:
+        return next_feed_cap(cap, gap_s=gap_s, busy_s=0.025, floor=4, ceiling=100)
+
+    assert step(64, 0.030) == 32
+    assert step(5, 0.030) == 4, "never below the floor: a backlog always drains"
+    assert step(4, 0.010) == 5
+    assert step(100, 0.001) == 100
