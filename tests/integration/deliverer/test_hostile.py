@@ -90,19 +90,21 @@ async def test_an_ordered_endpoint_that_never_answers_holds_only_itself(kit: Kit
         ]
         queued = [kit.command(hostile) for _ in range(1100)]
         await asyncio.to_thread(kit.send, queued)
-        await asyncio.to_thread(kit.send, [kit.command(sub) for sub in healthy for _ in range(60)])
-        where = await asyncio.to_thread(_partitions_of, settings, {s.id for s in healthy})
-        assert where == set(range(settings.partitions)), "tenant B covers every partition"
-
         async with running(settings):
+            # tenant B publishes while tenant A's commands are already queued and stuck
+            await wait_until(lambda: len(receiver.on("/hang")) >= 1, timeout_s=30)
+            wanted = [kit.command(sub) for sub in healthy for _ in range(60)]
             started = time.monotonic()
+            await asyncio.to_thread(kit.send, wanted)
+            where = await asyncio.to_thread(_partitions_of, settings, {s.id for s in healthy})
+            assert where == set(range(settings.partitions)), "tenant B covers every partition"
             await wait_until(
                 lambda: all(len(receiver.on(f"/b{n}")) >= 60 for n in range(len(healthy))),
                 timeout_s=30,
             )
             took = time.monotonic() - started
             hanging_ids = {r.webhook_id for r in receiver.on("/hang")}
-    print(f"tenant B's 6 x 60 webhooks behind 1,100 ordered hanging ones: {took:.1f} s")
+    print(f"tenant B's 6 x 60 webhooks behind 1,100 ordered hanging ones: {took:.2f} s")
     assert hanging_ids == {queued[0].event_id}, "the ordered lane only ever tried its head"
 
 
