@@ -174,8 +174,18 @@ def _java_command(libs: Path, main: str, *args: str) -> list[str]:
     return ["java", "-Xms256m", "-Xmx512m", "-cp", f"{libs}/*", main, *args]
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: the base64url of a random UUID, never starting with "-", which the
+    storage tool's argument parser takes for an option (1 id in 64; Kafka's own
+    `Uuid.randomUuid` draws again in the same case)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _format(libs: Path, props: Path, data: Path) -> None:
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     result = subprocess.run(
         _java_command(
             libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)
