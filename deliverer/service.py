@@ -20,12 +20,12 @@ from core.secretbox import SecretBox
 from deliverer.backlog import BacklogStore
 from deliverer.disabling import Disabler
 from deliverer.dispatch import Dispatcher
-from deliverer.errors import DelivererError
 from deliverer.kafka_io import KafkaIO
 from deliverer.metrics import DelivererMetrics
 from deliverer.requests import SigningKeys
 from deliverer.sender import Sender
 from hookline.codecs import open_codec
+from hookline.errors import TopicError
 from hookline.settings import Settings
 from hookline.subscription_log import SubscriptionLog
 from hookline.subscription_table import SubscriptionTable
@@ -185,10 +185,12 @@ class Deliverer:
 
 
 def _check_partitions(io: KafkaIO) -> None:
-    """The backlog's changelog must mirror `deliveries` partition for partition."""
+    """The backlog's changelog must mirror `deliveries` partition for partition (0 when it is
+    missing: a deployment upgraded without `hookline topics ensure`)."""
     deliveries, backlog = io.partition_count(io.deliveries), io.partition_count(io.backlog)
     if deliveries != backlog:
-        raise DelivererError(
-            f"{io.backlog} has {backlog} partitions and {io.deliveries} {deliveries}: they must"
-            " match (run `hookline topics ensure`, or recreate the backlog topic)"
+        raise TopicError(
+            io.backlog,
+            f"has {backlog} partitions where {io.deliveries} has {deliveries}; they must match"
+            " (run `hookline topics ensure`)",
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -79,3 +80,29 @@ def test_stack_start_reuses_the_running_test_stack(services: Services) -> None:
     assert first.startswith("running: "), result.stdout  # reused, not started (never stopped)
     assert f"kafka {services.kafka_bootstrap}" in first
     assert f"export HOOKLINE_KAFKA_BOOTSTRAP={services.kafka_bootstrap}" in result.stdout
+
+
+def test_a_deliverer_without_its_backlog_topic_says_so_in_one_line(services: Services) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    prefix = f"cli{uuid.uuid4().hex[:8]}"
+    env = {
+        "HOOKLINE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "HOOKLINE_TOPIC_PREFIX": prefix,
+        "HOOKLINE_PARTITIONS": "1",
+        "HOOKLINE_REPLICATION_FACTOR": "1",
+        "HOOKLINE_MIN_INSYNC_REPLICAS": "1",
+        "HOOKLINE_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    }
+    assert _run("topics", "ensure", **env).returncode == 0
+    # a deployment upgraded without `topics ensure`: no backlog changelog yet
+    backlog = f"{prefix}.deliverer-backlog"
+    admin = AdminClient({"bootstrap.servers": services.kafka_bootstrap})
+    admin.delete_topics([backlog])[backlog].result(30)
+    deadline = time.monotonic() + 30
+    while backlog in admin.list_topics(timeout=10).topics:
+        assert time.monotonic() < deadline, "the backlog topic was not deleted"
+        time.sleep(0.1)
+    line = _one_error_line(_run("deliverer", **env))
+    assert backlog in line
+    assert "hookline topics ensure" in line
