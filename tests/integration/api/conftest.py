@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,7 @@ from psycopg import sql
 from api.app import create_app
 from api.db import connect
 from api.projection import apply_batch, from_command
+from api.replayer import Replayer
 from core.ids import delivery_id
 from core.records import DeliveryCommand, utc_ms
 from hookline.kafka import reader_config
@@ -110,6 +112,25 @@ async def api(api_settings: Settings) -> AsyncIterator[Api]:
     async with TestClient(TestServer(app)) as client:
         assert api_settings.admin_token is not None
         yield Api(client, api_settings.admin_token.value)
+
+
+@pytest.fixture(scope="module")
+def registry() -> CollectorRegistry:
+    """The replayer's metrics (its jobs ended, by kind and status)."""
+    return CollectorRegistry()
+
+
+@pytest.fixture(scope="module")
+def replayer(api_settings: Settings, registry: CollectorRegistry) -> Iterator[Replayer]:
+    """A replayer in a thread of this process for the module's tests, stopped at the end."""
+    service = Replayer(api_settings, registry)
+    stopping = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stopping,))
+    thread.start()
+    yield service
+    stopping.set()
+    thread.join(30)
+    assert not thread.is_alive()
 
 
 def subscription_body(**changes: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,23 +35,6 @@ from tests.integration.api.conftest import Api, drop_schema, subscription_body
 pytestmark = pytest.mark.integration
 
 BEFORE_EPOCH = "1969-12-31T23:59:59Z"
-
-
-@pytest.fixture(scope="module")
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture(scope="module")
-def replayer(api_settings: Settings, registry: CollectorRegistry) -> Iterator[Replayer]:
-    service = Replayer(api_settings, registry)
-    stopping = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stopping,))
-    thread.start()
-    yield service
-    stopping.set()
-    thread.join(30)
-    assert not thread.is_alive()
 
 
 def _wait(what: str, ready: Callable[[], bool], timeout_s: float = 30.0) -> None:

@@ -8,7 +8,6 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,18 +29,6 @@ from schemas.records_avro import RecordCodec
 from tests.integration.api.conftest import Api, command, read_records, subscription_body
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def replayer(api_settings: Settings) -> Iterator[Replayer]:
-    service = Replayer(api_settings, CollectorRegistry())
-    stopping = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stopping,))
-    thread.start()
-    yield service
-    stopping.set()
-    thread.join(30)
-    assert not thread.is_alive()
 
 
 async def _finished(api: Api, job_id: str, timeout_s: float = 30.0) -> dict[str, Any]:

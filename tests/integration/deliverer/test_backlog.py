@@ -6,86 +6,32 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import signal
-import sys
 import tempfile
-import urllib.request
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from prometheus_client.parser import text_string_to_metric_families
 
 from hookline.kafka import producer_config
-from hookline.localstack.process import free_port
 from hookline.receiver import Answer, Hang, Receiver
 from hookline.settings import Settings
+from tests.e2e.conftest import ServiceProcess
 from tests.integration.deliverer.conftest import Kit, Outputs, running, wait_until
-from tests.integration.deliverer.test_crash import REPO, _environment, _uncommitted
+from tests.integration.deliverer.test_crash import _environment, _uncommitted
 
 pytestmark = pytest.mark.integration
 
 
-class DelivererProcess:
-    """`python -m deliverer --metrics-port N` with the test's settings."""
+def _alive(service: ServiceProcess) -> bool:
+    return service.process.poll() is None
 
-    def __init__(self, process: asyncio.subprocess.Process, port: int, log: Path) -> None:
-        self.process = process
-        self.port = port
-        self.log = log
 
-    @classmethod
-    async def start(
-        cls, settings: Settings, log: Path, extra: dict[str, str] | None = None
-    ) -> DelivererProcess:
-        port = free_port()
-        with log.open("ab") as sink:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "deliverer",
-                "--metrics-port",
-                str(port),
-                cwd=REPO,
-                env=_environment(settings) | (extra or {}),
-                stdout=sink,
-                stderr=sink,
-            )
-        return cls(process, port, log)
-
-    def metric(self, name: str) -> float:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
-                text = r.read().decode()
-        except OSError:
-            return 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and not sample.labels:
-                    return float(sample.value)
-        return 0.0
-
-    def rss_mib(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
-        return int(line.split()[1]) / 1024
-
-    def alive(self) -> bool:
-        return self.process.returncode is None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    async def kill(self) -> None:
-        if self.alive():
-            self.process.kill()
-            await self.process.wait()
-
-    async def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), timeout=60)
+def _rss_mib(service: ServiceProcess) -> float:
+    status = Path(f"/proc/{service.process.pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
 
 
 async def test_a_backlog_moves_to_the_next_owner_after_kill_9(kit: Kit) -> None:
@@ -96,33 +42,34 @@ async def test_a_backlog_moves_to_the_next_owner_after_kill_9(kit: Kit) -> None:
         commands = [kit.command(sub) for _ in range(total)]
         await asyncio.to_thread(kit.send, commands)
         with tempfile.TemporaryDirectory() as folder:
-            log = Path(folder) / "deliverer.log"
-            first = await DelivererProcess.start(settings, log)
+            env = _environment(settings)
+            first = ServiceProcess("deliverer", env, Path(folder) / "first.log")
             try:
                 # every command is in the backlog once nothing is left uncommitted
                 await wait_until(
-                    lambda: not first.alive() or _uncommitted(settings) == 0,
+                    lambda: not _alive(first) or _uncommitted(settings) == 0,
                     timeout_s=60,
                     interval_s=0.5,
                 )
-                assert first.alive(), first.output()
+                assert _alive(first), first.output()
                 backlogged = first.metric("hookline_deliverer_backlog_depth")
             finally:
-                await first.kill()  # SIGKILL: the local store is gone with it
+                first.close()  # SIGKILL: the local store is gone with it
             before = len(receiver.ids())
             assert before < total, "the endpoint hung: the backlog holds the rest"
             receiver.behaviours["/s"] = Answer()
-            second = await DelivererProcess.start(settings, log)
+            second = ServiceProcess("deliverer", env, Path(folder) / "second.log")
             try:
                 wanted = {c.event_id for c in commands}
                 await wait_until(
-                    lambda: set(receiver.ids()) >= wanted or not second.alive(),
+                    lambda: set(receiver.ids()) >= wanted or not _alive(second),
                     timeout_s=90,
                 )
-                assert second.alive(), second.output()
-                assert await second.terminate() == 0, second.output()
+                assert _alive(second), second.output()
+                second.stop()  # SIGTERM: drain, commit, exit 0
+                assert await asyncio.to_thread(second.exit_code) == 0, second.output()
             finally:
-                await second.kill()
+                second.close()
     counts = Counter(receiver.ids())
     print(
         f"backlog of {backlogged:.0f} at kill -9 ({before} requests had started); "
@@ -167,25 +114,27 @@ async def test_a_million_command_backlog_keeps_memory_bounded(kit: Kit) -> None:
         value = kit.codec.encode_delivery_command(kit.command(sub))
         await asyncio.to_thread(_produce_many, settings, sub.id, value, total)
         with tempfile.TemporaryDirectory() as folder:
-            process = await DelivererProcess.start(settings, Path(folder) / "deliverer.log")
+            process = ServiceProcess(
+                "deliverer", _environment(settings), Path(folder) / "deliverer.log"
+            )
             peak = 0.0
             try:
 
                 def settled() -> bool:
                     nonlocal peak
-                    peak = max(peak, process.rss_mib()) if process.alive() else peak
-                    return not process.alive() or _uncommitted(settings) == 0
+                    peak = max(peak, _rss_mib(process)) if _alive(process) else peak
+                    return not _alive(process) or _uncommitted(settings) == 0
 
                 await wait_until(settled, timeout_s=600, interval_s=1.0)
-                assert process.alive(), process.output()
+                assert _alive(process), process.output()
                 await wait_until(
                     lambda: process.metric("hookline_deliverer_backlog_depth") > 0.99 * total,
                     timeout_s=30,
                 )
                 depth = process.metric("hookline_deliverer_backlog_depth")
-                peak = max(peak, process.rss_mib())
+                peak = max(peak, _rss_mib(process))
             finally:
-                await process.kill()
+                process.close()
     print(f"backlog of {depth:.0f} commands; deliverer RSS peak {peak:.0f} MiB")
     assert peak < 300
 
