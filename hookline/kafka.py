@@ -165,6 +165,7 @@ _TRANSIENT_CODES: Final = frozenset(
         KafkaError._TRANSPORT,
         KafkaError._ALL_BROKERS_DOWN,
         KafkaError._TIMED_OUT,
+        KafkaError._TIMED_OUT_QUEUE,  # a request that waited out its time in librdkafka's queue
         KafkaError._WAIT_COORD,
         KafkaError._UNKNOWN_PARTITION,
         KafkaError._NOENT,

@@ -54,6 +54,7 @@ def test_a_transient_error_past_the_patience_is_raised() -> None:
         (KafkaError.NOT_LEADER_FOR_PARTITION, True),
         (KafkaError.COORDINATOR_NOT_AVAILABLE, True),
         (KafkaError._TIMED_OUT, True),
+        (KafkaError._TIMED_OUT_QUEUE, True),
         (KafkaError.TOPIC_AUTHORIZATION_FAILED, False),
         (KafkaError.INVALID_CONFIG, False),
     ],
