@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test chaos unit integration check lint format typecheck demo up stack-stop deps system-deps clean
+.PHONY: test chaos unit integration check imports lint format typecheck demo up stack-stop deps system-deps clean
 
 test: deps ## the whole suite, starting Kafka and PostgreSQL when none is configured
 	$(BIN)/pytest
@@ -21,7 +21,10 @@ unit: deps
 integration: deps
 	$(BIN)/pytest tests/integration tests/e2e
 
-check: lint typecheck
+check: lint typecheck imports
+
+imports: deps ## the layer contracts in pyproject.toml
+	$(BIN)/lint-imports
 
 lint: deps
 	$(BIN)/ruff check .

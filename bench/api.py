@@ -26,10 +26,10 @@ import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg import sql
 
-from api.service import ApiService
-from hookline.localstack.stack import local_settings, start_stack
-from hookline.settings import Secret, Settings
-from hookline.topics import ensure_topics
+from api.http.service import ApiService
+from hookline.app.localstack.stack import local_settings, start_stack
+from hookline.runtime.settings import Secret, Settings
+from hookline.runtime.topics import ensure_topics
 
 BENCH_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench"
 

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from hookline.cli import service_command
-from hookline.settings import Settings
+from hookline.runtime.commands import Command
+
+from hookline.runtime.settings import Settings
 
 SCENARIO_NAMES: Final = ("healthy", "hang", "fail", "two-deliverers", "hostile")
 
@@ -32,8 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@service_command("bench", "the end-to-end benchmark on the local stack", add_arguments)
 def bench_command(args: argparse.Namespace, settings: Settings) -> int:
     from bench.e2e import run
 
     return run(args, settings, " ".join(["hookline", *sys.argv[1:]]))
+
+
+COMMANDS = (
+    Command("bench", "the end-to-end benchmark on the local stack", bench_command, add_arguments),
+)

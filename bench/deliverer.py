@@ -1,6 +1,6 @@
 """Deliveries per second of one deliverer process against a local receiver, and the ceiling.
 
-A receiver answering 200 runs in its own process (`python -m hookline.receiver`). `--count`
+A receiver answering 200 runs in its own process (`python -m hookline.app.receiver`). `--count`
 commands for `--subscriptions` subscriptions are produced to `deliveries` first; then one
 Deliverer runs in this process until every one is delivered (rate measured from the first
 delivery, so the group join is left out). In the same run a bare aiohttp client loop with the
@@ -37,13 +37,13 @@ from core.secretbox import SecretBox
 from core.signing import generate_secret
 from core.webhook import render_body
 from deliverer.service import Deliverer, new_event_loop
-from hookline.codecs import open_codec
-from hookline.kafka import producer_config
-from hookline.localstack.stack import local_settings, start_stack
-from hookline.settings import Secret, Settings
-from hookline.subscription_log import SubscriptionLog
-from hookline.subscription_table import SubscriptionTable
-from hookline.topics import ensure_topics
+from hookline.app.localstack.stack import local_settings, start_stack
+from hookline.runtime.codecs import open_codec
+from hookline.runtime.kafka import producer_config
+from hookline.runtime.settings import Secret, Settings
+from hookline.runtime.subscription_log import SubscriptionLog
+from hookline.runtime.subscription_table import SubscriptionTable
+from hookline.runtime.topics import ensure_topics
 from schemas.records_avro import RecordCodec
 
 BENCH_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench"
@@ -70,7 +70,7 @@ def _free_port() -> int:
 
 def _start_receiver(port: int) -> subprocess.Popen[bytes]:
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "hookline.receiver", "--port", str(port)],
+        [sys.executable, "-m", "hookline.app.receiver", "--port", str(port)],
         stdout=subprocess.PIPE,
     )
     assert receiver.stdout is not None

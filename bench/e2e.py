@@ -42,7 +42,7 @@ import psycopg
 from confluent_kafka import ConsumerGroupState, Producer
 from confluent_kafka.admin import AdminClient
 
-from api.job_runner import JobRunner
+from api.replayer.job_runner import JobRunner
 from bench.cli import SCENARIO_NAMES, add_arguments
 from bench.deliverer import MAX_CONNECTIONS, _bare_loop, _commands
 from bench.e2e_events import EventSource
@@ -63,13 +63,13 @@ from core.secretbox import SecretBox
 from core.signing import generate_secret
 from deliverer.kafka_io import deliveries_group
 from deliverer.service import new_event_loop
-from hookline.codecs import open_codec
-from hookline.kafka import admin_config, producer_config
-from hookline.localstack.stack import local_settings, start_stack
-from hookline.settings import Secret, Settings
-from hookline.subscription_log import SubscriptionLog
-from hookline.subscription_table import SubscriptionTable
-from hookline.topics import ensure_topics
+from hookline.app.localstack.stack import local_settings, start_stack
+from hookline.runtime.codecs import open_codec
+from hookline.runtime.kafka import admin_config, producer_config
+from hookline.runtime.settings import Secret, Settings
+from hookline.runtime.subscription_log import SubscriptionLog
+from hookline.runtime.subscription_table import SubscriptionTable
+from hookline.runtime.topics import ensure_topics
 from schemas.records_avro import RecordCodec
 
 BENCH_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench"
@@ -306,7 +306,7 @@ def loadavg() -> tuple[float, float, float]:
 def replay_scan(
     settings: Settings, codec: RecordCodec, sub: Subscription, since: datetime
 ) -> float:
-    """Events/s of a real replay job (api.job_runner) over the scenario's events."""
+    """Events/s of a real replay job (api.replayer.job_runner) over the scenario's events."""
     if settings.database_url is None:
         return float("nan")
     table = SubscriptionTable(settings, codec, client_id="bench-e2e-replay-subs")

@@ -7,8 +7,8 @@ import time
 from confluent_kafka import Producer
 
 from bench.e2e_stats import Published
-from hookline.kafka import producer_config
-from hookline.settings import Settings
+from hookline.runtime.kafka import producer_config
+from hookline.runtime.settings import Settings
 from producers.publisher import build_event, encode_event
 from schemas.records_avro import RecordCodec
 

@@ -24,7 +24,7 @@ import orjson
 
 from bench.deliverer import _free_port as free_port
 from bench.e2e_stats import Row
-from hookline.settings import Settings, env_name
+from hookline.runtime.settings import Settings, env_name
 
 LOGS_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench" / "logs"
 STOP_TIMEOUT_S: Final = 60.0
@@ -101,7 +101,7 @@ def start_service(
     """`hookline <command>` with a metrics port; returns it and the port."""
     LOGS_DIR.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    # the console script: `python -m hookline.cli` would register sub-commands in a second
+    # the console script: `python -m hookline.app.cli` would register sub-commands in a second
     # copy of the module, not in the `__main__` that parses the arguments
     argv = [sys.executable, str(HOOKLINE_SCRIPT)]
     if profile_dir is not None:

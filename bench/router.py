@@ -24,12 +24,12 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from core.records import DomainEvent, FilterValue, JsonValue, Ref, Subscription, SubscriptionStatus
-from hookline.codecs import open_codec
-from hookline.kafka import producer_config
-from hookline.localstack.stack import local_settings, start_stack
-from hookline.settings import Settings
-from hookline.subscription_log import SubscriptionLog
-from hookline.topics import ensure_topics
+from hookline.app.localstack.stack import local_settings, start_stack
+from hookline.runtime.codecs import open_codec
+from hookline.runtime.kafka import producer_config
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_log import SubscriptionLog
+from hookline.runtime.topics import ensure_topics
 from router.service import DEFAULT_BATCH_MAX_EVENTS, Router
 from schemas.records_avro import RecordCodec
 

@@ -1,6 +1,6 @@
 """How long one router-sized Kafka transaction takes, phase by phase, back to back.
 
-A transactional producer with the router's configuration (`hookline.kafka.producer_config`)
+A transactional producer with the router's configuration (`hookline.runtime.kafka.producer_config`)
 runs `--transactions` transactions in a row, each: begin, produce `--records` 1 KiB records
 over the topic's partitions, `send_offsets_to_transaction` for a consumer group, commit.
 It prints the median and max of each phase. `--retry-backoff-ms` overrides the producer's
@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.router import bench_settings
-from hookline.kafka import admin_config, consumer_config, producer_config
+from hookline.runtime.kafka import admin_config, consumer_config, producer_config
 
 WARM_UP = 5
 PHASES = ("begin + produce", "send_offsets_to_transaction", "commit_transaction")

@@ -31,8 +31,8 @@ from typing import Final
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from hookline.kafka import reader_config, retry_transient
-from hookline.settings import Settings
+from hookline.runtime.kafka import reader_config, retry_transient
+from hookline.runtime.settings import Settings
 
 PAGE_CACHE_KIB: Final = 16 * 1024
 """SQLite's page cache per connection: the store's share of the process's memory."""

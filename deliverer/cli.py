@@ -7,11 +7,11 @@ import logging
 import os
 import threading
 
+from hookline.runtime.commands import Command
 from prometheus_client import CollectorRegistry, start_http_server
 
-from hookline.cli import service_command
-from hookline.settings import Settings
-from hookline.supervisor import stop_on_signals
+from hookline.runtime.settings import Settings
+from hookline.runtime.supervisor import stop_on_signals
 
 
 def _flags(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,6 @@ def _flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@service_command("deliverer", "signed, isolated, retried HTTP delivery", _flags)
 def deliverer_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap", "secret_key")
     from deliverer.service import Deliverer
@@ -33,3 +32,8 @@ def deliverer_command(args: argparse.Namespace, settings: Settings) -> int:
     stop_on_signals(stopping)
     Deliverer(settings, registry).run(stopping)
     return 0
+
+
+COMMANDS = (
+    Command("deliverer", "signed, isolated, retried HTTP delivery", deliverer_command, _flags),
+)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from core.records import DomainEvent, Ref, Subscription, utc_ms
 from deliverer.metrics import DelivererMetrics
-from hookline.subscription_log import SubscriptionLog
+from hookline.runtime.subscription_log import SubscriptionLog
 from schemas.records_avro import RecordCodec
 
 Send = Callable[[str, str | None, bytes], Awaitable[None]]

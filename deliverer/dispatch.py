@@ -49,7 +49,7 @@ from deliverer.metrics import DelivererMetrics
 from deliverer.outputs import Outputs
 from deliverer.requests import SigningKeys, request_headers
 from deliverer.sender import Attempted, Sender
-from hookline.settings import Settings
+from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
 

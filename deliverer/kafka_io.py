@@ -26,8 +26,8 @@ from core.lanes import PartitionOffsets
 from core.retry import TIERS
 from deliverer.errors import OutputLost
 from deliverer.metrics import DelivererMetrics
-from hookline.kafka import consumer_config, producer_config
-from hookline.settings import Settings
+from hookline.runtime.kafka import consumer_config, producer_config
+from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
 

@@ -25,7 +25,7 @@ from deliverer.backlog import Entry, Taken
 from deliverer.errors import OutputLost
 from deliverer.kafka_io import DUE_HEADER, KafkaIO
 from deliverer.metrics import DelivererMetrics
-from hookline.settings import Settings
+from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
 

@@ -24,11 +24,11 @@ from deliverer.kafka_io import KafkaIO
 from deliverer.metrics import DelivererMetrics
 from deliverer.requests import SigningKeys
 from deliverer.sender import Sender
-from hookline.codecs import open_codec
-from hookline.errors import TopicError
-from hookline.settings import Settings
-from hookline.subscription_log import SubscriptionLog
-from hookline.subscription_table import SubscriptionTable
+from hookline.runtime.codecs import open_codec
+from hookline.runtime.errors import TopicError
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_log import SubscriptionLog
+from hookline.runtime.subscription_table import SubscriptionTable
 from schemas.records_avro import RecordCodec
 
 log = logging.getLogger(__name__)

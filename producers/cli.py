@@ -8,10 +8,10 @@ import os
 import threading
 
 import psycopg
+from hookline.runtime.commands import Command
 
-from hookline.cli import service_command
-from hookline.settings import Settings
-from hookline.supervisor import stop_on_signals
+from hookline.runtime.settings import Settings
+from hookline.runtime.supervisor import stop_on_signals
 from producers.outbox import OutboxRelay, create_outbox_table
 
 
@@ -27,7 +27,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@service_command("outbox-relay", "publish a PostgreSQL outbox to hookline.events", _configure)
 def outbox_relay_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap")
     dsn: str | None = args.outbox_dsn
@@ -46,3 +45,13 @@ def outbox_relay_command(args: argparse.Namespace, settings: Settings) -> int:
     stop_on_signals(stopping)
     OutboxRelay(settings, dsn).run(stopping)
     return 0
+
+
+COMMANDS = (
+    Command(
+        "outbox-relay",
+        "publish a PostgreSQL outbox to hookline.events",
+        outbox_relay_command,
+        _configure,
+    ),
+)

@@ -24,9 +24,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from psycopg.rows import class_row
 
 from core.records import DomainEvent
-from hookline.codecs import CodecRuntime, open_codec
-from hookline.kafka import producer_config
-from hookline.settings import Settings
+from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.kafka import producer_config
+from hookline.runtime.settings import Settings
 from producers.errors import OutboxError
 from producers.publisher import encode_event
 from schemas.catalog import load_catalog, load_record_schemas

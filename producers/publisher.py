@@ -21,9 +21,9 @@ from typing import Final, Self, TypeAlias
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from core.records import DomainEvent, JsonValue, Ref
-from hookline.codecs import CodecRuntime, open_codec
-from hookline.kafka import producer_config
-from hookline.settings import Settings
+from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.kafka import producer_config
+from hookline.runtime.settings import Settings
 from producers.errors import (
     InvalidEvent,
     PublisherClosed,

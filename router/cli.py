@@ -7,11 +7,11 @@ import logging
 import os
 import threading
 
+from hookline.runtime.commands import Command
 from prometheus_client import CollectorRegistry, start_http_server
 
-from hookline.cli import service_command
-from hookline.settings import Settings
-from hookline.supervisor import stop_on_signals
+from hookline.runtime.settings import Settings
+from hookline.runtime.supervisor import stop_on_signals
 from router.service import DEFAULT_BATCH_LINGER_S, DEFAULT_BATCH_MAX_EVENTS, Router
 
 
@@ -50,7 +50,6 @@ def _non_negative_ms(text: str) -> int:
     return value
 
 
-@service_command("router", "route events to subscriptions, in Kafka transactions", _configure)
 def router_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap")
     logging.basicConfig(
@@ -71,3 +70,10 @@ def router_command(args: argparse.Namespace, settings: Settings) -> int:
     )
     router.run(stopping)
     return 0
+
+
+COMMANDS = (
+    Command(
+        "router", "route events to subscriptions, in Kafka transactions", router_command, _configure
+    ),
+)

@@ -13,7 +13,7 @@ RouterError
 
 from __future__ import annotations
 
-from hookline.errors import HooklineError
+from hookline.runtime.errors import HooklineError
 
 
 class RouterError(HooklineError):

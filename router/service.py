@@ -33,11 +33,11 @@ from prometheus_client import CollectorRegistry
 
 from core.matching import SubscriptionIndex
 from core.records import DomainEvent, Subscription
-from hookline.codecs import open_codec
-from hookline.errors import TopicError
-from hookline.kafka import admin_config, consumer_config, producer_config, retry_transient
-from hookline.settings import Settings
-from hookline.subscription_table import SubscriptionTable
+from hookline.runtime.codecs import open_codec
+from hookline.runtime.errors import TopicError
+from hookline.runtime.kafka import admin_config, consumer_config, producer_config, retry_transient
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_table import SubscriptionTable
 from router.batch import Batch
 from router.errors import (
     ClientsBroken,

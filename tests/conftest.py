@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hookline.settings import Secret, Settings
+from hookline.runtime.settings import Secret, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def services() -> Iterator[Services]:
     ):
         yield from _containers()
         return
-    from hookline.localstack.stack import start_stack, stop_stack
+    from hookline.app.localstack.stack import start_stack, stop_stack
 
     folder = REPO / ".hookline" / "test" / "local"
     stack = start_stack(folder)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from hookline.localstack import kafka as local_kafka
-from hookline.localstack.kafka import start_kafka, stop_kafka
-from hookline.localstack.postgres import start_postgres, stop_postgres
-from hookline.localstack.process import read_state
-from hookline.settings import Secret, Settings
+from hookline.app.localstack import kafka as local_kafka
+from hookline.app.localstack.kafka import start_kafka, stop_kafka
+from hookline.app.localstack.postgres import start_postgres, stop_postgres
+from hookline.app.localstack.process import read_state
+from hookline.runtime.settings import Secret, Settings
 from tests.chaos.reconcile import Report
 
 REPO = Path(__file__).resolve().parents[2]

@@ -35,9 +35,9 @@ from core.records import (
 )
 from core.secretbox import SecretBox
 from core.signing import generate_secret
-from hookline.codecs import open_codec
-from hookline.settings import Settings
-from hookline.subscription_log import SubscriptionLog
+from hookline.runtime.codecs import open_codec
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_log import SubscriptionLog
 from producers.errors import PublishFailed
 from producers.publisher import Publisher
 
@@ -82,7 +82,7 @@ def service_environment(settings: Settings) -> dict[str, str]:
 
 def _argv(service: str) -> list[str]:
     script = Path(sys.executable).parent / "hookline"
-    prefix = [str(script)] if script.exists() else [sys.executable, "-m", "hookline.cli"]
+    prefix = [str(script)] if script.exists() else [sys.executable, "-m", "hookline.app.cli"]
     if service == "router":
         # a stable instance id: the restarted router fences its predecessor at once
         return [*prefix, "router", "--instance-id", "chaos", "--batch-max-events", "200"]

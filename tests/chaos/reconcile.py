@@ -12,8 +12,8 @@ from psycopg import sql
 
 from core.ids import delivery_id
 from core.records import Subscription
-from hookline.receiver import Received
-from hookline.settings import Settings
+from hookline.app.receiver import Received
+from hookline.runtime.settings import Settings
 from tests.chaos.harness import FLAKY_PATH
 
 

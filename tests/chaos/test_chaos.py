@@ -25,10 +25,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from core.records import Subscription
-from hookline.kafka import reader_config
-from hookline.receiver import Answer, FailThenAnswer, Hang, Receiver
-from hookline.settings import Settings
-from hookline.topics import ensure_topics
+from hookline.app.receiver import Answer, FailThenAnswer, Hang, Receiver
+from hookline.runtime.kafka import reader_config
+from hookline.runtime.settings import Settings
+from hookline.runtime.topics import ensure_topics
 from tests.chaos.conftest import ChaosStack
 from tests.chaos.harness import (
     FLAKY_PATH,

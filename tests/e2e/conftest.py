@@ -18,10 +18,10 @@ from typing import IO, Final
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from hookline.kafka import admin_config
-from hookline.localstack.process import free_port
-from hookline.receiver import Receiver
-from hookline.settings import Settings
+from hookline.app.localstack.process import free_port
+from hookline.app.receiver import Receiver
+from hookline.runtime.kafka import admin_config
+from hookline.runtime.settings import Settings
 
 HOOKLINE: Final = str(Path(sys.executable).parent / "hookline")
 

@@ -21,11 +21,11 @@ from core.ids import delivery_id
 from core.records import StoredSecret, Subscription, utc_ms
 from core.secretbox import SecretBox
 from core.signing import generate_secret
-from hookline.codecs import CodecRuntime, open_codec
-from hookline.receiver import Receiver
-from hookline.settings import Settings
-from hookline.subscription_log import SubscriptionLog
-from hookline.topics import ensure_topics
+from hookline.app.receiver import Receiver
+from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_log import SubscriptionLog
+from hookline.runtime.topics import ensure_topics
 from producers.publisher import Publisher
 from tests.e2e.conftest import ServiceProcess, group_assignment, receiver_in_thread, wait_for
 from tests.integration.router.conftest import CommittedReader

@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hookline.localstack.process import free_port
-from hookline.receiver import Receiver
+from hookline.app.localstack.process import free_port
+from hookline.app.receiver import Receiver
 from tests.conftest import Services
 
 pytestmark = pytest.mark.e2e

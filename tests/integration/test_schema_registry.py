@@ -11,9 +11,10 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from hookline.runtime.schema_store import KafkaSchemaStore
 from schemas.codec import AvroRecord, AvroSchema, decode, encode
 from schemas.errors import UndecodableRecord, UnknownWriterSchema
-from schemas.registry import KafkaSchemaStore, SchemaRegistry
+from schemas.registry import SchemaRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 
 from core.records import Subscription
-from hookline.codecs import CodecRuntime, open_codec
-from hookline.settings import Settings
-from hookline.subscription_log import SubscriptionLog
-from hookline.subscription_table import SubscriptionTable
-from hookline.topics import ensure_topics
+from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_log import SubscriptionLog
+from hookline.runtime.subscription_table import SubscriptionTable
+from hookline.runtime.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from hookline.errors import TopicError
-from hookline.kafka import admin_config
-from hookline.settings import Settings
-from hookline.topics import RETRY_TIERS, ensure_topics
+from hookline.runtime.errors import TopicError
+from hookline.runtime.kafka import admin_config
+from hookline.runtime.settings import Settings
+from hookline.runtime.topics import RETRY_TIERS, ensure_topics
 
 pytestmark = pytest.mark.integration
 

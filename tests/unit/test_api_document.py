@@ -8,12 +8,12 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from api.app import create_app
-from api.bodies import build_bodies
-from api.context import DOCUMENT
-from api.errors import InvalidInput
-from api.routes import operations
-from hookline.settings import Secret, Settings
+from api.http.app import create_app
+from api.http.bodies import build_bodies
+from api.http.context import DOCUMENT
+from api.http.routes import operations
+from api.model.errors import InvalidInput
+from hookline.runtime.settings import Secret, Settings
 from schemas.catalog import load_catalog
 
 CATALOG = load_catalog()

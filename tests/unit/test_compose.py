@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hookline.settings import setting_names
+from hookline.runtime.settings import setting_names
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("api", "router", "deliverer", "projector", "replayer")

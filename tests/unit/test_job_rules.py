@@ -16,14 +16,14 @@ from typing import Any, cast
 import pytest
 from confluent_kafka import Producer
 
-from api.bodies import build_bodies
-from api.errors import InvalidInput
-from api.job_runner import JobRunner, RunnerBroken
-from api.jobs import JobQuery, job_key, latest_state, new_job, page_of_jobs
-from api.time_bounds import EARLIEST, LATEST, time_problem
+from api.http.bodies import build_bodies
+from api.model.errors import InvalidInput
+from api.model.jobs import JobQuery, job_key, latest_state, new_job, page_of_jobs
+from api.model.time_bounds import EARLIEST, LATEST, time_problem
+from api.replayer.job_runner import JobRunner, RunnerBroken
 from core.records import Job, JobKind, JobStatus
-from hookline.settings import Settings
-from hookline.subscription_table import SubscriptionTable
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_table import SubscriptionTable
 from schemas.catalog import load_catalog
 from tests.unit.test_records_avro import make_codec
 

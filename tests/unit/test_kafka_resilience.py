@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from hookline.kafka import RepeatFilter, is_transient, retry_transient
+from hookline.runtime.kafka import RepeatFilter, is_transient, retry_transient
 from router.errors import ProducerWedged
 from router.watchdog import abandon, abandoned, with_deadline
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hookline.localstack import kafka
+from hookline.app.localstack import kafka
 
 
 def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:

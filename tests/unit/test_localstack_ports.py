@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from hookline.localstack.process import port_is_free
+from hookline.app.localstack.process import port_is_free
 
 
 def _listener() -> tuple[socket.socket, int]:

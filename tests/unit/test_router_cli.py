@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import router.cli  # noqa: F401 - registers `hookline router`
-from hookline.cli import build_parser
+from hookline.app.cli import build_parser
 
 
 def test_the_batch_linger_is_read_in_milliseconds() -> None:

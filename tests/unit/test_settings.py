@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from hookline.errors import SettingsError
-from hookline.settings import Settings
+from hookline.runtime.errors import SettingsError
+from hookline.runtime.settings import Settings
 
 GOOD_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 

@@ -21,15 +21,15 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 from psycopg import sql
 
-from api.app import create_app
-from api.db import connect
-from api.projection import apply_batch, from_command
-from api.replayer import Replayer
+from api.http.app import create_app
+from api.model.db import connect
+from api.projector.projection import apply_batch, from_command
+from api.replayer.service import Replayer
 from core.ids import delivery_id
 from core.records import DeliveryCommand, utc_ms
-from hookline.kafka import reader_config
-from hookline.settings import Secret, Settings
-from hookline.topics import ensure_topics
+from hookline.runtime.kafka import reader_config
+from hookline.runtime.settings import Secret, Settings
+from hookline.runtime.topics import ensure_topics
 from tests.conftest import REPO, Services
 
 

@@ -18,13 +18,13 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from api.app import create_app
-from api.projector import Projector
-from api.replayer import Replayer
-from hookline.receiver import Answer, Receiver
-from hookline.settings import Settings
-from hookline.supervisor import Service
-from hookline.topics import ensure_topics
+from api.http.app import create_app
+from api.projector.service import Projector
+from api.replayer.service import Replayer
+from hookline.app.receiver import Answer, Receiver
+from hookline.runtime.settings import Settings
+from hookline.runtime.supervisor import Service
+from hookline.runtime.topics import ensure_topics
 from tests.conftest import Services
 from tests.integration.api.conftest import Api, drop_schema, make_settings
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from api.context import RESOURCES
-from hookline.settings import Settings
+from api.http.context import RESOURCES
+from hookline.runtime.settings import Settings
 from schemas.records_avro import RecordCodec
 from tests.integration.api.conftest import Api, read_records
 

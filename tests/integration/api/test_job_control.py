@@ -21,15 +21,15 @@ import pytest
 from confluent_kafka import Message, Producer
 from prometheus_client import CollectorRegistry
 
-from api import job_runner
-from api.context import RESOURCES
-from api.job_runner import JobRunner
-from api.jobs import JobTable, new_job
-from api.replayer import Replayer
+from api.http.context import RESOURCES
+from api.model.jobs import JobTable, new_job
+from api.replayer import job_runner
+from api.replayer.job_runner import JobRunner
+from api.replayer.service import Replayer
 from core.records import DomainEvent, Job, Ref, Subscription, utc_ms
-from hookline.codecs import open_codec
-from hookline.kafka import producer_config
-from hookline.settings import Settings
+from hookline.runtime.codecs import open_codec
+from hookline.runtime.kafka import producer_config
+from hookline.runtime.settings import Settings
 from tests.integration.api.conftest import Api, drop_schema, subscription_body
 
 pytestmark = pytest.mark.integration
@@ -189,7 +189,7 @@ async def test_an_unexpected_error_in_a_scan_fails_only_that_job(
 def test_a_failing_job_stays_failed_across_a_restart(settings: Settings) -> None:
     """A job left `running` by the old code (since before the epoch) used to crash every
     restart: now the first run records it failed and the next start leaves it alone."""
-    from hookline.topics import ensure_topics
+    from hookline.runtime.topics import ensure_topics
 
     ensure_topics(settings)
     runtime = open_codec(settings, client_id="test-restart")

@@ -15,16 +15,16 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from api.context import RESOURCES
-from api.db import connect
-from api.jobs import JobTable, new_job
-from api.projection import apply_batch, from_command, from_dead_letter
-from api.replayer import Replayer
+from api.http.context import RESOURCES
+from api.model.db import connect
+from api.model.jobs import JobTable, new_job
+from api.projector.projection import apply_batch, from_command, from_dead_letter
+from api.replayer.service import Replayer
 from core.ids import delivery_id
 from core.records import DeadLetter, DeliveryCommand, utc_ms
-from hookline.codecs import open_codec
-from hookline.kafka import producer_config
-from hookline.settings import Settings
+from hookline.runtime.codecs import open_codec
+from hookline.runtime.kafka import producer_config
+from hookline.runtime.settings import Settings
 from schemas.records_avro import RecordCodec
 from tests.integration.api.conftest import Api, command, read_records, subscription_body
 
@@ -184,7 +184,7 @@ async def test_recover_and_redeliver_resend_with_the_same_ids(
 
 def test_a_job_left_running_resumes_from_its_progress(settings: Settings) -> None:
     """A replayer died after scanning two of three events: the next one emits only the third."""
-    from hookline.topics import ensure_topics
+    from hookline.runtime.topics import ensure_topics
     from tests.integration.api.conftest import drop_schema
 
     ensure_topics(settings)

@@ -17,13 +17,13 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from api.db import connect
-from api.projector import Projector
+from api.model.db import connect
+from api.projector.service import Projector
 from core.records import DeadLetter, DeliveryAttempt, DeliveryCommand, utc_ms
-from hookline.codecs import CodecRuntime, open_codec
-from hookline.kafka import producer_config
-from hookline.settings import Settings
-from hookline.topics import ensure_topics
+from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.kafka import producer_config
+from hookline.runtime.settings import Settings
+from hookline.runtime.topics import ensure_topics
 from tests.integration.api.conftest import command, drop_schema, read_records
 
 pytestmark = pytest.mark.integration

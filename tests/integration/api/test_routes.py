@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from api.bodies import build_bodies
-from api.routes import Operation, operations
+from api.http.bodies import build_bodies
+from api.http.routes import Operation, operations
 from schemas.catalog import load_catalog
 from tests.integration.api.conftest import Api, subscription_body
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from api.service import ApiService
-from hookline.settings import Settings
+from api.http.service import ApiService
+from hookline.runtime.settings import Settings
 from tests.conftest import Services
 from tests.integration.api.conftest import drop_schema, make_settings
 
@@ -35,7 +35,7 @@ MAX_EXAMPLES = os.environ.get("HOOKLINE_SCHEMATHESIS_EXAMPLES", "15")
 
 @pytest.fixture
 def live_api(services: Services) -> Iterator[tuple[Settings, int]]:
-    from hookline.topics import ensure_topics
+    from hookline.runtime.topics import ensure_topics
 
     settings = make_settings(services, api_port=0)
     ensure_topics(settings)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.context import RESOURCES
+from api.http.context import RESOURCES
 from core.secretbox import SecretBox
-from hookline.settings import Settings
+from hookline.runtime.settings import Settings
 from schemas.records_avro import RecordCodec
 from tests.integration.api.conftest import Api, read_records, subscription_body
 

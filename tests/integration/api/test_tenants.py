@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookline.settings import Settings
+from hookline.runtime.settings import Settings
 from tests.integration.api.conftest import Api, command, subscription_body, write_history
 
 pytestmark = pytest.mark.integration

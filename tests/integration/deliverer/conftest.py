@@ -31,12 +31,12 @@ from core.secretbox import SecretBox
 from core.signing import generate_secret
 from core.webhook import render_body
 from deliverer.service import Deliverer
-from hookline.codecs import CodecRuntime, open_codec
-from hookline.kafka import producer_config, reader_config
-from hookline.settings import Settings
-from hookline.subscription_log import SubscriptionLog
-from hookline.subscription_table import SubscriptionTable
-from hookline.topics import ensure_topics
+from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.kafka import producer_config, reader_config
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_log import SubscriptionLog
+from hookline.runtime.subscription_table import SubscriptionTable
+from hookline.runtime.topics import ensure_topics
 from schemas.records_avro import RecordCodec
 
 LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)

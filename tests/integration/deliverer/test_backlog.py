@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from hookline.kafka import producer_config
-from hookline.receiver import Answer, Hang, Receiver
-from hookline.settings import Settings
+from hookline.app.receiver import Answer, Hang, Receiver
+from hookline.runtime.kafka import producer_config
+from hookline.runtime.settings import Settings
 from tests.e2e.conftest import ServiceProcess
 from tests.integration.deliverer.conftest import Kit, Outputs, running, wait_until
 from tests.integration.deliverer.test_crash import _environment, _uncommitted

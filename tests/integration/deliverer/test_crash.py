@@ -16,9 +16,9 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from deliverer.kafka_io import deliveries_group
-from hookline.kafka import consumer_config
-from hookline.receiver import Receiver
-from hookline.settings import Settings
+from hookline.app.receiver import Receiver
+from hookline.runtime.kafka import consumer_config
+from hookline.runtime.settings import Settings
 from tests.integration.deliverer.conftest import Kit, wait_until
 
 pytestmark = pytest.mark.integration

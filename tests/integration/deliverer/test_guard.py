@@ -15,7 +15,7 @@ from core.outcome import Response, TransportError
 from deliverer.errors import RefusedAddress
 from deliverer.guard import guarded_socket_factory
 from deliverer.sender import Sender
-from hookline.receiver import Receiver
+from hookline.app.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 

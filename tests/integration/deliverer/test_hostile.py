@@ -18,9 +18,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from core.records import DeliveryCommand
 from core.retry import TIERS
-from hookline.kafka import reader_config
-from hookline.receiver import Answer, FailThenAnswer, Hang, Receiver, Slow
-from hookline.settings import Settings
+from hookline.app.receiver import Answer, FailThenAnswer, Hang, Receiver, Slow
+from hookline.runtime.kafka import reader_config
+from hookline.runtime.settings import Settings
 from tests.integration.deliverer.conftest import Kit, running, wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from core.records import DeliveryCommand
-from hookline.receiver import Answer, Behaviour, Hang, Receiver
-from hookline.topics import ensure_topics
+from hookline.app.receiver import Answer, Behaviour, Hang, Receiver
+from hookline.runtime.topics import ensure_topics
 from tests.integration.deliverer.conftest import Kit, open_kit, running, wait_until
 
 pytestmark = pytest.mark.integration

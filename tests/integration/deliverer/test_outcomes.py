@@ -9,7 +9,7 @@ import time
 import pytest
 
 from core.records import DeliveryAttempt
-from hookline.receiver import (
+from hookline.app.receiver import (
     Answer,
     Behaviour,
     FailThenAnswer,

@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from core.signing import generate_secret, verify
-from hookline.receiver import Receiver
+from hookline.app.receiver import Receiver
 from tests.integration.deliverer.conftest import Kit, running, wait_until
 
 pytestmark = pytest.mark.integration

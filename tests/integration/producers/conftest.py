@@ -15,10 +15,10 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from core.records import DomainEvent
-from hookline.codecs import CodecRuntime, open_codec
-from hookline.kafka import admin_config, reader_config
-from hookline.settings import Settings
-from hookline.topics import ensure_topics
+from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.kafka import admin_config, reader_config
+from hookline.runtime.settings import Settings
+from hookline.runtime.topics import ensure_topics
 from producers.outbox import create_outbox_table
 
 

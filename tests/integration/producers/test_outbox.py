@@ -13,8 +13,8 @@ import time
 import psycopg
 import pytest
 
-from hookline.codecs import CodecRuntime
-from hookline.settings import Settings
+from hookline.runtime.codecs import CodecRuntime
+from hookline.runtime.settings import Settings
 from producers.errors import InvalidEvent
 from producers.outbox import OutboxRelay, write_outbox
 from producers.publisher import build_event
@@ -67,7 +67,7 @@ def test_only_committed_rows_are_published_once(
 
 _CRASHING_RELAY = """
 import os, signal, sys
-from hookline.settings import Settings
+from hookline.runtime.settings import Settings
 from producers.outbox import OutboxRelay
 
 class KilledBeforeMarking(OutboxRelay):

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from core.records import Ref
-from hookline.codecs import CodecRuntime
-from hookline.settings import Settings
+from hookline.runtime.codecs import CodecRuntime
+from hookline.runtime.settings import Settings
 from producers.errors import InvalidEvent, PublishError, UnknownType
 from producers.publisher import AsyncPublisher, Publisher
 from schemas.errors import InvalidEventData, UnknownEventType

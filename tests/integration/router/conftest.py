@@ -28,11 +28,11 @@ from core.records import (
     JsonValue,
     Ref,
 )
-from hookline.codecs import CodecRuntime, open_codec
-from hookline.kafka import admin_config, producer_config, reader_config
-from hookline.settings import Settings
-from hookline.subscription_log import SubscriptionLog
-from hookline.topics import ensure_topics
+from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.kafka import admin_config, producer_config, reader_config
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_log import SubscriptionLog
+from hookline.runtime.topics import ensure_topics
 from router.service import Router
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)

@@ -12,9 +12,9 @@ from prometheus_client import generate_latest
 
 from core.ids import delivery_id
 from core.records import DomainEvent
-from hookline.codecs import CodecRuntime
-from hookline.settings import Settings
-from hookline.subscription_log import SubscriptionLog
+from hookline.runtime.codecs import CodecRuntime
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_log import SubscriptionLog
 from router.routing import REASON_NO_SCHEMA, REASON_UNDECODABLE
 from tests.factories import subscription
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from core.ids import delivery_id
-from hookline.codecs import CodecRuntime
-from hookline.settings import Settings
-from hookline.subscription_log import SubscriptionLog
+from hookline.runtime.codecs import CodecRuntime
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_log import SubscriptionLog
 from tests.factories import subscription
 
 from .conftest import CommittedReader, produce_events, task_event
@@ -27,7 +27,7 @@ EVENTS = 10_000
 
 def _router_argv() -> list[str]:
     script = Path(sys.executable).parent / "hookline"
-    prefix = [str(script)] if script.exists() else [sys.executable, "-m", "hookline.cli"]
+    prefix = [str(script)] if script.exists() else [sys.executable, "-m", "hookline.app.cli"]
     # small batches: many transactions, so the kill lands between two of them or inside one
     return [*prefix, "router", "--instance-id", "crash-test", "--batch-max-events", "200"]
 

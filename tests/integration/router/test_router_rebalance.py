@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 
 from core.ids import delivery_id
-from hookline.codecs import CodecRuntime
-from hookline.settings import Settings
-from hookline.subscription_log import SubscriptionLog
+from hookline.runtime.codecs import CodecRuntime
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_log import SubscriptionLog
 from tests.factories import subscription
 
 from .conftest import CommittedReader, RunningRouter, produce_events, task_event

@@ -1,0 +1,1 @@
+"""The admin HTTP API (aiohttp): subscriptions, history, jobs, event types."""

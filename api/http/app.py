@@ -1,0 +1,174 @@
+"""The admin API's aiohttp application: `create_app(settings, registry)`.
+
+Resources (codec, tables, producers, the PostgreSQL pool) open in `cleanup_ctx` and close
+with the app; one middleware turns every error into an RFC 9457 problem document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Final
+from weakref import WeakValueDictionary
+
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from api.http.auth import TokenStore
+from api.http.bodies import build_bodies
+from api.http.context import (
+    BODIES,
+    DOCUMENT,
+    MAX_BODY_BYTES,
+    PROBLEM_JSON,
+    REGISTRY,
+    RESOURCES,
+    SETTINGS,
+    WRITE_LOCKS,
+    Resources,
+)
+from api.http.kafka_bridge import AsyncProducer
+from api.http.openapi import build_document, event_body_schema
+from api.http.read_back import ReadBack
+from api.http.routes import Handler, operations
+from api.model.db import open_pool
+from api.model.errors import PROBLEM_TYPE_BASE, ApiError, InvalidInput, Unavailable
+from api.model.jobs import JobTable
+from core.errors import InvalidField
+from core.records import JsonValue
+from core.secretbox import SecretBox
+from hookline import __version__
+from hookline.runtime.codecs import open_codec
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_table import SubscriptionTable
+from schemas.catalog import load_catalog
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S: Final = 60.0
+CLIENT_ID: Final = "hookline-api"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    errors: list[JsonValue] | None = None,
+) -> web.Response:
+    body: dict[str, JsonValue] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return web.Response(body=orjson.dumps(body), status=status, content_type=PROBLEM_JSON)
+
+
+def _problem_of(exc: ApiError) -> web.Response:
+    errors: list[JsonValue] | None = None
+    if isinstance(exc, InvalidInput):
+        errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+    return problem(exc.status, exc.title, exc.detail, slug=exc.slug, errors=errors)
+
+
+def _problems_middleware(registry: CollectorRegistry) -> web.middleware:  # type: ignore[valid-type]
+    latency = Histogram(
+        "hookline_api_request_seconds",
+        "admin API request latency",
+        ["method", "route"],
+        registry=registry,
+    )
+    answered = Counter(
+        "hookline_api_responses",
+        "admin API responses by status",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+
+    @web.middleware
+    async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = _problem_of(exc)
+        except InvalidField as exc:  # a core rule met outside a body (cursors, path values)
+            response = _problem_of(InvalidInput.one(exc.field, exc.reason))
+        except web.HTTPException as exc:  # routing (404, 405) and aiohttp's own 413
+            slug = exc.reason.lower().replace(" ", "-")
+            response = problem(exc.status, exc.reason, exc.text or exc.reason, slug=slug)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = problem(500, "Internal server error", "see the server log", slug="internal")
+        info = request.match_info.route.resource
+        route = info.canonical if info is not None else "unmatched"
+        latency.labels(request.method, route).observe(time.perf_counter() - started)
+        answered.labels(request.method, route, str(response.status)).inc()
+        return response
+
+    return problems
+
+
+def create_app(settings: Settings, registry: CollectorRegistry) -> web.Application:
+    settings.require("kafka_bootstrap", "database_url", "admin_token", "secret_key")
+    catalog = load_catalog()
+    bodies = build_bodies(catalog.names(), settings.allowed_target_networks)
+    ops = operations(bodies, event_body_schema(bodies, catalog))
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES, middlewares=[_problems_middleware(registry)]
+    )
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry
+    app[BODIES] = bodies
+    app[WRITE_LOCKS] = WeakValueDictionary()
+    app[DOCUMENT] = orjson.dumps(build_document(ops, version=__version__))
+    for op in ops:
+        app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)
+    app.cleanup_ctx.append(_resources)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.admin_token is not None
+    assert settings.secret_key is not None
+    codec = await asyncio.to_thread(open_codec, settings, client_id=CLIENT_ID)
+    read_back = ReadBack()
+    subscriptions = SubscriptionTable(
+        settings, codec.codec, client_id=f"{CLIENT_ID}-subs", on_change=read_back.on_change
+    )
+    jobs = JobTable(settings, codec.codec, client_id=f"{CLIENT_ID}-jobs")
+    producer = AsyncProducer(settings, client_id=CLIENT_ID)
+    pool = None
+    try:
+        subscriptions.start()
+        jobs.start()
+        pool = await open_pool(settings)
+        for table in (subscriptions, jobs):
+            if not await asyncio.to_thread(table.wait_ready, READY_TIMEOUT_S):
+                raise Unavailable(f"{type(table).__name__} not caught up in time")
+        app[RESOURCES] = Resources(
+            codec=codec,
+            subscriptions=subscriptions,
+            read_back=read_back,
+            jobs=jobs,
+            producer=producer,
+            pool=pool,
+            tokens=TokenStore(pool, admin_token=settings.admin_token.value),
+            secrets=SecretBox.from_base64(settings.secret_key.value),
+        )
+        yield
+    finally:
+        if pool is not None:
+            await pool.close()
+        await asyncio.to_thread(producer.close)
+        await asyncio.to_thread(jobs.close)
+        await asyncio.to_thread(subscriptions.close)
+        await asyncio.to_thread(codec.close)

@@ -1,0 +1,308 @@
+"""The request bodies and query parameters of the admin API, built once per app from the
+event catalog and the address policy; handlers parse with them and the OpenAPI document is
+generated from them."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, Final, get_args
+
+from api.http.fields import (
+    Body,
+    Field,
+    JsonSchema,
+    Kind,
+    QueryParam,
+    array,
+    boolean,
+    mapping,
+    positive_number,
+    query_int,
+    query_text,
+    query_timestamp,
+    scalar,
+    text,
+    timestamp,
+)
+from api.model import time_bounds
+from core.addresses import IPNetwork
+from core.delivery_status import STATUSES
+from core.errors import InvalidField
+from core.matching import WILDCARD
+from core.records import FilterValue, JobKind, JobStatus, JsonValue
+from core.subscription_rules import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_EVENT_TYPES,
+    MAX_FILTER_FIELDS,
+    MAX_HEADERS,
+    MAX_URL_CHARS,
+    check_description,
+    check_event_types,
+    check_filter,
+    check_headers,
+    check_rate_limit,
+    check_url,
+)
+from core.tokens import TENANT_PATTERN
+
+ID_CHARS: Final = 200
+DEFAULT_LIMIT: Final = 50
+MAX_LIMIT: Final = 100
+JOB_TIMES: Final = "UTC " + time_bounds.RANGE
+
+
+@dataclass(frozen=True, slots=True)
+class RefValue:
+    type: str
+    id: str
+
+
+def _ref_kind() -> Kind[RefValue]:
+    part = text(max_chars=ID_CHARS, min_chars=1)
+
+    def parse(value: object, path: str) -> RefValue:
+        if not isinstance(value, dict):
+            raise InvalidField(path, "expected an object with 'type' and 'id'")
+        extra = sorted(set(value) - {"type", "id"})
+        if extra:
+            raise InvalidField(f"{path}.{extra[0]}", "unknown field")
+        for key in ("type", "id"):
+            if key not in value:
+                raise InvalidField(f"{path}.{key}", "required field is missing")
+        return RefValue(
+            part.parse(value["type"], f"{path}.type"), part.parse(value["id"], f"{path}.id")
+        )
+
+    schema: JsonSchema = {
+        "type": "object",
+        "properties": {"type": part.schema, "id": part.schema},
+        "required": ["type", "id"],
+        "additionalProperties": False,
+    }
+    return Kind(schema, parse)
+
+
+def _object_kind() -> Kind[dict[str, JsonValue]]:
+    def parse(value: object, path: str) -> dict[str, JsonValue]:
+        if not isinstance(value, dict):
+            raise InvalidField(path, "expected an object")
+        return value
+
+    return Kind({"type": "object"}, parse)
+
+
+def patterns_enum(catalog: Collection[str]) -> list[str]:
+    """Every accepted event-type entry: `*`, each `noun.*`, each exact name."""
+    nouns = sorted({name.split(".", 1)[0] + ".*" for name in catalog})
+    return [WILDCARD, *nouns, *sorted(catalog)]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionFields:
+    url: Field[str]
+    event_types: Field[tuple[str, ...]]
+    filter: Field[dict[str, FilterValue]]
+    headers: Field[dict[str, str]]
+    description: Field[str]
+    rate_limit: Field[float | None]
+    ordered: Field[bool]
+    status: Field[str]
+    tenant: Field[str]
+
+
+@dataclass(frozen=True, slots=True)
+class EventFields:
+    id: Field[str]
+    type: Field[str]
+    tenant: Field[str]
+    occurred_at: Field[datetime]
+    subject: Field[RefValue]
+    actor: Field[RefValue | None]
+    data: Field[dict[str, JsonValue]]
+    changes: Field[dict[str, JsonValue] | None]
+    trace: Field[str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class JobFields:
+    since: Field[datetime]
+    until: Field[datetime | None]
+    event_types: Field[tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryQuery:
+    subscription_id: QueryParam[str]
+    event_id: QueryParam[str]
+    event_type: QueryParam[str]
+    status: QueryParam[str]
+    since: QueryParam[datetime]
+    until: QueryParam[datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class JobListQuery:
+    status: QueryParam[str]
+    kind: QueryParam[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Bodies:
+    """Everything a request may carry, by operation."""
+
+    sub: SubscriptionFields
+    create_subscription: Body
+    update_subscription: Body
+    event: EventFields
+    publish_event: Body
+    job: JobFields
+    replay: Body
+    recover: Body
+    limit: QueryParam[int]
+    cursor: QueryParam[str]
+    deliveries: DeliveryQuery
+    jobs: JobListQuery
+    event_types: tuple[str, ...]
+
+    @property
+    def delivery_params(self) -> tuple[QueryParam[Any], ...]:
+        q = self.deliveries
+        return (q.subscription_id, q.event_id, q.event_type, q.status, q.since, q.until)
+
+    @property
+    def job_params(self) -> tuple[QueryParam[Any], ...]:
+        return (self.jobs.status, self.jobs.kind)
+
+
+def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodies:
+    enum = patterns_enum(catalog)
+    pattern_list = array(text(enum=enum), max_items=MAX_EVENT_TYPES, min_items=1)
+    tenant_kind = text(max_chars=64, min_chars=1, pattern=TENANT_PATTERN)
+    sub = SubscriptionFields(
+        url=Field(
+            "url",
+            text(max_chars=MAX_URL_CHARS, min_chars=1, pattern="^https?://").then(
+                partial(check_url, allowed=allowed)
+            ),
+            description="the endpoint: an absolute https or http URL",
+        ),
+        event_types=Field(
+            "event_types",
+            pattern_list.then(partial(check_event_types, catalog=catalog)),
+            description="exact names, `noun.*`, or `*`",
+        ),
+        filter=Field(
+            "filter",
+            mapping(scalar(), max_fields=MAX_FILTER_FIELDS).then(check_filter),
+            description="equality on top-level `data` fields",
+        ),
+        headers=Field(
+            "headers",
+            mapping(text(max_chars=4096), max_fields=MAX_HEADERS).then(check_headers),
+            description="custom headers sent with every request (not `webhook-*`)",
+        ),
+        description=Field(
+            "description", text(max_chars=MAX_DESCRIPTION_CHARS).then(check_description)
+        ),
+        rate_limit=Field(
+            "rate_limit",
+            positive_number().nullable().then(check_rate_limit),
+            description="requests per second; null for no limit",
+        ),
+        ordered=Field("ordered", boolean(), description="deliver strictly one at a time in order"),
+        status=Field("status", text(enum=("active", "paused", "disabled"))),
+        tenant=Field("tenant", tenant_kind, description="admin token only; `default` if omitted"),
+    )
+    sub_fields = (
+        sub.url,
+        sub.event_types,
+        sub.filter,
+        sub.headers,
+        sub.description,
+        sub.rate_limit,
+        sub.ordered,
+        sub.status,
+    )
+    create = Body(
+        "SubscriptionCreate",
+        (
+            Field(sub.url.name, sub.url.kind, required=True, description=sub.url.description),
+            Field(
+                sub.event_types.name,
+                sub.event_types.kind,
+                required=True,
+                description=sub.event_types.description,
+            ),
+            *sub_fields[2:],
+            sub.tenant,
+        ),
+    )
+    update = Body("SubscriptionUpdate", sub_fields, description="only the fields given change")
+    ref = _ref_kind()
+    event = EventFields(
+        id=Field("id", text(max_chars=36, min_chars=1), description="a UUID; generated if omitted"),
+        type=Field("type", text(enum=sorted(catalog)), required=True),
+        tenant=sub.tenant,
+        occurred_at=Field("occurred_at", timestamp(), description="defaults to now"),
+        subject=Field("subject", ref, required=True),
+        actor=Field("actor", ref.nullable()),
+        data=Field("data", _object_kind(), required=True, description="follows the type's schema"),
+        changes=Field("changes", _object_kind().nullable()),
+        trace=Field("trace", text(max_chars=512).nullable(), description="W3C traceparent"),
+    )
+    publish = Body(
+        "EventPublish",
+        (
+            event.id,
+            event.type,
+            event.tenant,
+            event.occurred_at,
+            event.subject,
+            event.actor,
+            event.data,
+            event.changes,
+            event.trace,
+        ),
+    )
+    job = JobFields(
+        since=Field("since", timestamp(job_time=True), required=True, description=JOB_TIMES),
+        until=Field(
+            "until",
+            timestamp(job_time=True).nullable(),
+            description="defaults to the job's start; " + JOB_TIMES,
+        ),
+        event_types=Field(
+            "event_types",
+            pattern_list.then(partial(check_event_types, catalog=catalog)),
+            description="limit the replay to these types (within the subscription's)",
+        ),
+    )
+    status_enum = list(STATUSES)
+    return Bodies(
+        sub=sub,
+        create_subscription=create,
+        update_subscription=update,
+        event=event,
+        publish_event=publish,
+        job=job,
+        replay=Body("ReplayRequest", (job.since, job.until, job.event_types)),
+        recover=Body("RecoverRequest", (job.since,)),
+        limit=query_int("limit", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT),
+        cursor=query_text("cursor", max_chars=1000),
+        deliveries=DeliveryQuery(
+            subscription_id=query_text("subscription_id", max_chars=ID_CHARS),
+            event_id=query_text("event_id", max_chars=ID_CHARS),
+            event_type=query_text("event_type", max_chars=ID_CHARS),
+            status=query_text("status", enum=status_enum),
+            since=query_timestamp("since"),
+            until=query_timestamp("until"),
+        ),
+        jobs=JobListQuery(
+            status=query_text("status", enum=get_args(JobStatus)),
+            kind=query_text("kind", enum=get_args(JobKind)),
+        ),
+        event_types=tuple(enum),
+    )

@@ -1,0 +1,137 @@
+"""What every handler shares: the app's resources (typed `web.AppKey`s), the caller, and
+the JSON helpers for bodies and answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+from weakref import WeakValueDictionary
+
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
+
+from api.http.auth import Principal, TokenStore
+from api.http.bodies import Bodies
+from api.http.fields import JsonSchema, QueryParam
+from api.http.kafka_bridge import AsyncProducer
+from api.http.read_back import ReadBack
+from api.model.errors import BadRequest, FieldProblem, InvalidInput, NotFound, PayloadTooLarge
+from api.model.jobs import JobTable
+from core.errors import InvalidField
+from core.records import JsonValue, Subscription
+from core.secretbox import SecretBox
+from hookline.runtime.codecs import CodecRuntime
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_table import SubscriptionTable
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+READ_BACK_TIMEOUT_S: Final = 30.0
+JSON: Final = "application/json"
+PROBLEM_JSON: Final = "application/problem+json"
+
+
+@dataclass(slots=True)
+class Resources:
+    """Opened in the app's cleanup context, closed when it stops."""
+
+    codec: CodecRuntime
+    subscriptions: SubscriptionTable
+    read_back: ReadBack
+    jobs: JobTable
+    producer: AsyncProducer
+    pool: AsyncConnectionPool
+    tokens: TokenStore
+    secrets: SecretBox
+
+
+SETTINGS: Final = web.AppKey("settings", Settings)
+REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
+BODIES: Final = web.AppKey("bodies", Bodies)
+DOCUMENT: Final = web.AppKey("openapi", bytes)
+RESOURCES: Final = web.AppKey("resources", Resources)
+WRITE_LOCKS: Final = web.AppKey("write_locks", WeakValueDictionary[str, asyncio.Lock])
+
+
+def resources(request: web.Request) -> Resources:
+    return request.app[RESOURCES]
+
+
+def bodies(request: web.Request) -> Bodies:
+    return request.app[BODIES]
+
+
+def settings(request: web.Request) -> Settings:
+    return request.app[SETTINGS]
+
+
+async def caller(request: web.Request) -> Principal:
+    """The authenticated caller; Unauthorized (401) without a known bearer token."""
+    return await resources(request).tokens.authenticate(request.headers.get("Authorization"))
+
+
+async def read_json(request: web.Request) -> JsonValue:
+    """The body as JSON; 413 over the limit, 400 when it is not JSON."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes") from None
+    if not raw.strip():
+        raise BadRequest("the request needs a JSON body")
+    try:
+        value: JsonValue = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    return value
+
+
+def read_query(request: web.Request, params: tuple[QueryParam[Any], ...]) -> dict[str, object]:
+    """Every query parameter parsed; InvalidInput names each bad one."""
+    values: dict[str, object] = {}
+    problems: list[FieldProblem] = []
+    for param in params:
+        try:
+            value = param.read(request.query)
+        except InvalidField as exc:
+            problems.append(FieldProblem(exc.field, exc.reason))
+            continue
+        if value is not None:
+            values[param.name] = value
+    if problems:
+        raise InvalidInput(problems)
+    return values
+
+
+def answer(value: JsonValue, *, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(value), status=status, content_type=JSON)
+
+
+@asynccontextmanager
+async def changing(request: web.Request, who: Principal) -> AsyncIterator[Subscription]:
+    """The path's subscription, re-read under this process's write lock for it, so
+    concurrent writes (a rotate racing a delete) apply one after the other."""
+    subscription_id = request.match_info["id"]
+    locks = request.app[WRITE_LOCKS]
+    lock = locks.get(subscription_id)
+    if lock is None:
+        lock = locks[subscription_id] = asyncio.Lock()
+    async with lock:
+        yield visible_subscription(request, who)
+
+
+def visible_subscription(request: web.Request, who: Principal) -> Subscription:
+    """The subscription of the path's `id` when the caller may see it; else 404."""
+    subscription_id = request.match_info["id"]
+    sub = resources(request).subscriptions.get(subscription_id)
+    if sub is None or not who.can_see(sub.tenant):
+        raise NotFound("subscription", subscription_id)
+    return sub
+
+
+__all__ = ["JsonSchema"]

@@ -1,0 +1,140 @@
+"""The OpenAPI 3.1 document, generated from the route table and the same field definitions
+the handlers parse with; served at `/openapi.json`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+from api.http.bodies import Bodies
+from api.http.fields import JsonSchema
+from api.http.routes import AUTH_ERRORS, Operation
+from api.http.views import PROBLEM
+from api.model.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+)
+from core.records import JsonValue
+from core.tokens import TENANT_PATTERN
+from schemas.catalog import EventCatalog
+
+_PARAM: Final = re.compile(r"\{(\w+)\}")
+_ERRORS: Final[dict[int, type[ApiError]]] = {
+    e.status: e
+    for e in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        InvalidInput,
+        Unavailable,
+    )
+}
+_PATH_PARAMS: Final[dict[str, JsonSchema]] = {
+    "tenant": {"type": "string", "pattern": TENANT_PATTERN, "maxLength": 64},
+    "id": {"type": "string", "minLength": 1, "maxLength": 200},
+}
+
+
+def event_body_schema(bodies: Bodies, catalog: EventCatalog) -> JsonSchema:
+    """The publish body, one variant per event type with that type's `data` schema."""
+    base = bodies.publish_event.schema()
+    properties = base["properties"]
+    assert isinstance(properties, dict)
+    variants: list[JsonValue] = [
+        {
+            **base,
+            "properties": {
+                **properties,
+                "type": {"const": entry.name},
+                "data": dict(entry.json_schema),
+            },
+        }
+        for entry in catalog.entries()
+    ]
+    return {"oneOf": variants}
+
+
+def _problem(code: int) -> JsonValue:
+    error = _ERRORS[code]
+    return {
+        "description": error.title,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+def _operation(op: Operation, components: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    parameters: list[JsonValue] = [
+        {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS[name]}
+        for name in _PARAM.findall(op.path)
+    ]
+    parameters += [
+        {"name": p.name, "in": "query", "required": False, "schema": p.schema} for p in op.query
+    ]
+    responses: dict[str, JsonValue] = {}
+    for code, answer in op.answers.items():
+        response: dict[str, JsonValue] = {"description": answer.description}
+        if answer.schema is not None or answer.content_type != "application/json":
+            schema: JsonValue = answer.schema if answer.schema is not None else {"type": "string"}
+            response["content"] = {answer.content_type: {"schema": schema}}
+        responses[str(code)] = response
+    errors = set(op.errors)
+    if not op.public:
+        errors |= set(AUTH_ERRORS)
+    if _PARAM.search(op.path):
+        errors.add(404)
+    for code in sorted(errors):
+        responses[str(code)] = _problem(code)
+    out: dict[str, JsonValue] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": responses,
+    }
+    if parameters:
+        out["parameters"] = parameters
+    if op.body is not None:
+        assert op.body_name is not None
+        components[op.body_name] = op.body
+        out["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{op.body_name}"}}
+            },
+        }
+    if op.public:
+        out["security"] = []
+    return out
+
+
+def build_document(ops: Sequence[Operation], *, version: str) -> dict[str, JsonValue]:
+    components: dict[str, JsonValue] = {"Problem": PROBLEM}
+    paths: dict[str, dict[str, JsonValue]] = {}
+    for op in ops:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hookline admin API",
+            "version": version,
+            "description": "Subscriptions, events, delivery history, replay and recovery.",
+        },
+        "paths": dict(paths),
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }

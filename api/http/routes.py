@@ -1,0 +1,314 @@
+"""The route table: every operation of the admin API with what it accepts and answers.
+
+The app registers its handlers from this table and the OpenAPI document is generated from
+it, so a route cannot exist without being documented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiohttp import web
+
+from api.http import deliveries, subscriptions, system
+from api.http.bodies import Bodies
+from api.http.fields import JsonSchema, QueryParam
+from api.http.views import (
+    ACCEPTED_EVENT,
+    DELIVERY,
+    DELIVERY_WITH_ATTEMPTS,
+    EVENT_TYPE,
+    HEALTH,
+    JOB,
+    READY,
+    SECRET,
+    SENT,
+    SUBSCRIPTION,
+    SUBSCRIPTION_WITH_SECRET,
+    TOKEN,
+    data_of,
+    page_of,
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Every authenticated operation may answer these; bodies add 400, 413, 422.
+AUTH_ERRORS: Final = (401, 403, 503)
+BODY_ERRORS: Final = (400, 413, 422)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One documented response: its description and JSON schema (None: no body, or not JSON)."""
+
+    description: str
+    schema: JsonSchema | None = None
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    tag: str
+    answers: Mapping[int, Answer]
+    body: JsonSchema | None = None
+    body_name: str | None = None
+    query: tuple[QueryParam[Any], ...] = ()
+    public: bool = False
+    errors: tuple[int, ...] = field(default=())
+
+
+def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
+    """Every operation, in the order the document lists them."""
+    paging = (bodies.limit, bodies.cursor)
+    sub_id = "/v1/subscriptions/{id}"
+    return (
+        Operation(
+            "GET",
+            "/healthz",
+            system.healthz,
+            "healthz",
+            "Liveness",
+            "system",
+            {200: Answer("alive", HEALTH)},
+            public=True,
+        ),
+        Operation(
+            "GET",
+            "/readyz",
+            system.readyz,
+            "readyz",
+            "Readiness: tables caught up, Kafka and PostgreSQL reachable",
+            "system",
+            {200: Answer("ready", READY), 503: Answer("not ready", READY)},
+            public=True,
+        ),
+        Operation(
+            "GET",
+            "/metrics",
+            system.metrics,
+            "metrics",
+            "Prometheus metrics",
+            "system",
+            {200: Answer("metrics", None, "text/plain")},
+            public=True,
+        ),
+        Operation(
+            "GET",
+            "/openapi.json",
+            system.openapi,
+            "openapi",
+            "This document",
+            "system",
+            {200: Answer("the OpenAPI 3.1 document", {"type": "object"})},
+            public=True,
+        ),
+        Operation(
+            "GET",
+            "/v1/event-types",
+            system.event_types,
+            "listEventTypes",
+            "The event-type catalog",
+            "events",
+            {200: Answer("the catalog", data_of(EVENT_TYPE))},
+        ),
+        Operation(
+            "POST",
+            "/v1/events",
+            system.publish,
+            "publishEvent",
+            "Publish one event; 202 once Kafka acknowledged it",
+            "events",
+            {202: Answer("accepted", ACCEPTED_EVENT)},
+            body=event_body,
+            body_name="EventPublish",
+            errors=BODY_ERRORS,
+        ),
+        Operation(
+            "POST",
+            "/v1/tenants/{tenant}/tokens",
+            system.create_token,
+            "createTenantToken",
+            "Create a token for a tenant (admin only)",
+            "tenants",
+            {201: Answer("the token, shown once", TOKEN)},
+            errors=(422,),
+        ),
+        Operation(
+            "POST",
+            "/v1/subscriptions",
+            subscriptions.create,
+            "createSubscription",
+            "Create a subscription",
+            "subscriptions",
+            {201: Answer("created, with its secret", SUBSCRIPTION_WITH_SECRET)},
+            body=bodies.create_subscription.schema(),
+            body_name=bodies.create_subscription.name,
+            errors=BODY_ERRORS,
+        ),
+        Operation(
+            "GET",
+            "/v1/subscriptions",
+            subscriptions.list_all,
+            "listSubscriptions",
+            "List subscriptions",
+            "subscriptions",
+            {200: Answer("a page", page_of(SUBSCRIPTION))},
+            query=paging,
+            errors=(422,),
+        ),
+        Operation(
+            "GET",
+            sub_id,
+            subscriptions.read,
+            "getSubscription",
+            "Read a subscription",
+            "subscriptions",
+            {200: Answer("the subscription", SUBSCRIPTION)},
+            errors=(404,),
+        ),
+        Operation(
+            "PATCH",
+            sub_id,
+            subscriptions.update,
+            "updateSubscription",
+            "Update a subscription",
+            "subscriptions",
+            {200: Answer("updated", SUBSCRIPTION)},
+            body=bodies.update_subscription.schema(),
+            body_name=bodies.update_subscription.name,
+            errors=(404, *BODY_ERRORS),
+        ),
+        Operation(
+            "DELETE",
+            sub_id,
+            subscriptions.delete,
+            "deleteSubscription",
+            "Delete a subscription",
+            "subscriptions",
+            {204: Answer("deleted")},
+            errors=(404,),
+        ),
+        Operation(
+            "GET",
+            sub_id + "/secret",
+            subscriptions.read_secret,
+            "getSubscriptionSecret",
+            "Read the current signing secret",
+            "subscriptions",
+            {200: Answer("the secret", SECRET)},
+            errors=(404,),
+        ),
+        Operation(
+            "POST",
+            sub_id + "/rotate-secret",
+            subscriptions.rotate_secret,
+            "rotateSecret",
+            "Rotate the secret; the old one stays valid for 24 h",
+            "subscriptions",
+            {200: Answer("rotated, with the new secret", SUBSCRIPTION_WITH_SECRET)},
+            errors=(404,),
+        ),
+        Operation(
+            "POST",
+            sub_id + "/test",
+            subscriptions.ping,
+            "pingSubscription",
+            "Send the subscription a webhook.ping",
+            "subscriptions",
+            {202: Answer("the ping's delivery", SENT)},
+            errors=(404,),
+        ),
+        Operation(
+            "POST",
+            sub_id + "/replay",
+            deliveries.replay,
+            "replaySubscription",
+            "Deliver history to the subscription; a job",
+            "jobs",
+            {202: Answer("the job", JOB)},
+            body=bodies.replay.schema(),
+            body_name=bodies.replay.name,
+            errors=(404, *BODY_ERRORS),
+        ),
+        Operation(
+            "POST",
+            sub_id + "/recover",
+            deliveries.recover,
+            "recoverSubscription",
+            "Redeliver its failed and dead-lettered deliveries; a job",
+            "jobs",
+            {202: Answer("the job", JOB)},
+            body=bodies.recover.schema(),
+            body_name=bodies.recover.name,
+            errors=(404, *BODY_ERRORS),
+        ),
+        Operation(
+            "GET",
+            "/v1/jobs",
+            deliveries.list_jobs,
+            "listJobs",
+            "Jobs and their progress, newest first",
+            "jobs",
+            {200: Answer("a page", page_of(JOB))},
+            query=(*paging, *bodies.job_params),
+            errors=(422,),
+        ),
+        Operation(
+            "GET",
+            "/v1/jobs/{id}",
+            deliveries.read_job,
+            "getJob",
+            "A job and its progress",
+            "jobs",
+            {200: Answer("the job", JOB)},
+            errors=(404,),
+        ),
+        Operation(
+            "POST",
+            "/v1/jobs/{id}/cancel",
+            deliveries.cancel_job,
+            "cancelJob",
+            "Cancel a running job; it stops at its next checkpoint",
+            "jobs",
+            {202: Answer("the job, cancelled", JOB)},
+            errors=(404, 409),
+        ),
+        Operation(
+            "GET",
+            "/v1/deliveries",
+            deliveries.list_all,
+            "listDeliveries",
+            "The delivery history, newest first",
+            "deliveries",
+            {200: Answer("a page", page_of(DELIVERY))},
+            query=(*paging, *bodies.delivery_params),
+            errors=(422,),
+        ),
+        Operation(
+            "GET",
+            "/v1/deliveries/{id}",
+            deliveries.read,
+            "getDelivery",
+            "One delivery and its attempts",
+            "deliveries",
+            {200: Answer("the delivery", DELIVERY_WITH_ATTEMPTS)},
+            errors=(404,),
+        ),
+        Operation(
+            "POST",
+            "/v1/deliveries/{id}/redeliver",
+            deliveries.redeliver,
+            "redeliver",
+            "Send it again now (same webhook-id)",
+            "deliveries",
+            {202: Answer("the delivery sent again", SENT)},
+            errors=(404,),
+        ),
+    )

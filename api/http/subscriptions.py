@@ -1,0 +1,212 @@
+"""Handlers of `/v1/subscriptions`: create, list, read, update, delete, secrets and ping.
+
+Every write goes to the compacted topic (acks=all) and answers only once the API's own
+subscriptions table has read it back, so an event published next is routed by it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from aiohttp import web
+
+from api.http.context import (
+    READ_BACK_TIMEOUT_S,
+    answer,
+    bodies,
+    caller,
+    changing,
+    read_json,
+    read_query,
+    resources,
+    settings,
+    visible_subscription,
+)
+from api.http.fields import Parsed
+from api.http.views import subscription_view
+from api.model.errors import ApiError, Unavailable
+from core.commands import event_body, new_command
+from core.cursors import decode_cursor, encode_cursor
+from core.records import DomainEvent, FilterValue, Ref, StoredSecret, Subscription, utc_ms
+from core.signing import generate_secret
+
+ROTATION_OVERLAP: Final = timedelta(hours=24)
+PING: Final = "webhook.ping"
+
+
+def _now() -> datetime:
+    return utc_ms(datetime.now(UTC))
+
+
+async def _write(request: web.Request, sub: Subscription | None, subscription_id: str) -> None:
+    """Put (or tombstone, when `sub` is None) with acks=all, then wait until the API's table
+    has read it back."""
+    res = resources(request)
+    value = None if sub is None else res.codec.codec.encode_subscription(sub)
+    await res.producer.send(
+        settings(request).topic("subscriptions"), key=subscription_id, value=value
+    )
+    version = None if sub is None else sub.version
+    seen = await res.read_back.wait(
+        res.subscriptions, subscription_id, version=version, timeout_s=READ_BACK_TIMEOUT_S
+    )
+    if not seen:
+        raise Unavailable(f"subscription {subscription_id}: written, but not read back in time")
+
+
+def _current_secret(request: web.Request, sub: Subscription) -> str:
+    box = resources(request).secrets
+    current = next((s for s in sub.secrets if s.expires_at is None), None)
+    if current is None:
+        raise ApiError(f"subscription {sub.id} has no current secret")
+    return box.open(current.ciphertext, subscription_id=sub.id)
+
+
+async def create(request: web.Request) -> web.Response:
+    who = await caller(request)
+    spec = bodies(request)
+    parsed = spec.create_subscription.parse(await read_json(request))
+    tenant = who.tenant_for_write(parsed.get_or(spec.sub.tenant, None))
+    subscription_id = str(uuid.uuid4())
+    secret = generate_secret()
+    now = _now()
+    filter_: dict[str, FilterValue] = parsed.get_or(spec.sub.filter, {})
+    headers: dict[str, str] = parsed.get_or(spec.sub.headers, {})
+    sub = Subscription(
+        id=subscription_id,
+        tenant=tenant,
+        url=parsed.get(spec.sub.url),
+        event_types=parsed.get(spec.sub.event_types),
+        filter=filter_,
+        description=parsed.get_or(spec.sub.description, ""),
+        headers=headers,
+        rate_limit=parsed.get_or(spec.sub.rate_limit, None),
+        ordered=parsed.get_or(spec.sub.ordered, False),
+        status=parsed.get_or(spec.sub.status, "active"),  # type: ignore[arg-type]
+        created_at=now,
+        updated_at=now,
+        version=1,
+        secrets=(
+            StoredSecret(
+                resources(request).secrets.seal(secret, subscription_id=subscription_id), None
+            ),
+        ),
+    )
+    await _write(request, sub, subscription_id)
+    return answer(subscription_view(sub, secret=secret), status=201)
+
+
+def _sort_key(sub: Subscription) -> tuple[str, str]:
+    return (sub.created_at.isoformat(), sub.id)
+
+
+async def list_all(request: web.Request) -> web.Response:
+    who = await caller(request)
+    spec = bodies(request)
+    query = read_query(request, (spec.limit, spec.cursor))
+    limit = int(query.get("limit", 50))  # type: ignore[call-overload]
+    after: tuple[str, ...] | None = None
+    if "cursor" in query:
+        after = decode_cursor(str(query["cursor"]), arity=2)
+    rows = sorted(
+        (s for s in resources(request).subscriptions.snapshot().values() if who.can_see(s.tenant)),
+        key=_sort_key,
+    )
+    if after is not None:
+        rows = [s for s in rows if _sort_key(s) > after]
+    page = rows[:limit]
+    next_cursor = encode_cursor(_sort_key(page[-1])) if len(rows) > limit else None
+    return answer({"data": [subscription_view(s) for s in page], "next_cursor": next_cursor})
+
+
+async def read(request: web.Request) -> web.Response:
+    who = await caller(request)
+    return answer(subscription_view(visible_subscription(request, who)))
+
+
+async def update(request: web.Request) -> web.Response:
+    who = await caller(request)
+    visible_subscription(request, who)
+    spec = bodies(request)
+    parsed = spec.update_subscription.parse(await read_json(request))
+    async with changing(request, who) as sub:
+        return await _update(request, sub, parsed)
+
+
+async def _update(request: web.Request, sub: Subscription, parsed: Parsed) -> web.Response:
+    spec = bodies(request)
+    changes = {
+        item.name: parsed.get(item) for item in spec.update_subscription.fields if item in parsed
+    }
+    updated = dataclasses.replace(sub, **changes, updated_at=_now(), version=sub.version + 1)
+    await _write(request, updated, sub.id)
+    return answer(subscription_view(updated))
+
+
+async def delete(request: web.Request) -> web.Response:
+    who = await caller(request)
+    async with changing(request, who) as sub:
+        await _write(request, None, sub.id)
+    return web.Response(status=204)
+
+
+async def read_secret(request: web.Request) -> web.Response:
+    who = await caller(request)
+    sub = visible_subscription(request, who)
+    return answer({"secret": _current_secret(request, sub)})
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    """A new current secret; the old one stays valid for 24 h (both sign meanwhile)."""
+    who = await caller(request)
+    async with changing(request, who) as sub:
+        return await _rotate(request, sub)
+
+
+async def _rotate(request: web.Request, sub: Subscription) -> web.Response:
+    now = _now()
+    secret = generate_secret()
+    box = resources(request).secrets
+    previous = tuple(
+        StoredSecret(s.ciphertext, now + ROTATION_OVERLAP)
+        for s in sub.secrets
+        if s.expires_at is None
+    )
+    rotated = dataclasses.replace(
+        sub,
+        secrets=(StoredSecret(box.seal(secret, subscription_id=sub.id), None), *previous),
+        updated_at=now,
+        version=sub.version + 1,
+    )
+    await _write(request, rotated, sub.id)
+    return answer(subscription_view(rotated, secret=secret))
+
+
+async def ping(request: web.Request) -> web.Response:
+    """Send the subscription a `webhook.ping` now, as a delivery of its own (origin test)."""
+    who = await caller(request)
+    sub = visible_subscription(request, who)
+    res = resources(request)
+    event_id = str(uuid.uuid4())
+    now = _now()
+    event = DomainEvent(
+        id=event_id,
+        type=PING,
+        tenant=sub.tenant,
+        occurred_at=now,
+        subject=Ref("subscription", sub.id),
+        actor=None,
+        data={"subscription_id": sub.id},
+    )
+    command = new_command(event, sub.id, payload=event_body(event), now=now, origin="test")
+    await res.producer.send(
+        settings(request).topic("deliveries"),
+        key=sub.id,
+        value=res.codec.codec.encode_delivery_command(command),
+    )
+    return answer(
+        {"delivery_id": command.delivery_id, "event_id": event_id, "origin": "test"}, status=202
+    )

@@ -1,0 +1,125 @@
+"""Handlers of events, the catalog, tokens, health, readiness, metrics and the document."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.http.context import (
+    DOCUMENT,
+    JSON,
+    REGISTRY,
+    answer,
+    bodies,
+    caller,
+    read_json,
+    resources,
+    settings,
+)
+from api.http.views import event_type_view
+from api.model.errors import InvalidInput
+from core.errors import InvalidField
+from core.records import DomainEvent, JsonValue, Ref, utc_ms
+from core.tokens import check_tenant
+from schemas.errors import InvalidEventData, UnknownEventType
+
+CHECK_TIMEOUT_S: Final = 2.0
+_ENVELOPE_FIELDS: Final = frozenset({"id", "occurred_at"})
+
+
+async def event_types(request: web.Request) -> web.Response:
+    await caller(request)
+    catalog = resources(request).codec.codec.catalog
+    return answer({"data": [event_type_view(e) for e in catalog.entries()]})
+
+
+async def publish(request: web.Request) -> web.Response:
+    """One event, validated against its type's schema; 202 once Kafka acknowledged it."""
+    who = await caller(request)
+    spec = bodies(request)
+    e = spec.event
+    parsed = spec.publish_event.parse(await read_json(request))
+    tenant = who.tenant_for_write(parsed.get_or(e.tenant, None))
+    subject = parsed.get(e.subject)
+    actor = parsed.get_or(e.actor, None)
+    data: dict[str, JsonValue] = parsed.get(e.data)
+    event = DomainEvent(
+        id=parsed.get_or(e.id, None) or str(uuid.uuid4()),
+        type=parsed.get(e.type),
+        tenant=tenant,
+        occurred_at=parsed.get_or(e.occurred_at, None) or utc_ms(datetime.now(UTC)),
+        subject=Ref(subject.type, subject.id),
+        actor=None if actor is None else Ref(actor.type, actor.id),
+        data=data,
+        changes=parsed.get_or(e.changes, None),
+        trace=parsed.get_or(e.trace, None),
+    )
+    res = resources(request)
+    try:
+        value = res.codec.codec.encode_event(event)
+    except UnknownEventType:
+        raise InvalidInput.one("type", f"unknown event type {event.type!r}") from None
+    except InvalidEventData as exc:
+        where = (
+            exc.field
+            if exc.field in _ENVELOPE_FIELDS or exc.field == "data"
+            else f"data.{exc.field}"
+        )
+        raise InvalidInput.one(where, exc.reason) from None
+    decoded_id = str(uuid.UUID(event.id))  # the codec checked it is a UUID
+    await res.producer.send(settings(request).topic("events"), key=subject.id, value=value)
+    return answer({"id": decoded_id}, status=202)
+
+
+async def create_token(request: web.Request) -> web.Response:
+    who = await caller(request)
+    who.require_admin()
+    try:
+        tenant = check_tenant(request.match_info["tenant"])
+    except InvalidField as exc:
+        raise InvalidInput.one(exc.field, exc.reason) from None
+    token = await resources(request).tokens.create(tenant)
+    return answer({"token": token, "tenant": tenant}, status=201)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return answer({"status": "ok"})
+
+
+async def _postgres_answers(request: web.Request) -> bool:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            async with resources(request).pool.connection() as conn:
+                await conn.execute("SELECT 1")
+    except Exception:  # noqa: BLE001 - any failure means "not reachable" here
+        return False
+    return True
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when the tables are caught up and Kafka and PostgreSQL answer; else 503."""
+    res = resources(request)
+    checks = {
+        "subscriptions": res.subscriptions.ready and res.subscriptions.failure is None,
+        "jobs": res.jobs.ready,
+        "postgres": await _postgres_answers(request),
+        "kafka": await asyncio.to_thread(res.producer.reachable, CHECK_TIMEOUT_S),
+    }
+    ready = all(checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": dict(checks)}
+    return answer(body, status=200 if ready else 503)  # type: ignore[arg-type]
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=generate_latest(request.app[REGISTRY]), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[DOCUMENT], content_type=JSON)

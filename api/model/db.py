@@ -1,0 +1,153 @@
+"""The PostgreSQL side of the API: the tables of the read model and the tokens, in a schema
+named after the topic prefix, so deployments (and tests) sharing one database stay apart.
+
+`ensure_schema` is idempotent and serialised with an advisory lock, since the API, the
+projector and the replayer may all create it at start-up at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from hookline.runtime.settings import Settings
+
+PROJECTION_TABLES: Final = ("delivery_attempts", "deliveries", "projector_offsets")
+
+_DDL: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS api_tokens (
+        token_hash text PRIMARY KEY,
+        tenant text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS deliveries (
+        delivery_id text PRIMARY KEY,
+        event_id text NOT NULL,
+        event_type text NOT NULL,
+        subscription_id text NOT NULL,
+        tenant text NOT NULL,
+        status text NOT NULL,
+        status_terminal boolean NOT NULL,
+        status_at timestamptz NOT NULL,
+        status_rank smallint NOT NULL,
+        next_attempt_at timestamptz,
+        last_error text,
+        occurred_at timestamptz,
+        payload bytea,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS deliveries_by_tenant"
+    " ON deliveries (tenant, created_at DESC, delivery_id DESC)",
+    "CREATE INDEX IF NOT EXISTS deliveries_by_subscription"
+    " ON deliveries (subscription_id, status, status_at)",
+    "CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_id)",
+    """
+    CREATE TABLE IF NOT EXISTS delivery_attempts (
+        delivery_id text NOT NULL,
+        attempt integer NOT NULL,
+        at timestamptz NOT NULL,
+        status_code integer,
+        duration_ms bigint NOT NULL,
+        error text,
+        response_excerpt text,
+        outcome text NOT NULL,
+        next_attempt_at timestamptz,
+        PRIMARY KEY (delivery_id, at, attempt)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS projector_offsets (
+        topic text NOT NULL,
+        partition integer NOT NULL,
+        next_offset bigint NOT NULL,
+        PRIMARY KEY (topic, partition)
+    )
+    """,
+)
+
+
+def schema_name(settings: Settings) -> str:
+    return settings.topic_prefix
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise ValueError("settings.database_url is not set")
+    return settings.database_url.value
+
+
+def _lock_and_path(schema: str) -> tuple[sql.Composed, sql.Composed]:
+    lock = sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal(schema))
+    create = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+    return lock, create
+
+
+def search_path(schema: str) -> sql.Composed:
+    return sql.SQL("SET search_path TO {}").format(sql.Identifier(schema))
+
+
+def ensure_schema(conn: psycopg.Connection[object], schema: str) -> None:
+    """Create the schema and every table if missing (sync: projector, replayer, tests)."""
+    lock, create = _lock_and_path(schema)
+    with conn.transaction():
+        conn.execute(lock)
+        conn.execute(create)
+        conn.execute(search_path(schema))
+        for statement in _DDL:
+            conn.execute(statement)
+
+
+def drop_projection(conn: psycopg.Connection[object], schema: str) -> None:
+    """Drop the read model's tables (not the tokens): `hookline projector --rebuild`."""
+    lock, _create = _lock_and_path(schema)
+    with conn.transaction():
+        conn.execute(lock)
+        for table in PROJECTION_TABLES:
+            conn.execute(
+                sql.SQL("DROP TABLE IF EXISTS {}.{}").format(
+                    sql.Identifier(schema), sql.Identifier(table)
+                )
+            )
+
+
+def connect(settings: Settings) -> psycopg.Connection[object]:
+    """A sync autocommit connection with the schema in place and on the search path."""
+    conn: psycopg.Connection[object] = psycopg.connect(database_url(settings), autocommit=True)
+    schema = schema_name(settings)
+    ensure_schema(conn, schema)
+    conn.execute(search_path(schema))
+    return conn
+
+
+async def open_pool(settings: Settings, *, max_size: int = 10) -> AsyncConnectionPool:
+    """The API's pool; every connection has the schema on its search path."""
+    schema = schema_name(settings)
+
+    def prepare() -> None:
+        with psycopg.connect(database_url(settings)) as conn:
+            ensure_schema(conn, schema)
+
+    await asyncio.to_thread(prepare)
+
+    async def configure(conn: psycopg.AsyncConnection[object]) -> None:
+        await conn.execute(search_path(schema))
+        await conn.commit()
+
+    pool: AsyncConnectionPool = AsyncConnectionPool(
+        database_url(settings),
+        min_size=1,
+        max_size=max_size,
+        configure=configure,
+        open=False,
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool

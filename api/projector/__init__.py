@@ -1,0 +1,1 @@
+"""The projector: deliveries, attempts and dead letters from the log into PostgreSQL."""

@@ -1,0 +1,252 @@
+"""The projector: deliveries, attempts and dead letters into the PostgreSQL history tables.
+
+Exactly-once projection: each batch's rows and the offsets after them are written in one
+database transaction, and on assignment every partition is sought to the offset stored
+there; Kafka's committed offsets are never used. A consumer group spreads the partitions
+over any number of projectors; with `--rebuild` the tables are dropped first and the topics
+replayed from their start, which reproduces the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Final
+
+import psycopg
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from api.model.db import connect, drop_projection, ensure_schema, schema_name
+from api.model.errors import ProjectionError
+from api.model.undecodable import dead_letter_undecodable
+from api.projector.projection import (
+    AttemptInsert,
+    DeliveryUpsert,
+    Offset,
+    apply_batch,
+    from_attempt,
+    from_command,
+    from_dead_letter,
+    stored_offsets,
+)
+from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.kafka import consumer_config, producer_config
+from hookline.runtime.settings import Settings
+from schemas.errors import UndecodableRecord
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE: Final = 1000
+POLL_TIMEOUT_S: Final = 0.2
+RECONNECT_PATIENCE_S: Final = 120.0
+RECONNECT_INTERVAL_S: Final = 0.5
+
+
+class Projector:
+    """`run(stopping)` projects until stopped; `ready` once caught up with its partitions."""
+
+    def __init__(
+        self, settings: Settings, registry: CollectorRegistry, *, rebuild: bool = False
+    ) -> None:
+        settings.require("kafka_bootstrap", "database_url")
+        self._settings = settings
+        self._rebuild = rebuild
+        self._topics = {
+            settings.topic("deliveries"): "deliveries",
+            settings.topic("attempts"): "attempts",
+            settings.topic("dead-letters"): "dead-letters",
+        }
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._assigned_once = False
+        self._behind: set[tuple[str, int]] = set()
+        self._conn: psycopg.Connection[object] | None = None
+        self._records = Counter(
+            "hookline_projector_records",
+            "records applied to the history, by topic",
+            ["topic"],
+            registry=registry,
+        )
+        self._undecodable = Counter(
+            "hookline_projector_undecodable",
+            "records that could not be decoded and were dead-lettered",
+            registry=registry,
+        )
+        self._batch_s = Histogram(
+            "hookline_projector_batch_seconds",
+            "time to apply one batch in its transaction",
+            registry=registry,
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def run(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
+        conn = self._connect(stopping)
+        self._conn = conn
+        runtime: CodecRuntime | None = None
+        consumer: Consumer | None = None
+        producer: Producer | None = None
+        try:
+            if self._rebuild:
+                drop_projection(conn, schema_name(self._settings))
+                ensure_schema(conn, schema_name(self._settings))
+            runtime = open_codec(self._settings, client_id="hookline-projector")
+            producer = Producer(producer_config(self._settings, client_id="hookline-projector"))
+            consumer = Consumer(
+                consumer_config(
+                    self._settings,
+                    group_id=self._settings.topic("projector"),
+                    client_id="hookline-projector",
+                )
+                | {"enable.partition.eof": True}
+            )
+            consumer.subscribe(
+                list(self._topics), on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
+            while not stopping.is_set():
+                messages = consumer.consume(num_messages=BATCH_SIZE, timeout=POLL_TIMEOUT_S)
+                if messages:
+                    try:
+                        self._handle(runtime, producer, messages)
+                    except psycopg.OperationalError as exc:
+                        # PostgreSQL restarted: the batch rolled back with its offsets, so
+                        # reconnect and re-read from the offsets the database holds
+                        log.warning("projector: database connection lost: %s", exc)
+                        conn.close()
+                        conn = self._conn = self._connect(stopping)
+                        self._rewind(consumer)
+                if self._assigned_once and not self._behind:
+                    self._ready.set()
+        finally:
+            if consumer is not None:
+                consumer.close()
+            if producer is not None:
+                producer.flush(10)
+            if runtime is not None:
+                runtime.close()
+            if self._conn is not None:
+                self._conn.close()
+
+    def _connect(self, stopping: threading.Event) -> psycopg.Connection[object]:
+        """Connect, waiting out a database that is (re)starting, for a bounded time."""
+        deadline = time.monotonic() + RECONNECT_PATIENCE_S
+        while True:
+            try:
+                return connect(self._settings)
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline or stopping.is_set():
+                    raise ProjectionError("projector", f"database unreachable: {exc}") from exc
+                log.warning("projector: waiting for the database: %s", exc)
+                time.sleep(RECONNECT_INTERVAL_S)
+
+    def _stored_offsets(self) -> dict[tuple[str, int], int]:
+        """The offsets PostgreSQL holds; a database restarting meanwhile is waited for (a
+        rebalance can come while it restarts: found by the chaos suite)."""
+        assert self._conn is not None
+        try:
+            return stored_offsets(self._conn, list(self._topics))
+        except psycopg.OperationalError as exc:
+            log.warning("projector: database connection lost: %s", exc)
+            self._conn.close()
+            self._conn = self._connect(self._stopping)
+            return stored_offsets(self._conn, list(self._topics))
+
+    def _rewind(self, consumer: Consumer) -> None:
+        assert self._conn is not None
+        stored = stored_offsets(self._conn, list(self._topics))
+        for tp in consumer.assignment():
+            offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    # -- rebalance callbacks run inside consume(), on this thread --------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        stored = self._stored_offsets()
+        for tp in partitions:
+            tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+            self._behind.add((tp.topic, tp.partition))
+        consumer.incremental_assign(partitions)
+        self._assigned_once = True
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # nothing to commit: every applied batch already stored its offsets in PostgreSQL
+        for tp in partitions:
+            self._behind.discard((tp.topic, tp.partition))
+
+    # -- one batch ---------------------------------------------------------------------------
+
+    def _handle(
+        self, runtime: CodecRuntime, producer: Producer, messages: Sequence[Message]
+    ) -> None:
+        upserts: list[DeliveryUpsert] = []
+        attempts: list[AttemptInsert] = []
+        offsets: dict[tuple[str, int], int] = {}
+        dead_lettered = 0
+        for message in messages:
+            error = message.error()
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            assert topic is not None
+            assert partition is not None
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self._behind.discard((topic, partition))
+                    continue
+                raise ProjectionError("projector", f"{topic}[{partition}]: {error.str()}")
+            assert offset is not None
+            offsets[(topic, partition)] = offset + 1
+            try:
+                self._decode(runtime, self._topics[topic], message, upserts, attempts)
+            except UndecodableRecord as exc:
+                self._undecodable.inc()
+                if self._topics[topic] != "dead-letters":  # never dead-letter a dead letter
+                    dead_letter_undecodable(self._settings, runtime.codec, producer, message, exc)
+                    dead_lettered += 1
+                log.error("projector: %s", exc.at(topic, partition, offset))  # noqa: TRY400
+        if dead_lettered and producer.flush(30) > 0:
+            raise ProjectionError("projector", "dead letters not acknowledged in time")
+        started = time.perf_counter()
+        assert self._conn is not None
+        apply_batch(
+            self._conn,
+            upserts,
+            attempts,
+            [Offset(t, p, o) for (t, p), o in sorted(offsets.items())],
+        )
+        self._batch_s.observe(time.perf_counter() - started)
+
+    def _decode(
+        self,
+        runtime: CodecRuntime,
+        kind: str,
+        message: Message,
+        upserts: list[DeliveryUpsert],
+        attempts: list[AttemptInsert],
+    ) -> None:
+        value = message.value()
+        if value is None:
+            raise UndecodableRecord("no value")
+        codec = runtime.codec
+        if kind == "deliveries":
+            upserts.append(from_command(codec.decode_delivery_command(value)))
+        elif kind == "attempts":
+            upsert, row = from_attempt(codec.decode_delivery_attempt(value))
+            upserts.append(upsert)
+            attempts.append(row)
+        else:
+            letter = from_dead_letter(codec.decode_dead_letter(value))
+            if letter is not None:
+                upserts.append(letter)
+        self._records.labels(kind).inc()

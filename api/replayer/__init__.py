@@ -1,0 +1,1 @@
+"""The replayer: runs replay, recover and redeliver jobs from the control topic."""

@@ -1,0 +1,369 @@
+"""Carries out one job: replay (events by timestamp), recover (failed and dead deliveries)
+or redeliver (one delivery), emitting delivery commands and writing progress to the control
+topic. Progress is written only after the commands before it are acknowledged, so a job
+resumed elsewhere from its last progress loses nothing.
+
+Whatever goes wrong inside a job ends that job `failed`, with the reason on its record; only
+a failure to write that record (the producer is dead) escapes `JobRunner.run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Final
+
+import psycopg
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from api.model.db import connect
+from api.model.history import recoverable, stored_command_sync
+from api.model.reissue import reissue_command
+from api.model.time_bounds import time_problem
+from core.commands import event_body, new_command
+from core.delivery_status import RECOVERABLE
+from core.records import DeliveryCommand, DomainEvent, Job, Subscription, utc_ms
+from core.replay import selects
+from hookline.runtime.kafka import reader_config
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_table import SubscriptionTable
+from schemas.errors import SchemaError
+from schemas.records_avro import RecordCodec
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_S: Final = 1.0
+FLUSH_TIMEOUT_S: Final = 30.0
+SUBSCRIPTION_WAIT_S: Final = 10.0
+MAX_REASON_CHARS: Final = 1000
+
+
+class JobFailed(Exception):
+    """The job cannot finish; its record gets status `failed` with this reason."""
+
+
+class RunnerBroken(Exception):
+    """The outcome of a job cannot be recorded (Kafka does not take the record): the runner
+    itself is broken, not the job, so the replayer stops."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(f"cannot record the end of job {job_id}: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+
+
+class Cancelled(Exception):
+    """The job was handed to another replayer, or this one is stopping; it resumes later."""
+
+
+class CancelRequested(Exception):
+    """The API cancelled the job; `progress` is how far it got (None: as last recorded)."""
+
+    def __init__(self, progress: Job | None = None) -> None:
+        super().__init__("cancelled on request")
+        self.progress = progress
+
+
+def _stop_check(cancel: threading.Event, requested: threading.Event | None) -> Callable[[], None]:
+    """Raises at a checkpoint once `cancel` is set: CancelRequested when the API asked for
+    it (`requested` is set first), else Cancelled (handed over; the job resumes later)."""
+
+    def check() -> None:
+        if cancel.is_set():
+            raise CancelRequested if requested is not None and requested.is_set() else Cancelled
+
+    return check
+
+
+def _now() -> datetime:
+    return utc_ms(datetime.now(UTC))
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        codec: RecordCodec,
+        producer: Producer,
+        subscriptions: SubscriptionTable,
+        conn: psycopg.Connection[object],
+    ) -> None:
+        self._settings = settings
+        self._codec = codec
+        self._producer = producer
+        self._subscriptions = subscriptions
+        self._conn = conn
+        self._errors: list[KafkaError] = []
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self._errors.append(error)
+
+    def _flush(self) -> None:
+        if self._producer.flush(FLUSH_TIMEOUT_S) > 0:
+            raise JobFailed("Kafka did not acknowledge the commands in time")
+        if self._errors:
+            raise JobFailed(f"Kafka refused a command: {self._errors[0].str()}")
+
+    def _emit(self, command: DeliveryCommand) -> None:
+        self._producer.produce(
+            self._settings.topic("deliveries"),
+            key=command.subscription_id,
+            value=self._codec.encode_delivery_command(command),
+            on_delivery=self._delivered,
+        )
+        self._producer.poll(0)
+
+    def write(self, job: Job) -> Job:
+        """Flush the commands so far, then record `job` on the control topic."""
+        self._flush()
+        job = dataclasses.replace(job, updated_at=max(_now(), job.updated_at))
+        self._producer.produce(
+            self._settings.topic("control"),
+            key=job.id,
+            value=self._codec.encode_job(job),
+            on_delivery=self._delivered,
+        )
+        self._flush()
+        return job
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(
+        self, job: Job, cancel: threading.Event, *, requested: threading.Event | None = None
+    ) -> Job:
+        """Run `job` to its end and record the outcome: done, failed (any error of the job's
+        own) or cancelled (`cancel` set after `requested`). Cancelled (set alone: handed
+        over) leaves it running; RunnerBroken when the outcome cannot be recorded."""
+        try:
+            return self.write(self._outcome(job, _stop_check(cancel, requested)))
+        except Cancelled:
+            raise
+        except Exception as exc:  # the job's outermost loop: record it failed, never stop
+            self._errors.clear()
+            if isinstance(exc, JobFailed):
+                log.warning("job %s failed: %s", job.id, exc)
+                reason = str(exc)
+            else:
+                log.exception("job %s failed unexpectedly", job.id)
+                reason = f"unexpected {type(exc).__name__}: {exc}"
+            try:
+                failed = self.write(
+                    dataclasses.replace(job, status="failed", error=reason[:MAX_REASON_CHARS])
+                )
+            except JobFailed as broken:
+                raise RunnerBroken(job.id, str(broken)) from exc
+            self._reconnect_if_broken()
+            return failed
+
+    def _outcome(self, job: Job, check: Callable[[], None]) -> Job:
+        """The job's final record, done or cancelled, still to be written."""
+        try:
+            match job.kind:
+                case "replay":
+                    ended = self._replay(job, check)
+                case "recover":
+                    ended = self._recover(job, check)
+                case "redeliver":
+                    ended = self._redeliver(job)
+            return dataclasses.replace(ended, status="done")
+        except CancelRequested as exc:
+            log.info("job %s cancelled on request", job.id)
+            progress = job if exc.progress is None else exc.progress
+            return dataclasses.replace(progress, status="cancelled")
+
+    def _reconnect_if_broken(self) -> None:
+        """A job's error may have been PostgreSQL going away: connect again for the next job.
+        If it is still away, the next job that needs it fails with that reason and retries."""
+        if not (self._conn.broken or self._conn.closed):
+            return
+        try:
+            self._conn = connect(self._settings)
+        except psycopg.OperationalError as exc:
+            log.warning("PostgreSQL is still unreachable: %s", exc)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _subscription(self, job: Job) -> Subscription:
+        if job.subscription_id is None:
+            raise JobFailed("the job names no subscription")
+        self._subscriptions.wait_for(job.subscription_id, version=1, timeout_s=SUBSCRIPTION_WAIT_S)
+        sub = self._subscriptions.get(job.subscription_id)
+        if sub is None:
+            raise JobFailed(f"subscription {job.subscription_id} does not exist")
+        return sub
+
+    def _replay(self, job: Job, check: Callable[[], None]) -> Job:
+        if job.since is None:
+            raise JobFailed("a replay needs 'since'")
+        _check_times(job)
+        sub = self._subscription(job)
+        since = job.since
+        if job.until is None:  # fixed now, so a resumed job scans the same records
+            job = self.write(dataclasses.replace(job, until=_now()))
+        assert job.until is not None
+        resume_after = job.scanned
+        scanned = emitted = 0
+        checkpoint = time.monotonic()
+        try:
+            for message in self._events_between(since, job.until, check):
+                check()  # per record too: a batch of 500 may take a while to emit
+                scanned += 1
+                if scanned <= resume_after:
+                    continue
+                command = self._replay_command(job, sub, message)
+                if command is not None:
+                    self._emit(command)
+                    emitted += 1
+                if time.monotonic() - checkpoint > CHECKPOINT_S:
+                    job = self.write(
+                        dataclasses.replace(job, scanned=scanned, emitted=job.emitted + emitted)
+                    )
+                    resume_after, emitted, checkpoint = scanned, 0, time.monotonic()
+        except CancelRequested:
+            raise CancelRequested(_progress(job, scanned, emitted)) from None
+        return _progress(job, scanned, emitted)
+
+    def _replay_command(
+        self, job: Job, sub: Subscription, message: Message
+    ) -> DeliveryCommand | None:
+        _kind, timestamp_ms = message.timestamp()
+        assert job.since is not None
+        assert job.until is not None
+        if not _ms(job.since) <= timestamp_ms < _ms(job.until):
+            return None
+        value = message.value()
+        if value is None:
+            return None
+        try:
+            event = self._codec.decode_event(value)
+        except SchemaError as exc:  # the router dead-lettered it already; replay skips it
+            log.warning("replay %s: skipping an undecodable event: %s", job.id, exc)
+            return None
+        if not selects(event, sub, job.event_types):
+            return None
+        return _command_for(event, sub, job.id)
+
+    def _events_between(
+        self, since: datetime, until: datetime, check: Callable[[], None]
+    ) -> Iterator[Message]:
+        """Events with offsets from the first at `since` to the first at `until`, partition
+        by partition in order, so a resumed job sees them in the same order."""
+        topic = self._settings.topic("events")
+        consumer = Consumer(
+            reader_config(self._settings, client_id="hookline-replayer-events")
+            | {"enable.partition.eof": True}
+        )
+        try:
+            metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+            for partition in sorted(metadata.partitions):
+                start, end = self._bounds(consumer, topic, partition, since, until)
+                if start < end:
+                    consumer.assign([TopicPartition(topic, partition, start)])
+                    yield from self._read_partition(consumer, start, end, check)
+        finally:
+            consumer.close()
+
+    @staticmethod
+    def _read_partition(
+        consumer: Consumer, start: int, end: int, check: Callable[[], None]
+    ) -> Iterator[Message]:
+        """Records at offsets [start, end) of the one assigned partition; stops at its end
+        (transaction markers have offsets but are never delivered)."""
+        position = start
+        while position < end:
+            check()
+            for message in consumer.consume(num_messages=500, timeout=0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise JobFailed(f"reading events: {error.str()}")
+                    position = end
+                    break
+                offset = message.offset()
+                assert offset is not None
+                if offset >= end:
+                    position = end
+                    break
+                position = offset + 1
+                yield message
+
+    def _bounds(
+        self, consumer: Consumer, topic: str, partition: int, since: datetime, until: datetime
+    ) -> tuple[int, int]:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+        # one partition per request: a request naming it twice answers only once
+        [first] = consumer.offsets_for_times(
+            [TopicPartition(topic, partition, _ms(since))], timeout=30
+        )
+        [last] = consumer.offsets_for_times(
+            [TopicPartition(topic, partition, _ms(until))], timeout=30
+        )
+        start = first.offset if first.offset >= 0 else high
+        end = last.offset if last.offset >= 0 else high
+        return max(start, low), end
+
+    def _recover(self, job: Job, check: Callable[[], None]) -> Job:
+        if job.since is None:
+            raise JobFailed("a recover needs 'since'")
+        _check_times(job)
+        sub = self._subscription(job)
+        rows = recoverable(self._conn, sub.id, since=job.since, statuses=RECOVERABLE)
+        scanned, emitted = job.scanned, job.emitted
+        for row in rows:
+            try:
+                check()
+            except CancelRequested:
+                raise CancelRequested(
+                    dataclasses.replace(job, scanned=scanned, emitted=emitted)
+                ) from None
+            except Cancelled:
+                self.write(dataclasses.replace(job, scanned=scanned, emitted=emitted))
+                raise
+            self._emit(reissue_command(row, origin="recover", job_id=job.id))
+            scanned += 1
+            emitted += 1
+        return dataclasses.replace(job, scanned=scanned, emitted=emitted)
+
+    def _redeliver(self, job: Job) -> Job:
+        if job.delivery_id is None:
+            raise JobFailed("a redeliver job names no delivery")
+        stored = stored_command_sync(self._conn, job.delivery_id)
+        if stored is None:
+            raise JobFailed(f"delivery {job.delivery_id} is not in the history")
+        self._emit(reissue_command(stored, origin="redeliver", job_id=job.id))
+        return dataclasses.replace(job, scanned=1, emitted=1)
+
+
+def _progress(job: Job, scanned: int, emitted: int) -> Job:
+    """`job` after scanning `scanned` records in this run and emitting `emitted` commands
+    since its last progress record."""
+    return dataclasses.replace(
+        job, scanned=max(scanned, job.scanned), emitted=job.emitted + emitted
+    )
+
+
+def _check_times(job: Job) -> None:
+    """Refuse times a Kafka lookup cannot take (a record written before the API checked)."""
+    for name, moment in (("since", job.since), ("until", job.until)):
+        problem = None if moment is None else time_problem(moment)
+        if problem is not None:
+            raise JobFailed(f"{name} {problem}")
+
+
+def _command_for(event: DomainEvent, sub: Subscription, job_id: str) -> DeliveryCommand:
+    """The command the router would have made, marked as a replay of `job_id`."""
+    return new_command(
+        event, sub.id, payload=event_body(event), now=_now(), origin="replay", job_id=job_id
+    )

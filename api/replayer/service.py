@@ -1,0 +1,210 @@
+"""The replayer: runs the replay, recover and redeliver jobs found on `hookline.control`.
+
+Jobs are spread over replayers by the control topic's partitions (a consumer group). The
+group never commits offsets: on every assignment a replayer reads its partitions from the
+start, so it knows each job's latest record, and only after reaching their end does it pick
+up the jobs still `running` (new ones, or ones a stopped replayer left mid-way) and resume
+them from their recorded progress. One worker thread runs the jobs, one at a time.
+
+A job's own error ends that job `failed` and the replayer goes on with the next; a job the
+API cancelled (a `cancelled` record of it) stops at its next checkpoint and is recorded
+`cancelled`. Only the replayer's own machinery failing (its consumer, or a producer that
+cannot record a job's end) stops the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Final
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from prometheus_client import CollectorRegistry, Counter
+
+from api.model.db import connect
+from api.model.errors import ProjectionError
+from api.model.jobs import latest_state
+from api.model.undecodable import dead_letter_undecodable
+from api.replayer.job_runner import Cancelled, JobRunner
+from core.records import Job
+from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.kafka import consumer_config, producer_config
+from hookline.runtime.settings import Settings
+from hookline.runtime.subscription_table import SubscriptionTable
+from schemas.errors import UndecodableRecord
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID: Final = "hookline-replayer"
+READY_TIMEOUT_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    """A job on the worker: its control partition, and what stops it."""
+
+    partition: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    requested: threading.Event = field(default_factory=threading.Event)
+
+    def hand_over(self) -> None:
+        self.cancel.set()
+
+    def cancel_on_request(self) -> None:
+        self.requested.set()  # first: the runner reads it once `cancel` is set
+        self.cancel.set()
+
+
+@dataclass(slots=True)
+class _Control:
+    """What the consumer thread knows of the control topic."""
+
+    latest: dict[str, tuple[Job, int]] = field(default_factory=dict)
+    assigned: set[int] = field(default_factory=set)
+    caught_up: set[int] = field(default_factory=set)
+    running: dict[str, _Running] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+    assigned_once: bool = False
+
+
+class Replayer:
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
+        settings.require("kafka_bootstrap", "database_url")
+        self._settings = settings
+        self._topic = settings.topic("control")
+        self._state = _Control()
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._jobs = Counter(
+            "hookline_replayer_jobs",
+            "jobs ended, by kind and status",
+            ["kind", "status"],
+            registry=registry,
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def run(self, stopping: threading.Event) -> None:
+        runtime = open_codec(self._settings, client_id=CLIENT_ID)
+        subscriptions = SubscriptionTable(
+            self._settings, runtime.codec, client_id=f"{CLIENT_ID}-subs"
+        )
+        producer = Producer(producer_config(self._settings, client_id=CLIENT_ID, linger_ms=20))
+        conn = connect(self._settings)
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{CLIENT_ID}-job")
+        consumer: Consumer | None = None
+        runner: JobRunner | None = None
+        try:
+            subscriptions.start()
+            if not subscriptions.wait_ready(READY_TIMEOUT_S):
+                raise ProjectionError("replayer", "the subscriptions table is not caught up")
+            runner = JobRunner(self._settings, runtime.codec, producer, subscriptions, conn)
+            consumer = Consumer(
+                consumer_config(
+                    self._settings, group_id=self._settings.topic("replayer"), client_id=CLIENT_ID
+                )
+                | {"enable.partition.eof": True}
+            )
+            consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+            while not stopping.is_set():
+                for message in consumer.consume(num_messages=500, timeout=0.2):
+                    self._take(runtime, producer, message)
+                if self._failure is not None:
+                    raise ProjectionError("replayer", f"cannot run jobs: {self._failure}")
+                self._start_jobs(worker, runner)
+                state = self._state
+                if state.assigned_once and state.assigned <= state.caught_up:
+                    self._ready.set()
+        finally:
+            with self._lock:
+                for running in self._state.running.values():
+                    running.hand_over()
+            worker.shutdown(wait=True)
+            if consumer is not None:
+                consumer.close()
+            producer.flush(10)
+            conn.close()
+            if runner is not None:
+                runner.close()  # its connection, if it had to open a new one
+            subscriptions.close()
+            runtime.close()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # offsets are never committed, so each assigned partition is read from its start
+        self._state.assigned |= {tp.partition for tp in partitions}
+        self._state.assigned_once = True
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = {tp.partition for tp in partitions}
+        state = self._state
+        state.assigned -= gone
+        state.caught_up -= gone
+        state.latest = {k: v for k, v in state.latest.items() if v[1] not in gone}
+        with self._lock:
+            for running in state.running.values():
+                if running.partition in gone:
+                    running.hand_over()
+
+    def _take(self, runtime: CodecRuntime, producer: Producer, message: Message) -> None:
+        partition = message.partition()
+        assert partition is not None
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                self._state.caught_up.add(partition)
+                return
+            raise ProjectionError("replayer", f"{self._topic}[{partition}]: {error.str()}")
+        value = message.value()
+        if value is None:
+            return
+        try:
+            job = runtime.codec.decode_job(value)
+        except UndecodableRecord as exc:
+            dead_letter_undecodable(self._settings, runtime.codec, producer, message, exc)
+            producer.flush(30)
+            return
+        previous = self._state.latest.get(job.id)
+        job = latest_state(None if previous is None else previous[0], job)
+        self._state.latest[job.id] = (job, partition)
+        if job.status == "cancelled":
+            with self._lock:
+                running = self._state.running.get(job.id)
+            if running is not None:
+                running.cancel_on_request()
+
+    def _start_jobs(self, worker: ThreadPoolExecutor, runner: JobRunner) -> None:
+        state = self._state
+        for job_id, (job, partition) in list(state.latest.items()):
+            if (
+                job.status != "running"
+                or partition not in state.caught_up
+                or job_id in state.finished
+            ):
+                continue
+            with self._lock:
+                if job_id in state.running:
+                    continue
+                running = state.running[job_id] = _Running(partition)
+            future = worker.submit(runner.run, job, running.cancel, requested=running.requested)
+            future.add_done_callback(partial(self._ended, job))
+
+    def _ended(self, job: Job, future: Future[Job]) -> None:
+        error = future.exception()
+        with self._lock:
+            if error is None:
+                self._state.finished.add(job.id)  # before leaving `running`: never restarted
+            elif not isinstance(error, Cancelled):
+                # run() records every error of the job's own; what escapes is the machinery's
+                self._failure = error
+            self._state.running.pop(job.id, None)
+        if isinstance(error, Cancelled):
+            log.info("job %s handed over; it resumes from its progress", job.id)
+        elif error is None:
+            final = future.result()
+            self._jobs.labels(final.kind, final.status).inc()

@@ -1,0 +1,1 @@
+"""The app layer: the `hookline` command line, `up`, the demo, the local stack, the receiver."""

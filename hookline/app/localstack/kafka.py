@@ -1,0 +1,219 @@
+"""Real Apache Kafka 4.x (KRaft, broker and controller in one JVM) from Maven Central's jars.
+
+The jars are fetched once with Maven into a cache folder outside the repository; the broker's
+data and its state file (pid, ports) live in the data folder, so a second start finds the
+running broker and reuses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Final
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from hookline.app.localstack.process import (
+    folder_lock,
+    free_port,
+    pid_alive,
+    port_is_free,
+    read_state,
+    terminate,
+    wait_for,
+    write_state,
+)
+from hookline.runtime.errors import LocalStackError
+
+KAFKA_VERSION: Final = "4.1.1"
+START_TIMEOUT_S: Final = 90.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunningKafka:
+    bootstrap: str
+    pid: int
+    reused: bool
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("HOOKLINE_CACHE_DIR") or os.path.expanduser("~/.cache/hookline")
+    return Path(root) / f"kafka-{KAFKA_VERSION}"
+
+
+def ensure_jars() -> Path:
+    """The folder of the broker's jars, fetched with Maven on first use."""
+    libs = cache_dir() / "libs"
+    marker = cache_dir() / "complete"
+    if marker.exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise LocalStackError("kafka", "Maven (mvn) is not installed; apt-get install maven")
+    if shutil.which("java") is None:
+        raise LocalStackError("kafka", "a JDK 17+ is not installed; apt-get install default-jdk")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    pom = cache_dir() / "pom.xml"
+    pom.write_text(resources.files("hookline.app.localstack").joinpath("pom.xml").read_text())
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(pom), "package", f"-Dlibs.dir={libs}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
+        raise LocalStackError("kafka", "Maven could not fetch the jars: " + " | ".join(tail))
+    marker.write_text(KAFKA_VERSION)
+    return libs
+
+
+def _broker_answers(bootstrap: str) -> bool:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000, "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=2)
+    except KafkaException:
+        return False
+    return bool(metadata.brokers)
+
+
+def _properties(data: Path, port: int, cport: int) -> str:
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{cport}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data / 'logs'}",
+            "num.partitions=3",
+            "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=3",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=3",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "share.coordinator.state.topic.num.partitions=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.cleaner.dedupe.buffer.size=8388608",
+            "log.segment.bytes=67108864",
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms=5000",
+            "transaction.remove.expired.transaction.cleanup.interval.ms=5000",
+            "",
+        ]
+    )
+
+
+def start_kafka(data: Path, *, timeout_s: float = START_TIMEOUT_S) -> RunningKafka:
+    """Start the broker in `data`, or reuse the one already running there."""
+    data = data.resolve()
+    with folder_lock(data):
+        state_file = data / "state.json"
+        state = read_state(state_file)
+        if state is not None:
+            pid, bootstrap = int(state["pid"]), str(state["bootstrap"])
+            if pid_alive(pid) and wait_for(
+                lambda: True if _broker_answers(bootstrap) else None, timeout_s=timeout_s
+            ):
+                return RunningKafka(bootstrap, pid, reused=True)
+        libs = ensure_jars()
+        port, cport = _ports(state)
+        props = data / "server.properties"
+        props.write_text(_properties(data, port, cport))
+        if not (data / "logs" / "meta.properties").exists():
+            _format(libs, props, data)
+        pid = _launch(libs, props, data)
+        bootstrap = f"127.0.0.1:{port}"
+        write_state(state_file, {"pid": pid, "bootstrap": bootstrap, "port": port, "cport": cport})
+        ready = wait_for(
+            lambda: True if _broker_answers(bootstrap) else None,
+            timeout_s=timeout_s,
+            alive=lambda: pid_alive(pid),
+        )
+        if not ready:
+            terminate(pid)
+            raise LocalStackError("kafka", f"did not become ready; see {data / 'kafka.log'}")
+        return RunningKafka(bootstrap, pid, reused=False)
+
+
+def stop_kafka(data: Path) -> bool:
+    """Stop the broker of `data` if one runs; True when one was stopped."""
+    state = read_state(data.resolve() / "state.json")
+    if state is None or not pid_alive(int(state["pid"])):
+        return False
+    pid = int(state["pid"])
+    terminate(pid, timeout_s=30.0)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=5)
+    return True
+
+
+def _ports(state: dict[str, int | str] | None) -> tuple[int, int]:
+    """Keep the previous ports when still free, so the stored metadata stays consistent."""
+    if state is not None:
+        port, cport = int(state["port"]), int(state["cport"])
+        if port_is_free(port) and port_is_free(cport):
+            return port, cport
+    return free_port(), free_port()
+
+
+def _java_command(libs: Path, main: str, *args: str) -> list[str]:
+    return ["java", "-Xms256m", "-Xmx512m", "-cp", f"{libs}/*", main, *args]
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: the base64url of a random UUID, never starting with "-", which the
+    storage tool's argument parser takes for an option (1 id in 64; Kafka's own
+    `Uuid.randomUuid` draws again in the same case)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def _format(libs: Path, props: Path, data: Path) -> None:
+    cluster_id = new_cluster_id()
+    result = subprocess.run(
+        _java_command(
+            libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=data,
+    )
+    if result.returncode != 0:
+        raise LocalStackError("kafka", f"storage format failed: {result.stderr.strip()[-300:]}")
+
+
+# Brokers started by this process: kept referenced so they are reaped, not reported as leaked.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _launch(libs: Path, props: Path, data: Path) -> int:
+    command = _java_command(libs, "kafka.Kafka", str(props))
+    command.insert(1, "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+    with (data / "kafka.log").open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=data,
+            start_new_session=True,
+        )
+    _CHILDREN[process.pid] = process
+    return process.pid

@@ -1,0 +1,50 @@
+"""The local stack: Kafka and PostgreSQL together, for tests, `hookline up` and benchmarks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hookline.app.localstack.kafka import start_kafka, stop_kafka
+from hookline.app.localstack.postgres import start_postgres, stop_postgres
+from hookline.runtime.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class LocalStack:
+    kafka_bootstrap: str
+    database_url: str
+    reused: bool
+    start_s: float
+
+
+def start_stack(data_dir: Path) -> LocalStack:
+    """Start (or find running) Kafka and PostgreSQL under `data_dir`."""
+    started = time.monotonic()
+    kafka = start_kafka(data_dir / "kafka")
+    postgres = start_postgres(data_dir / "postgres")
+    return LocalStack(
+        kafka.bootstrap,
+        postgres.url,
+        reused=kafka.reused and postgres.reused,
+        start_s=time.monotonic() - started,
+    )
+
+
+def stop_stack(data_dir: Path) -> None:
+    stop_kafka(data_dir / "kafka")
+    stop_postgres(data_dir / "postgres")
+
+
+def local_settings(settings: Settings, stack: LocalStack) -> Settings:
+    """Settings pointed at the local single node: replication 1, few partitions."""
+    from hookline.runtime.settings import Secret
+
+    return settings.with_changes(
+        kafka_bootstrap=stack.kafka_bootstrap,
+        database_url=Secret(stack.database_url),
+        replication_factor=1,
+        min_insync_replicas=1,
+        partitions=min(settings.partitions, 3),
+    )

@@ -1,0 +1,268 @@
+"""The one settings object of a hookline process: read once from the environment and flags.
+
+Every setting has an environment name (`HOOKLINE_*`) and a matching flag (`--kafka-bootstrap`).
+A bad value stops start-up with one line naming the setting; secrets never print.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Generic, TypeVar
+
+from hookline.runtime.errors import SettingsError
+
+T = TypeVar("T")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret string that prints masked."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "Secret('****')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec(Generic[T]):
+    env: str
+    parse: Callable[[str], T]
+    help: str
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _non_empty(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _bootstrap(text: str) -> str:
+    servers = [s.strip() for s in text.split(",") if s.strip()]
+    if not servers:
+        raise ValueError("expected host:port[,host:port...]")
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"expected host:port, got {server!r}")
+    return ",".join(servers)
+
+
+def _database_url(text: str) -> Secret:
+    text = text.strip()
+    if not text.startswith(("postgresql://", "postgres://", "host=", "dbname=")):
+        raise ValueError("expected a postgresql:// URL or a libpq connection string")
+    return Secret(text)
+
+
+def _token(text: str) -> Secret:
+    text = text.strip()
+    if len(text) < 16:
+        raise ValueError("must be at least 16 characters")
+    return Secret(text)
+
+
+def _secret_key(text: str) -> Secret:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("expected base64 of 32 random bytes") from None
+    if len(raw) != 32:
+        raise ValueError(f"expected base64 of 32 bytes, got {len(raw)} bytes")
+    return Secret(text.strip())
+
+
+def _prefix(text: str) -> str:
+    text = text.strip()
+    if not text or not all(c.isalnum() or c in "._-" for c in text):
+        raise ValueError(f"expected letters, digits, '.', '_' or '-', got {text!r}")
+    return text
+
+
+def _networks(text: str) -> tuple[Network, ...]:
+    networks: list[Network] = []
+    for raw in text.split(","):
+        part = raw.strip()
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a CIDR network") from None
+    return tuple(networks)
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("expected comma-separated seconds, e.g. 5,300,1800")
+    return tuple(_positive_float(p) for p in parts)
+
+
+def _path(text: str) -> Path:
+    return Path(_non_empty(text)).expanduser().resolve()
+
+
+_SPECS: Final[Mapping[str, _Spec[Any]]] = {
+    "kafka_bootstrap": _Spec("HOOKLINE_KAFKA_BOOTSTRAP", _bootstrap, "Kafka bootstrap servers"),
+    "database_url": _Spec("HOOKLINE_DATABASE_URL", _database_url, "PostgreSQL URL"),
+    "admin_token": _Spec("HOOKLINE_ADMIN_TOKEN", _token, "admin API bearer token"),
+    "secret_key": _Spec("HOOKLINE_SECRET_KEY", _secret_key, "AES-256-GCM key, base64"),
+    "api_host": _Spec("HOOKLINE_API_HOST", _non_empty, "address the API listens on"),
+    "api_port": _Spec("HOOKLINE_API_PORT", _int_range(0, 65535), "port of the admin API"),
+    "topic_prefix": _Spec("HOOKLINE_TOPIC_PREFIX", _prefix, "prefix of every topic"),
+    "partitions": _Spec("HOOKLINE_PARTITIONS", _int_range(1, 10_000), "partitions per topic"),
+    "replication_factor": _Spec(
+        "HOOKLINE_REPLICATION_FACTOR", _int_range(1, 32), "replication factor of the topics"
+    ),
+    "min_insync_replicas": _Spec(
+        "HOOKLINE_MIN_INSYNC_REPLICAS", _int_range(1, 32), "min.insync.replicas of the topics"
+    ),
+    "allowed_target_networks": _Spec(
+        "HOOKLINE_ALLOWED_TARGET_NETWORKS", _networks, "CIDRs exempt from the SSRF guard"
+    ),
+    "data_dir": _Spec("HOOKLINE_DATA_DIR", _path, "folder of the local stack and keys"),
+    "delivery_timeout_s": _Spec(
+        "HOOKLINE_DELIVERY_TIMEOUT_S", _positive_float, "deadline of one delivery attempt"
+    ),
+    "retry_delays_s": _Spec(
+        "HOOKLINE_RETRY_DELAYS_S", _delays, "delays between attempts, seconds, comma-separated"
+    ),
+    "events_retention_ms": _Spec(
+        "HOOKLINE_EVENTS_RETENTION_MS",
+        _int_range(60_000, 10 * 365 * 86_400_000),
+        "retention of hookline.events: the replay horizon",
+    ),
+    "disable_after_s": _Spec(
+        "HOOKLINE_DISABLE_AFTER_S",
+        _positive_float,
+        "a subscription with no success for this long is disabled",
+    ),
+    "max_in_flight": _Spec(
+        "HOOKLINE_MAX_IN_FLIGHT", _int_range(1, 1_000_000), "deliveries read ahead per process"
+    ),
+    "lane_concurrency": _Spec(
+        "HOOKLINE_LANE_CONCURRENCY", _int_range(1, 10_000), "concurrent requests per subscription"
+    ),
+}
+
+DAY_MS: Final = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of a hookline process. Build it with `Settings.load()`."""
+
+    kafka_bootstrap: str | None = None
+    database_url: Secret | None = None
+    admin_token: Secret | None = None
+    secret_key: Secret | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    topic_prefix: str = "hookline"
+    partitions: int = 6
+    replication_factor: int = 3
+    min_insync_replicas: int = 2
+    allowed_target_networks: tuple[Network, ...] = ()
+    data_dir: Path = field(default_factory=lambda: Path(".hookline").resolve())
+    delivery_timeout_s: float = 15.0
+    retry_delays_s: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    events_retention_ms: int = 30 * DAY_MS
+    disable_after_s: float = 5 * 86_400.0
+    max_in_flight: int = 10_000
+    lane_concurrency: int = 16
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, str | None] | None = None,
+    ) -> Settings:
+        """Read the environment (and flag `overrides`, which win), validating every value.
+
+        Raises SettingsError with one line naming the first bad setting.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, spec in _SPECS.items():
+            raw = (overrides or {}).get(name)
+            if raw is None:
+                raw = env.get(spec.env)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[name] = spec.parse(raw)
+            except ValueError as exc:
+                raise SettingsError(spec.env, str(exc)) from None
+        settings = cls(**values)
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        if self.min_insync_replicas > self.replication_factor:
+            raise SettingsError(
+                "HOOKLINE_MIN_INSYNC_REPLICAS",
+                f"{self.min_insync_replicas} exceeds the replication factor "
+                f"{self.replication_factor}",
+            )
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def require(self, *names: str) -> None:
+        """Stop a single service that lacks a setting it cannot run without."""
+        for name in names:
+            if getattr(self, name) is None:
+                raise SettingsError(_SPECS[name].env, "is required for this command")
+
+    def topic(self, name: str) -> str:
+        """The full name of one of the design's topics, e.g. topic('events')."""
+        return f"{self.topic_prefix}.{name}"
+
+
+def env_name(setting: str) -> str:
+    return _SPECS[setting].env
+
+
+def setting_names() -> Mapping[str, str]:
+    """Setting name -> environment variable, for flags, docs and the compose check."""
+    return {name: spec.env for name, spec in _SPECS.items()}
+
+
+def setting_help(setting: str) -> str:
+    return _SPECS[setting].help
