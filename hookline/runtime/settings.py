@@ -9,18 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 
+from core.addresses import IPNetwork, parse_allowed_networks
 from hookline.runtime.errors import SettingsError
 
 T = TypeVar("T")
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,19 +112,6 @@ def _prefix(text: str) -> str:
     return text
 
 
-def _networks(text: str) -> tuple[Network, ...]:
-    networks: list[Network] = []
-    for raw in text.split(","):
-        part = raw.strip()
-        if not part:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(part, strict=False))
-        except ValueError:
-            raise ValueError(f"{part!r} is not a CIDR network") from None
-    return tuple(networks)
-
-
 def _delays(text: str) -> tuple[float, ...]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
@@ -154,7 +139,9 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
         "HOOKLINE_MIN_INSYNC_REPLICAS", _int_range(1, 32), "min.insync.replicas of the topics"
     ),
     "allowed_target_networks": _Spec(
-        "HOOKLINE_ALLOWED_TARGET_NETWORKS", _networks, "CIDRs exempt from the SSRF guard"
+        "HOOKLINE_ALLOWED_TARGET_NETWORKS",
+        parse_allowed_networks,
+        "CIDRs exempt from the SSRF guard",
     ),
     "data_dir": _Spec("HOOKLINE_DATA_DIR", _path, "folder of the local stack and keys"),
     "delivery_timeout_s": _Spec(
@@ -198,7 +185,7 @@ class Settings:
     partitions: int = 6
     replication_factor: int = 3
     min_insync_replicas: int = 2
-    allowed_target_networks: tuple[Network, ...] = ()
+    allowed_target_networks: tuple[IPNetwork, ...] = ()
     data_dir: Path = field(default_factory=lambda: Path(".hookline").resolve())
     delivery_timeout_s: float = 15.0
     retry_delays_s: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)

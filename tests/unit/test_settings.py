@@ -60,7 +60,13 @@ def test_flags_win_over_the_environment() -> None:
         (
             "HOOKLINE_ALLOWED_TARGET_NETWORKS",
             "127.0.0.0/8,nonsense",
-            "HOOKLINE_ALLOWED_TARGET_NETWORKS: 'nonsense' is not a CIDR network",
+            "HOOKLINE_ALLOWED_TARGET_NETWORKS: allowed target network 'nonsense' is not a CIDR",
+        ),
+        # was silently widened to 10.0.0.0/8 by a non-strict parse: host bits are a typo
+        (
+            "HOOKLINE_ALLOWED_TARGET_NETWORKS",
+            "10.1.2.3/8",
+            "HOOKLINE_ALLOWED_TARGET_NETWORKS: allowed target network '10.1.2.3/8' is not a CIDR",
         ),
         ("HOOKLINE_DELIVERY_TIMEOUT_S", "-1", "HOOKLINE_DELIVERY_TIMEOUT_S: expected a positive"),
     ],
