@@ -8,10 +8,11 @@ import os
 import threading
 
 import psycopg
-from hookline.runtime.commands import Command
 
+from hookline.runtime.commands import Command
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import stop_on_signals
+from producers.errors import OutboxError
 from producers.outbox import OutboxRelay, create_outbox_table
 
 
@@ -39,8 +40,11 @@ def outbox_relay_command(args: argparse.Namespace, settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.create_table:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            create_outbox_table(conn)
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                create_outbox_table(conn)
+        except psycopg.Error as exc:
+            raise OutboxError(f"cannot create the table: {exc}") from exc
     stopping = threading.Event()
     stop_on_signals(stopping)
     OutboxRelay(settings, dsn).run(stopping)

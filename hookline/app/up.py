@@ -18,9 +18,9 @@ from typing import IO
 
 from prometheus_client import CollectorRegistry
 
+from core.errors import HooklineError
 from hookline.app.commands import resolve_infrastructure
 from hookline.app.credentials import with_local_credentials
-from hookline.runtime.errors import HooklineError
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import Service, Supervisor
 from hookline.runtime.topics import ensure_topics
