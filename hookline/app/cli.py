@@ -22,6 +22,7 @@ from core.errors import HooklineError
 from hookline import __version__
 from hookline.app import commands
 from hookline.runtime.commands import Command
+from hookline.runtime.logs import configure_logging
 from hookline.runtime.settings import Settings, setting_help, setting_names
 
 COMMANDS: tuple[Command, ...] = (
@@ -78,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run = {command.name: command.run for command in COMMANDS}[args.command]
     try:
-        return run(args, _settings_from(args))
+        settings = _settings_from(args)
+        configure_logging(settings)
+        return run(args, settings)
     except HooklineError as exc:
         print(f"hookline {args.command}: {_one_line(exc)}", file=sys.stderr)
         return 2
