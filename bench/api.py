@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
 import secrets
 import statistics
 import threading
@@ -41,9 +40,9 @@ def _settings() -> Settings:
         secret_key=Secret(base64.b64encode(secrets.token_bytes(32)).decode()),
         api_port=0,
     )
-    if os.environ.get("HOOKLINE_KAFKA_BOOTSTRAP"):
+    if base.kafka_bootstrap:
         return base
-    stack = start_stack(BENCH_DIR / "local")
+    stack = start_stack(BENCH_DIR / "local", cache_dir=base.cache_dir)
     return local_settings(base, stack)
 
 

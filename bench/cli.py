@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Final
 
 from hookline.runtime.commands import Command
-
 from hookline.runtime.settings import Settings
 
 SCENARIO_NAMES: Final = ("healthy", "hang", "fail", "two-deliverers", "hostile")

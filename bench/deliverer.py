@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import base64
 import ipaddress
-import os
 import secrets
 import socket
 import subprocess
@@ -56,9 +55,9 @@ def _settings() -> Settings:
         secret_key=Secret(base64.b64encode(secrets.token_bytes(32)).decode()),
         allowed_target_networks=(ipaddress.ip_network("127.0.0.0/8"),),
     )
-    if os.environ.get("HOOKLINE_KAFKA_BOOTSTRAP"):
+    if base.kafka_bootstrap:
         return base.with_changes(replication_factor=1, min_insync_replicas=1)
-    return local_settings(base, start_stack(BENCH_DIR / "local"))
+    return local_settings(base, start_stack(BENCH_DIR / "local", cache_dir=base.cache_dir))
 
 
 def _free_port() -> int:

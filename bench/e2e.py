@@ -104,7 +104,7 @@ def infrastructure(base: Settings) -> Settings:
     """The local stack under .hookline/bench, unless a Kafka bootstrap is configured."""
     if base.kafka_bootstrap:
         return base
-    return local_settings(base, start_stack(BENCH_DIR / "local"))
+    return local_settings(base, start_stack(BENCH_DIR / "local", cache_dir=base.cache_dir))
 
 
 def scenario_settings(infra: Settings, scenario: Scenario) -> Settings:

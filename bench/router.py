@@ -40,9 +40,9 @@ EVENT_BYTES: Final = 1024
 def bench_settings() -> Settings:
     """A fresh topic prefix on the bench's local stack (or on HOOKLINE_KAFKA_BOOTSTRAP)."""
     base = Settings.load().with_changes(topic_prefix=f"bench{uuid.uuid4().hex[:8]}")
-    if os.environ.get("HOOKLINE_KAFKA_BOOTSTRAP"):
+    if base.kafka_bootstrap:
         return base.with_changes(replication_factor=1, min_insync_replicas=1)
-    return local_settings(base, start_stack(BENCH_DIR / "local"))
+    return local_settings(base, start_stack(BENCH_DIR / "local", cache_dir=base.cache_dir))
 
 
 def _subscription(

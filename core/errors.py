@@ -1,17 +1,26 @@
-"""Exceptions raised by the pure core rules, split by what the caller should do.
+"""The root of every hookline exception, and the exceptions raised by the pure core rules.
 
-CoreError
- ├── TargetRefused            a webhook target address is refused by the SSRF policy
- ├── InvalidSecret            a signing secret is not ``whsec_`` + base64 of 24-64 bytes
- ├── InvalidCustomHeader      a subscription's custom header is malformed or protected
- ├── InvalidField             an API input field breaks its rule: reject it, naming the field
- └── SignatureError           a received webhook does not verify
-      ├── SignatureMismatch         no signature in the header matches the secret
-      └── TimestampOutOfTolerance   webhook-timestamp is too far from now
+HooklineError                 every package's root derives from it (see each `errors.py`)
+ └── CoreError
+      ├── TargetRefused            a webhook target address is refused by the SSRF policy
+      ├── InvalidSecret            a signing secret is not ``whsec_`` + base64 of 24-64 bytes
+      ├── InvalidCustomHeader      a subscription's custom header is malformed or protected
+      ├── InvalidField             an API input field breaks its rule: reject it, naming it
+      └── SignatureError           a received webhook does not verify
+           ├── SignatureMismatch         no signature in the header matches the secret
+           └── TimestampOutOfTolerance   webhook-timestamp is too far from now
 """
 
 
-class CoreError(Exception):
+class HooklineError(Exception):
+    """Root of every hookline exception; its message is one line fit to show a user.
+
+    It lives in the bottom layer so that every package's root can derive from it, and the
+    command line catches this one class to print a plain line instead of a traceback.
+    """
+
+
+class CoreError(HooklineError):
     """Root of every exception raised by ``core``."""
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import threading
 
-from hookline.runtime.commands import Command
 from prometheus_client import CollectorRegistry, start_http_server
 
+from hookline.runtime.commands import Command
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import stop_on_signals
 
@@ -24,7 +22,6 @@ def deliverer_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap", "secret_key")
     from deliverer.service import Deliverer
 
-    logging.basicConfig(level=os.environ.get("HOOKLINE_LOG_LEVEL", "WARNING").upper())
     registry = CollectorRegistry()
     if args.metrics_port is not None:
         start_http_server(args.metrics_port, registry=registry)

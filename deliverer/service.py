@@ -20,6 +20,7 @@ from core.secretbox import SecretBox
 from deliverer.backlog import BacklogStore
 from deliverer.disabling import Disabler
 from deliverer.dispatch import Dispatcher
+from deliverer.errors import SubscriptionsUnavailable
 from deliverer.kafka_io import KafkaIO
 from deliverer.metrics import DelivererMetrics
 from deliverer.requests import SigningKeys
@@ -145,7 +146,7 @@ class Deliverer:
             if stopping.is_set():
                 return False
             if waited > READY_TIMEOUT_S:
-                raise TimeoutError("the subscriptions table did not catch up in time")
+                raise SubscriptionsUnavailable(f"did not catch up in {READY_TIMEOUT_S:g} s")
             await asyncio.sleep(0.05)
             waited += 0.05
         return True

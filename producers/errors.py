@@ -1,6 +1,6 @@
 """Errors of the producers library, split by what the caller should do.
 
-PublishError
+PublishError  (a core.errors.HooklineError, as every package's root is)
  ├── InvalidEvent         the event breaks its type's schema: fix the call; nothing was sent
  │                        (also a schemas.errors.InvalidEventData; `field` names the culprit)
  ├── UnknownType          no schema for the event type: fix the call; nothing was sent
@@ -14,10 +14,11 @@ PublishError
 
 from __future__ import annotations
 
+from core.errors import HooklineError
 from schemas.errors import InvalidEventData, UnknownEventType
 
 
-class PublishError(Exception):
+class PublishError(HooklineError):
     """Root of the producers library's errors."""
 
 

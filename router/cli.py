@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import threading
 
-from hookline.runtime.commands import Command
 from prometheus_client import CollectorRegistry, start_http_server
 
+from hookline.runtime.commands import Command
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import stop_on_signals
 from router.service import DEFAULT_BATCH_LINGER_S, DEFAULT_BATCH_MAX_EVENTS, Router
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--instance-id",
-        default=os.environ.get("HOOKLINE_INSTANCE_ID"),
-        help="stable name of this instance (HOOKLINE_INSTANCE_ID); a restart with the same "
-        "name fences its predecessor at once. Default: a random name",
-    )
     parser.add_argument(
         "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
     )
@@ -52,10 +44,6 @@ def _non_negative_ms(text: str) -> int:
 
 def router_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap")
-    logging.basicConfig(
-        level=os.environ.get("HOOKLINE_LOG_LEVEL", "WARNING").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     registry = CollectorRegistry()
     if args.metrics_port is not None:
         start_http_server(args.metrics_port, registry=registry)
@@ -64,7 +52,7 @@ def router_command(args: argparse.Namespace, settings: Settings) -> int:
     router = Router(
         settings,
         registry,
-        client_id=args.instance_id,
+        client_id=settings.instance_id,
         batch_max_events=args.batch_max_events,
         batch_linger_s=args.batch_linger_ms / 1000,
     )

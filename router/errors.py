@@ -1,6 +1,6 @@
 """Errors of the router, split by what the process should do (each stops it loudly).
 
-RouterError
+RouterError  (a core.errors.HooklineError, as every package's root is)
  ├── RouterFenced              another producer took over our transactional id: a zombie stops
  ├── TransactionsFailing       the transactional producer keeps failing fatally
  ├── ClientsBroken             the routing loop's Kafka clients cannot go on; the router
@@ -13,7 +13,7 @@ RouterError
 
 from __future__ import annotations
 
-from hookline.runtime.errors import HooklineError
+from core.errors import HooklineError
 
 
 class RouterError(HooklineError):

@@ -1,6 +1,6 @@
 """Errors of the schemas package, split by what the caller should do.
 
-SchemaError
+SchemaError  (a core.errors.HooklineError, as every package's root is)
  ├── UndecodableRecord       bytes that cannot be read: dead-letter them with their coordinates
  │    └── UnknownWriterSchema    the writer schema's fingerprint is not in the registry
  ├── InvalidSchema           a schema definition fastavro refuses
@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Self
 
+from core.errors import HooklineError
 
-class SchemaError(Exception):
+
+class SchemaError(HooklineError):
     """Root of the schema errors; its message is one line fit to log or show."""
 
 

@@ -61,7 +61,7 @@ def services() -> Iterator[Services]:
     from hookline.app.localstack.stack import start_stack, stop_stack
 
     folder = REPO / ".hookline" / "test" / "local"
-    stack = start_stack(folder)
+    stack = start_stack(folder, cache_dir=Settings.load().cache_dir)
     yield Services(stack.kafka_bootstrap, stack.database_url, "local stack")
     if not stack.reused and not os.environ.get("HOOKLINE_KEEP_STACK"):
         stop_stack(folder)

@@ -1,15 +1,20 @@
-"""Errors of the API package, each one an RFC 9457 problem the middleware renders.
+"""Errors of the API package: the HTTP problems, and the failures that stop its workers.
 
-ApiError
- ├── BadRequest            400 the body is not JSON, or not an object
- ├── Unauthorized          401 no token, or one that is not known
- ├── Forbidden             403 a tenant token on an admin-only route
- ├── NotFound              404 an unknown id, or a record of another tenant
- ├── Conflict              409 the record is not in a state the request applies to
- ├── PayloadTooLarge       413 a body over the limit
- ├── InvalidInput          422 fields break their rules; `errors` names each field
- ├── Unavailable           503 Kafka or PostgreSQL did not answer in time
- └── ProjectionError       the projector or replayer cannot continue: stop loudly
+HooklineError (core.errors)
+ ├── ApiError                   an RFC 9457 problem the middleware renders (status 500)
+ │    ├── BadRequest            400 the body is not JSON, or not an object
+ │    ├── Unauthorized          401 no token, or one that is not known
+ │    ├── Forbidden             403 a tenant token on an admin-only route
+ │    ├── NotFound              404 an unknown id, or a record of another tenant
+ │    ├── Conflict              409 the record is not in a state the request applies to
+ │    │    └── JobEnded         409 a cancel of a job that has already ended
+ │    ├── PayloadTooLarge       413 a body over the limit
+ │    ├── InvalidInput          422 fields break their rules; `errors` names each field
+ │    └── Unavailable           503 Kafka or PostgreSQL did not answer in time
+ └── ProjectionError            the projector or replayer cannot continue: stop loudly
+
+ProjectionError is no ApiError: it is never an answer to a request, and the middleware must
+not render a worker's stop-the-process failure as a problem document.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
+
+from core.errors import HooklineError
 
 PROBLEM_TYPE_BASE = "https://hookline.dev/problems/"
 
@@ -29,7 +36,7 @@ class FieldProblem:
     message: str
 
 
-class ApiError(Exception):
+class ApiError(HooklineError):
     """Root of the API errors; `status`, `slug` and `title` make the problem document."""
 
     status: ClassVar[int] = 500
@@ -116,7 +123,7 @@ class Unavailable(ApiError):
     title = "Service unavailable"
 
 
-class ProjectionError(Exception):
+class ProjectionError(HooklineError):
     """The projector or the replayer cannot continue (a stop-the-process failure)."""
 
     def __init__(self, component: str, reason: str) -> None:

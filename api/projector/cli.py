@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from hookline.runtime.commands import Command
 from prometheus_client import CollectorRegistry
 
+from hookline.runtime.commands import Command
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import run_until_signalled
 

@@ -18,10 +18,11 @@ import bench.cli
 import deliverer.cli
 import producers.cli
 import router.cli
+from core.errors import HooklineError
 from hookline import __version__
 from hookline.app import commands
 from hookline.runtime.commands import Command
-from hookline.runtime.errors import HooklineError
+from hookline.runtime.logs import configure_logging
 from hookline.runtime.settings import Settings, setting_help, setting_names
 
 COMMANDS: tuple[Command, ...] = (
@@ -69,13 +70,20 @@ def _settings_from(args: argparse.Namespace) -> Settings:
     return Settings.load(overrides=overrides)
 
 
+def _one_line(exc: HooklineError) -> str:
+    """The message on one line: a wrapped driver's message (psycopg's) can span several."""
+    return " ".join(str(exc).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run = {command.name: command.run for command in COMMANDS}[args.command]
     try:
-        return run(args, _settings_from(args))
+        settings = _settings_from(args)
+        configure_logging(settings)
+        return run(args, settings)
     except HooklineError as exc:
-        print(f"hookline {args.command}: {exc}", file=sys.stderr)
+        print(f"hookline {args.command}: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -19,7 +19,7 @@ def resolve_infrastructure(settings: Settings) -> Settings:
     """Settings with Kafka and PostgreSQL filled in, starting the local stack for what is unset."""
     if settings.kafka_bootstrap is not None and settings.database_url is not None:
         return settings
-    stack = start_stack(local_data_dir(settings))
+    stack = start_stack(local_data_dir(settings), cache_dir=settings.cache_dir)
     local = local_settings(settings, stack)
     return local.with_changes(
         kafka_bootstrap=settings.kafka_bootstrap or local.kafka_bootstrap,
@@ -43,7 +43,7 @@ def stack_command(args: argparse.Namespace, settings: Settings) -> int:
         stop_stack(folder)
         print(f"stopped the local stack in {folder}")
         return 0
-    stack = start_stack(folder)
+    stack = start_stack(folder, cache_dir=settings.cache_dir)
     verb = "running" if stack.reused else "started"
     print(f"{verb}: kafka {stack.kafka_bootstrap}  postgres {stack.database_url}")
     print(f"export HOOKLINE_KAFKA_BOOTSTRAP={stack.kafka_bootstrap}")
@@ -52,16 +52,9 @@ def stack_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def up_command(args: argparse.Namespace, settings: Settings) -> int:
-    from hookline.app.up import (
-        configure_logging,
-        prepare,
-        single_instance,
-        start_platform,
-        stop_platform,
-    )
+    from hookline.app.up import prepare, single_instance, start_platform, stop_platform
     from hookline.runtime.supervisor import stop_on_signals
 
-    configure_logging()
     api = f"http://{settings.api_host}:{settings.api_port}"
     with single_instance(local_data_dir(settings), f"API at {api}"):
         settings = prepare(settings)
@@ -93,15 +86,8 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from hookline.app.demo import demo_settings, run_story
-    from hookline.app.up import (
-        configure_logging,
-        prepare,
-        single_instance,
-        start_platform,
-        stop_platform,
-    )
+    from hookline.app.up import prepare, single_instance, start_platform, stop_platform
 
-    configure_logging()
     folder = local_data_dir(settings)
     started_stack = settings.kafka_bootstrap is None and not _stack_running(folder)
     try:

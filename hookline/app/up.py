@@ -7,7 +7,6 @@ generates local credentials on first start, and refuses a second `up` on the sam
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -18,9 +17,9 @@ from typing import IO
 
 from prometheus_client import CollectorRegistry
 
+from core.errors import HooklineError
 from hookline.app.commands import resolve_infrastructure
 from hookline.app.credentials import with_local_credentials
-from hookline.runtime.errors import HooklineError
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import Service, Supervisor
 from hookline.runtime.topics import ensure_topics
@@ -113,11 +112,3 @@ def stop_platform(platform: Platform) -> int:
         print(f"hookline: {name} failed: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def configure_logging() -> None:
-    level = os.environ.get("HOOKLINE_LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        # librdkafka reports every refused reconnect at error level; the clients retry them
-        logging.getLogger("hookline.librdkafka").setLevel(logging.CRITICAL)

@@ -1,6 +1,6 @@
 """Errors of the runtime plumbing, split by what the caller should do.
 
-HooklineError
+HooklineError (core.errors)
  ├── SettingsError        a setting is missing or malformed: stop start-up with its one line
  ├── LocalStackError      the local Kafka or PostgreSQL could not be installed or started
  └── TopicError           a topic is missing or has the wrong policy and cannot be fixed here
@@ -8,9 +8,7 @@ HooklineError
 
 from __future__ import annotations
 
-
-class HooklineError(Exception):
-    """Root of the runtime errors; its message is one line fit to show a user."""
+from core.errors import HooklineError
 
 
 class SettingsError(HooklineError):

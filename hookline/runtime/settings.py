@@ -9,18 +9,18 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 
+from core.addresses import IPNetwork, parse_allowed_networks
 from hookline.runtime.errors import SettingsError
 
 T = TypeVar("T")
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,24 +107,19 @@ def _secret_key(text: str) -> Secret:
     return Secret(text.strip())
 
 
-def _prefix(text: str) -> str:
+def _name(text: str) -> str:
+    """A name that goes into topic, group or transactional ids."""
     text = text.strip()
     if not text or not all(c.isalnum() or c in "._-" for c in text):
         raise ValueError(f"expected letters, digits, '.', '_' or '-', got {text!r}")
     return text
 
 
-def _networks(text: str) -> tuple[Network, ...]:
-    networks: list[Network] = []
-    for raw in text.split(","):
-        part = raw.strip()
-        if not part:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(part, strict=False))
-        except ValueError:
-            raise ValueError(f"{part!r} is not a CIDR network") from None
-    return tuple(networks)
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return level
 
 
 def _delays(text: str) -> tuple[float, ...]:
@@ -145,7 +140,7 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
     "secret_key": _Spec("HOOKLINE_SECRET_KEY", _secret_key, "AES-256-GCM key, base64"),
     "api_host": _Spec("HOOKLINE_API_HOST", _non_empty, "address the API listens on"),
     "api_port": _Spec("HOOKLINE_API_PORT", _int_range(0, 65535), "port of the admin API"),
-    "topic_prefix": _Spec("HOOKLINE_TOPIC_PREFIX", _prefix, "prefix of every topic"),
+    "topic_prefix": _Spec("HOOKLINE_TOPIC_PREFIX", _name, "prefix of every topic"),
     "partitions": _Spec("HOOKLINE_PARTITIONS", _int_range(1, 10_000), "partitions per topic"),
     "replication_factor": _Spec(
         "HOOKLINE_REPLICATION_FACTOR", _int_range(1, 32), "replication factor of the topics"
@@ -154,9 +149,28 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
         "HOOKLINE_MIN_INSYNC_REPLICAS", _int_range(1, 32), "min.insync.replicas of the topics"
     ),
     "allowed_target_networks": _Spec(
-        "HOOKLINE_ALLOWED_TARGET_NETWORKS", _networks, "CIDRs exempt from the SSRF guard"
+        "HOOKLINE_ALLOWED_TARGET_NETWORKS",
+        parse_allowed_networks,
+        "CIDRs exempt from the SSRF guard",
     ),
     "data_dir": _Spec("HOOKLINE_DATA_DIR", _path, "folder of the local stack and keys"),
+    "cache_dir": _Spec(
+        "HOOKLINE_CACHE_DIR", _path, "folder of downloads kept between stacks (Kafka's jars)"
+    ),
+    "log_level": _Spec(
+        "HOOKLINE_LOG_LEVEL", _log_level, "least level logged to stderr (WARNING, INFO, DEBUG...)"
+    ),
+    "instance_id": _Spec(
+        "HOOKLINE_INSTANCE_ID",
+        _name,
+        "stable name of this router: a restart under the same name fences its predecessor at"
+        " once. Default: a random name",
+    ),
+    "outbox_dsn": _Spec(
+        "HOOKLINE_OUTBOX_DSN",
+        _database_url,
+        "the service database holding the outbox table; default: HOOKLINE_DATABASE_URL",
+    ),
     "delivery_timeout_s": _Spec(
         "HOOKLINE_DELIVERY_TIMEOUT_S", _positive_float, "deadline of one delivery attempt"
     ),
@@ -198,8 +212,12 @@ class Settings:
     partitions: int = 6
     replication_factor: int = 3
     min_insync_replicas: int = 2
-    allowed_target_networks: tuple[Network, ...] = ()
+    allowed_target_networks: tuple[IPNetwork, ...] = ()
     data_dir: Path = field(default_factory=lambda: Path(".hookline").resolve())
+    cache_dir: Path = field(default_factory=lambda: Path("~/.cache/hookline").expanduser())
+    log_level: str = "WARNING"
+    instance_id: str | None = None
+    outbox_dsn: Secret | None = None
     delivery_timeout_s: float = 15.0
     retry_delays_s: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     events_retention_ms: int = 30 * DAY_MS

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from core.errors import HooklineError
 from core.records import Subscription
-from hookline.runtime.errors import HooklineError
 from hookline.runtime.kafka import producer_config
 from hookline.runtime.settings import Settings
 from schemas.records_avro import RecordCodec

@@ -39,7 +39,8 @@ class ChaosStack:
         self.postgres_data = folder / "postgres"
         self.kafka_data.mkdir(parents=True, exist_ok=True)
         self.postgres_data.mkdir(parents=True, exist_ok=True)
-        self.bootstrap = start_kafka(self.kafka_data).bootstrap
+        self.cache_dir = Settings.load().cache_dir  # Kafka's jars, kept between runs
+        self.bootstrap = start_kafka(self.kafka_data, cache_dir=self.cache_dir).bootstrap
         self.database_url = start_postgres(self.postgres_data).url
         self.secret_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
@@ -76,7 +77,10 @@ class ChaosStack:
 
     def start_broker(self) -> None:
         """Start the broker again on the same folder (and the same ports, free again)."""
-        bootstrap, was = start_kafka(self.kafka_data).bootstrap, self.bootstrap
+        bootstrap, was = (
+            start_kafka(self.kafka_data, cache_dir=self.cache_dir).bootstrap,
+            self.bootstrap,
+        )
         if bootstrap != was:
             self.bootstrap = bootstrap  # so the next scenarios find it
             raise AssertionError(f"the broker came back on {bootstrap}, not {was}")

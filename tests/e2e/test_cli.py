@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from hookline.app.localstack.process import free_port
 from tests.conftest import REPO, Services
 from tests.e2e.conftest import HOOKLINE
 
@@ -112,3 +113,24 @@ def test_a_deliverer_without_its_backlog_topic_says_so_in_one_line(services: Ser
     assert line.startswith("hookline deliverer: topic "), line
     assert backlog in line
     assert "hookline topics ensure" in line
+
+
+@pytest.mark.parametrize("extra", [(), ("--create-table",)], ids=["relay", "create-table"])
+def test_an_outbox_relay_that_cannot_reach_its_database_says_so_in_one_line(
+    services: Services, extra: tuple[str, ...]
+) -> None:
+    # regression: OutboxError (and psycopg's error under --create-table) was no
+    # HooklineError, so a wrong --outbox-dsn ended in a traceback and exit code 1
+    prefix = f"cli{uuid.uuid4().hex[:8]}"
+    env = {
+        "HOOKLINE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "HOOKLINE_TOPIC_PREFIX": prefix,
+        "HOOKLINE_PARTITIONS": "1",
+        "HOOKLINE_REPLICATION_FACTOR": "1",
+        "HOOKLINE_MIN_INSYNC_REPLICAS": "1",
+    }
+    assert _run("topics", "ensure", **env).returncode == 0
+    unreachable = f"postgresql://hookline@127.0.0.1:{free_port()}/hookline"
+    line = _one_error_line(_run("outbox-relay", "--outbox-dsn", unreachable, *extra, **env))
+    assert line.startswith("hookline outbox-relay: outbox: cannot "), line
+    assert "Connection refused" in line, line

@@ -1,4 +1,5 @@
-"""`hookline router`'s own flags: the batch linger is parsed in milliseconds, negative refused."""
+"""`hookline router`'s flags: the batch linger is parsed in milliseconds, negative refused;
+--instance-id is a setting."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 
 import router.cli  # noqa: F401 - registers `hookline router`
 from hookline.app.cli import build_parser
+from hookline.runtime.settings import Settings
 
 
 def test_the_batch_linger_is_read_in_milliseconds() -> None:
@@ -33,3 +35,10 @@ def test_a_bad_linger_is_one_plain_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1]
     assert "Traceback" not in "\n".join(err)
+
+
+def test_the_instance_id_flag_is_the_instance_id_setting() -> None:
+    args = build_parser().parse_args(["router", "--instance-id", "router-1"])
+    assert args.setting_instance_id == "router-1"
+    settings = Settings.load(environ={}, overrides={"instance_id": args.setting_instance_id})
+    assert settings.instance_id == "router-1"

@@ -60,9 +60,18 @@ def test_flags_win_over_the_environment() -> None:
         (
             "HOOKLINE_ALLOWED_TARGET_NETWORKS",
             "127.0.0.0/8,nonsense",
-            "HOOKLINE_ALLOWED_TARGET_NETWORKS: 'nonsense' is not a CIDR network",
+            "HOOKLINE_ALLOWED_TARGET_NETWORKS: allowed target network 'nonsense' is not a CIDR",
+        ),
+        # was silently widened to 10.0.0.0/8 by a non-strict parse: host bits are a typo
+        (
+            "HOOKLINE_ALLOWED_TARGET_NETWORKS",
+            "10.1.2.3/8",
+            "HOOKLINE_ALLOWED_TARGET_NETWORKS: allowed target network '10.1.2.3/8' is not a CIDR",
         ),
         ("HOOKLINE_DELIVERY_TIMEOUT_S", "-1", "HOOKLINE_DELIVERY_TIMEOUT_S: expected a positive"),
+        ("HOOKLINE_LOG_LEVEL", "loud", "HOOKLINE_LOG_LEVEL: expected one of DEBUG, INFO"),
+        ("HOOKLINE_INSTANCE_ID", "a b", "HOOKLINE_INSTANCE_ID: expected letters"),
+        ("HOOKLINE_OUTBOX_DSN", "mysql://x", "HOOKLINE_OUTBOX_DSN: expected a postgresql://"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_setting(env: str, value: str, expected: str) -> None:
@@ -100,3 +109,28 @@ def test_secrets_are_masked_when_printed() -> None:
 def test_require_names_the_missing_setting() -> None:
     with pytest.raises(SettingsError, match="HOOKLINE_ADMIN_TOKEN: is required"):
         Settings.load(environ={}).require("admin_token")
+
+
+def test_the_settings_once_read_beside_the_settings_object_are_settings_now() -> None:
+    settings = Settings.load(
+        environ={
+            "HOOKLINE_LOG_LEVEL": "info",
+            "HOOKLINE_INSTANCE_ID": "router-1",
+            "HOOKLINE_OUTBOX_DSN": "postgresql://u:hunter2@db/tasks",
+            "HOOKLINE_CACHE_DIR": "/var/cache/hookline",
+        }
+    )
+    assert settings.log_level == "INFO"
+    assert settings.instance_id == "router-1"
+    assert settings.outbox_dsn is not None
+    assert settings.outbox_dsn.value == "postgresql://u:hunter2@db/tasks"
+    assert "hunter2" not in repr(settings)
+    assert str(settings.cache_dir) == "/var/cache/hookline"
+
+
+def test_their_defaults() -> None:
+    settings = Settings.load(environ={})
+    assert settings.log_level == "WARNING"
+    assert settings.instance_id is None
+    assert settings.outbox_dsn is None
+    assert settings.cache_dir.parts[-2:] == (".cache", "hookline")

@@ -8,7 +8,6 @@ running broker and reuses it.
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import subprocess
 import uuid
@@ -43,15 +42,11 @@ class RunningKafka:
     reused: bool
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("HOOKLINE_CACHE_DIR") or os.path.expanduser("~/.cache/hookline")
-    return Path(root) / f"kafka-{KAFKA_VERSION}"
-
-
-def ensure_jars() -> Path:
-    """The folder of the broker's jars, fetched with Maven on first use."""
-    libs = cache_dir() / "libs"
-    marker = cache_dir() / "complete"
+def ensure_jars(cache_dir: Path) -> Path:
+    """The folder of the broker's jars under `cache_dir`, fetched with Maven on first use."""
+    folder = cache_dir / f"kafka-{KAFKA_VERSION}"
+    libs = folder / "libs"
+    marker = folder / "complete"
     if marker.exists():
         return libs
     mvn = shutil.which("mvn")
@@ -59,8 +54,8 @@ def ensure_jars() -> Path:
         raise LocalStackError("kafka", "Maven (mvn) is not installed; apt-get install maven")
     if shutil.which("java") is None:
         raise LocalStackError("kafka", "a JDK 17+ is not installed; apt-get install default-jdk")
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    pom = cache_dir() / "pom.xml"
+    folder.mkdir(parents=True, exist_ok=True)
+    pom = folder / "pom.xml"
     pom.write_text(resources.files("hookline.app.localstack").joinpath("pom.xml").read_text())
     result = subprocess.run(
         [mvn, "-q", "-B", "-f", str(pom), "package", f"-Dlibs.dir={libs}"],
@@ -116,8 +111,8 @@ def _properties(data: Path, port: int, cport: int) -> str:
     )
 
 
-def start_kafka(data: Path, *, timeout_s: float = START_TIMEOUT_S) -> RunningKafka:
-    """Start the broker in `data`, or reuse the one already running there."""
+def start_kafka(data: Path, *, cache_dir: Path, timeout_s: float = START_TIMEOUT_S) -> RunningKafka:
+    """Start the broker in `data` (its jars in `cache_dir`), or reuse the one running there."""
     data = data.resolve()
     with folder_lock(data):
         state_file = data / "state.json"
@@ -128,7 +123,7 @@ def start_kafka(data: Path, *, timeout_s: float = START_TIMEOUT_S) -> RunningKaf
                 lambda: True if _broker_answers(bootstrap) else None, timeout_s=timeout_s
             ):
                 return RunningKafka(bootstrap, pid, reused=True)
-        libs = ensure_jars()
+        libs = ensure_jars(cache_dir)
         port, cport = _ports(state)
         props = data / "server.properties"
         props.write_text(_properties(data, port, cport))

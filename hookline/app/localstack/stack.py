@@ -19,10 +19,11 @@ class LocalStack:
     start_s: float
 
 
-def start_stack(data_dir: Path) -> LocalStack:
-    """Start (or find running) Kafka and PostgreSQL under `data_dir`."""
+def start_stack(data_dir: Path, *, cache_dir: Path) -> LocalStack:
+    """Start (or find running) Kafka and PostgreSQL under `data_dir`, Kafka's jars in
+    `cache_dir` (the `cache_dir` setting)."""
     started = time.monotonic()
-    kafka = start_kafka(data_dir / "kafka")
+    kafka = start_kafka(data_dir / "kafka", cache_dir=cache_dir)
     postgres = start_postgres(data_dir / "postgres")
     return LocalStack(
         kafka.bootstrap,
