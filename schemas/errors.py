@@ -12,7 +12,9 @@ SchemaError
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
+
+from core.undecodable import UndecodableReason
 
 
 class SchemaError(Exception):
@@ -25,6 +27,8 @@ class UndecodableRecord(SchemaError):
     The codec does not know where the bytes came from; the consumer that read them adds the
     coordinates with `at(topic, partition, offset)` before dead-lettering.
     """
+
+    dead_letter_reason: ClassVar[UndecodableReason] = "undecodable"
 
     def __init__(
         self,
@@ -52,6 +56,8 @@ class UndecodableRecord(SchemaError):
 
 class UnknownWriterSchema(UndecodableRecord):
     """The writer schema's fingerprint was found neither in memory nor on the schemas topic."""
+
+    dead_letter_reason: ClassVar[UndecodableReason] = "unknown schema"
 
     def __init__(self, fingerprint: bytes) -> None:
         super().__init__(f"unknown writer schema {fingerprint.hex()}")
