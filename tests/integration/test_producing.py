@@ -67,19 +67,19 @@ def _values(settings: Settings, topic: str, *, isolation: str = "read_committed"
 
 
 def _producer(
-    settings: Settings, *, transactional_id: str | None = None, **extra: object
+    settings: Settings, *, transactional_id: str | None = None, queue_max: int = 100_000
 ) -> Producer:
     config = producer_config(
         settings, client_id="test-producing", transactional_id=transactional_id
     )
-    return Producer(config | extra)
+    return Producer(config | {"queue.buffering.max.messages": queue_max})
 
 
 def test_acks_return_once_the_broker_has_every_record(
     settings: Settings, topics: tuple[str, str]
 ) -> None:
     plain, _small = topics
-    acks = Acks(_producer(settings, **{"queue.buffering.max.messages": 5}))
+    acks = Acks(_producer(settings, queue_max=5))
     for n in range(50):  # ten times the local queue: the full queue is waited out
         acks.produce(plain, key=b"k", value=b"%d" % n)
     acks.wait()
@@ -120,7 +120,7 @@ def test_a_transaction_bigger_than_the_local_queue_commits(
     producer = _producer(
         settings,
         transactional_id=f"test-producing-{uuid.uuid4().hex}",
-        **{"queue.buffering.max.messages": 5},
+        queue_max=5,
     )
     producer.init_transactions(30)
     producer.begin_transaction()
