@@ -24,6 +24,7 @@ from api.model.errors import ProjectionError
 from api.projector.projection import stored_offsets
 from api.projector.service import Projector
 from core.records import DeadLetter, DeliveryAttempt, DeliveryCommand, utc_ms
+from core.undecodable import REASONS
 from hookline.runtime.codecs import CodecRuntime, open_codec
 from hookline.runtime.kafka import admin_config, producer_config
 from hookline.runtime.settings import Settings
@@ -210,9 +211,10 @@ def test_history_rows_follow_the_records(settings: Settings, runtime: CodecRunti
     undecodable = [
         letter
         for letter in (runtime.codec.decode_dead_letter(r.value() or b"") for r in letters)
-        if letter.reason == "undecodable"
+        if letter.reason in REASONS
     ]
     assert len(undecodable) == 1
+    assert undecodable[0].reason == "unknown schema"  # its header names a schema nobody has
     assert undecodable[0].source_topic == settings.topic("attempts")
     assert undecodable[0].raw_value == b"\xc3\x01not avro at all"
 
