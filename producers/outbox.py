@@ -15,17 +15,18 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Producer
 from psycopg.rows import class_row
 
 from core.records import DomainEvent
 from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.errors import ProduceFailed
 from hookline.runtime.kafka import producer_config
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from producers.errors import OutboxError
 from producers.publisher import encode_event
@@ -177,35 +178,16 @@ class OutboxRelay:
         return len(rows)
 
     def _publish(self, rows: list[_Row]) -> None:
+        """Produce the rows and wait for every acknowledgement; a refusal rolls the marks
+        back, so these rows go out again on the next try."""
         assert self._producer is not None
-        failures: list[KafkaError] = []
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                failures.append(err)
-
+        acks = Acks(self._producer, timeout_s=self._ack_timeout_s)
         try:
             for row in rows:
-                self._produce(row, delivered)
-            unsent = self._producer.flush(self._ack_timeout_s)
-        except KafkaException as exc:
-            raise OutboxError(f"publish: {exc.args[0].str()}") from exc
-        if failures:  # the marks roll back; these rows go out again on the next try
-            raise OutboxError(f"publish: {failures[0].str()}")
-        if unsent:
-            raise OutboxError(f"publish: {unsent} events not acknowledged in time")
-
-    def _produce(self, row: _Row, delivered: Callable[[KafkaError | None, Message], None]) -> None:
-        assert self._producer is not None
-        while True:
-            try:
-                self._producer.produce(
-                    self._topic, key=row.event_key, value=row.payload, on_delivery=delivered
-                )
-            except BufferError:  # the local queue is full: let acknowledgements drain it
-                self._producer.poll(0.05)
-            else:
-                return
+                acks.produce(self._topic, key=row.event_key, value=row.payload)
+            acks.wait()
+        except ProduceFailed as exc:
+            raise OutboxError(f"publish: {exc.reason}") from exc
 
     def _mark(self, cur: psycopg.Cursor[_Row], ids: list[int]) -> None:
         """Mark rows published; runs only after every one was acknowledged."""

@@ -13,16 +13,18 @@ import concurrent.futures
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self, TypeAlias
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Producer
 
 from core.records import DomainEvent, JsonValue, Ref
 from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.errors import ProduceFailed, ProduceTimeout
 from hookline.runtime.kafka import producer_config
+from hookline.runtime.producing import PolledProducer
 from hookline.runtime.settings import Settings
 from producers.errors import (
     InvalidEvent,
@@ -39,9 +41,6 @@ RefLike: TypeAlias = Ref | Mapping[str, str] | tuple[str, str]
 
 DEFAULT_TENANT: Final = "default"
 DEFAULT_TIMEOUT_S: Final = 30.0
-_QUEUE_FULL_BACKOFF_S: Final = 0.005
-
-Delivered = Callable[[KafkaError | None], None]
 
 
 def _ref(value: RefLike, *, event_type: str, field: str) -> Ref:
@@ -97,8 +96,15 @@ def encode_event(codec: RecordCodec, event: DomainEvent) -> bytes:
         raise UnknownType(exc.event_type) from exc
 
 
+def _publish_error(event_id: str, error: ProduceFailed) -> PublishFailed:
+    if isinstance(error, ProduceTimeout):
+        return PublishTimeout(event_id, error.topic, error.timeout_s)
+    return PublishFailed(event_id, error.topic, error.reason)
+
+
 class _Sender:
-    """The one implementation both publishers drive: encode, produce, serve callbacks."""
+    """The one implementation both publishers drive: encode, then the runtime's
+    `PolledProducer` sends and serves the acknowledgements."""
 
     def __init__(
         self, settings: Settings, *, client_id: str, codec: RecordCodec | None, linger_ms: int
@@ -109,57 +115,65 @@ class _Sender:
             codec = self._runtime.codec
         self.codec = codec
         self.topic = settings.topic("events")
-        self._producer = Producer(
-            producer_config(settings, client_id=client_id, linger_ms=linger_ms)
+        self._producer = PolledProducer(
+            Producer(producer_config(settings, client_id=client_id, linger_ms=linger_ms)),
+            name=client_id,
         )
         self._closed = threading.Event()
-        self._poller = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
-        self._poller.start()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
 
     def prepare(self, event: DomainEvent) -> bytes:
         if self._closed.is_set():
             raise PublisherClosed
         return encode_event(self.codec, event)
 
-    def try_send(self, event: DomainEvent, value: bytes, done: Delivered) -> bool:
-        """Queue the event; False when the local queue is full (retry after a moment)."""
+    def submit(
+        self, event: DomainEvent, value: bytes, timeout_s: float
+    ) -> concurrent.futures.Future[str]:
+        """Queue the event; the future holds its id once acknowledged, or a PublishFailed."""
         if self._closed.is_set():
             raise PublisherClosed
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            done(err)
-
         try:
-            self._producer.produce(
-                self.topic, key=event.subject.id, value=value, on_delivery=delivered
+            acked = self._producer.submit(
+                self.topic, key=event.subject.id, value=value, timeout_s=timeout_s
             )
-        except BufferError:
-            return False
-        except KafkaException as exc:
-            raise PublishFailed(event.id, self.topic, exc.args[0].str()) from exc
-        return True
+        except ProduceFailed as exc:
+            raise _publish_error(event.id, exc) from exc
+        published: concurrent.futures.Future[str] = concurrent.futures.Future()
 
-    def failure(self, event_id: str, err: KafkaError) -> PublishFailed:
-        return PublishFailed(event_id, self.topic, err.str())
+        def settle(done: concurrent.futures.Future[None]) -> None:
+            error = done.exception()
+            try:
+                if error is None:
+                    published.set_result(event.id)
+                else:
+                    assert isinstance(error, ProduceFailed)
+                    published.set_exception(_publish_error(event.id, error))
+            except concurrent.futures.InvalidStateError:  # cancelled by the caller
+                pass
 
-    def _poll(self) -> None:
-        while not self._closed.is_set():
-            self._producer.poll(0.1)
+        acked.add_done_callback(settle)
+        return published
+
+    async def send(self, event: DomainEvent, value: bytes, timeout_s: float) -> str:
+        if self._closed.is_set():
+            raise PublisherClosed
+        try:
+            await self._producer.send(
+                self.topic, key=event.subject.id, value=value, timeout_s=timeout_s
+            )
+        except ProduceFailed as exc:
+            raise _publish_error(event.id, exc) from exc
+        return event.id
 
     def flush(self, timeout_s: float) -> int:
         """Wait for every queued event's acknowledgement; returns how many are still unsent."""
-        return int(self._producer.flush(timeout_s))
+        return self._producer.flush(timeout_s)
 
     def close(self, timeout_s: float) -> int:
         if self._closed.is_set():
             return 0
         self._closed.set()
-        self._poller.join()
-        unsent = self.flush(timeout_s)
+        unsent = self._producer.close(timeout_s)
         if self._runtime is not None:
             self._runtime.close()
         return unsent
@@ -209,23 +223,7 @@ class Publisher:
             trace=trace,
         )
         value = self._sender.prepare(event)
-        future: concurrent.futures.Future[str] = concurrent.futures.Future()
-
-        def done(err: KafkaError | None) -> None:
-            try:
-                if err is None:
-                    future.set_result(event.id)
-                else:
-                    future.set_exception(self._sender.failure(event.id, err))
-            except concurrent.futures.InvalidStateError:  # cancelled by the caller
-                pass
-
-        deadline = time.monotonic() + timeout_s
-        while not self._sender.try_send(event, value, done):
-            if time.monotonic() > deadline:
-                raise PublishTimeout(event.id, self._sender.topic, timeout_s)
-            time.sleep(_QUEUE_FULL_BACKOFF_S)
-        return future
+        return self._sender.submit(event, value, timeout_s)
 
     def publish(
         self,
@@ -276,15 +274,6 @@ class Publisher:
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _settle(future: asyncio.Future[str], event_id: str, error: PublishFailed | None) -> None:
-    if future.done():  # the caller timed out or was cancelled
-        return
-    if error is None:
-        future.set_result(event_id)
-    else:
-        future.set_exception(error)
 
 
 class AsyncPublisher:
@@ -346,23 +335,7 @@ class AsyncPublisher:
             trace=trace,
         )
         value = self._sender.prepare(event)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[str] = loop.create_future()
-
-        def done(err: KafkaError | None) -> None:
-            error = None if err is None else self._sender.failure(event.id, err)
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_settle, future, event.id, error)
-
-        deadline = loop.time() + timeout_s
-        while not self._sender.try_send(event, value, done):
-            if loop.time() > deadline:
-                raise PublishTimeout(event.id, self._sender.topic, timeout_s)
-            await asyncio.sleep(_QUEUE_FULL_BACKOFF_S)
-        try:
-            return await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            raise PublishTimeout(event.id, self._sender.topic, timeout_s) from None
+        return await self._sender.send(event, value, timeout_s)
 
     async def flush(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
         return await asyncio.to_thread(self._sender.flush, timeout_s)

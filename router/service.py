@@ -33,9 +33,11 @@ from prometheus_client import CollectorRegistry
 
 from core.matching import SubscriptionIndex
 from core.records import DomainEvent, Subscription
+from core.undecodable import Source, undecodable_letter
 from hookline.runtime.codecs import open_codec
-from hookline.runtime.errors import TopicError
+from hookline.runtime.errors import ProduceTimeout, TopicError
 from hookline.runtime.kafka import admin_config, consumer_config, producer_config, retry_transient
+from hookline.runtime.producing import produce_within
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_table import SubscriptionTable
 from router.batch import Batch
@@ -49,7 +51,7 @@ from router.errors import (
     TransactionsFailing,
 )
 from router.metrics import RouterMetrics
-from router.routing import commands_for, undecodable_letter
+from router.routing import commands_for
 from router.watchdog import abandon, with_deadline
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
@@ -374,17 +376,19 @@ class _RoutingLoop:
         try:
             event = self._decode(value)
         except UndecodableRecord as exc:
-            letter = undecodable_letter(
-                exc.at(topic, partition, offset),
+            dead = undecodable_letter(
+                Source(topic, partition, offset, message.key()),
+                value,
+                reason=exc.dead_letter_reason,
+                error=str(exc.at(topic, partition, offset)),
                 letter_id=str(uuid.uuid4()),
-                raw_value=value,
-                now=now,
+                at=now,
             )
             log.warning("router: dead-lettering: %s", exc)
             batch.outputs.append(
-                (self._dead_topic, message.key(), self._codec.encode_dead_letter(letter))
+                (self._dead_topic, dead.key, self._codec.encode_dead_letter(dead.letter))
             )
-            batch.dead[letter.reason] += 1
+            batch.dead[dead.letter.reason] += 1
             return
         for command in commands_for(event, index.route(event), now=now):
             encoded = self._codec.encode_delivery_command(command)
@@ -408,7 +412,9 @@ class _RoutingLoop:
             producer.begin_transaction()
             self._in_transaction = True
             for topic, key, value in batch.outputs:
-                self._produce(producer, topic, key, value)
+                produce_within(
+                    producer, topic, key=key, value=value, timeout_s=TRANSACTION_TIMEOUT_S
+                )
             offsets, group = batch.offsets(), self._consumer.consumer_group_metadata()
 
             def send_and_commit() -> None:
@@ -420,6 +426,11 @@ class _RoutingLoop:
             self._metrics.aborted.inc()
             self._in_transaction = False  # the next producer's init aborts it
             raise
+        except ProduceTimeout as exc:  # acknowledgements stalled: the batch is read again
+            self._metrics.aborted.inc()
+            log.warning("router: aborting a transaction: %s", exc)
+            self._abort()
+            return False
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             self._metrics.aborted.inc()
@@ -433,16 +444,6 @@ class _RoutingLoop:
         self._in_transaction = False
         self._fatal_in_a_row = 0
         return True
-
-    @staticmethod
-    def _produce(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key)
-            except BufferError:  # the local queue is full: let acknowledgements drain it
-                producer.poll(0.05)
-            else:
-                return
 
     @staticmethod
     def _commit(producer: Producer) -> None:

@@ -12,9 +12,10 @@ SchemaError  (a core.errors.HooklineError, as every package's root is)
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
 
 from core.errors import HooklineError
+from core.undecodable import UndecodableReason
 
 
 class SchemaError(HooklineError):
@@ -27,6 +28,8 @@ class UndecodableRecord(SchemaError):
     The codec does not know where the bytes came from; the consumer that read them adds the
     coordinates with `at(topic, partition, offset)` before dead-lettering.
     """
+
+    dead_letter_reason: ClassVar[UndecodableReason] = "undecodable"
 
     def __init__(
         self,
@@ -54,6 +57,8 @@ class UndecodableRecord(SchemaError):
 
 class UnknownWriterSchema(UndecodableRecord):
     """The writer schema's fingerprint was found neither in memory nor on the schemas topic."""
+
+    dead_letter_reason: ClassVar[UndecodableReason] = "unknown schema"
 
     def __init__(self, fingerprint: bytes) -> None:
         super().__init__(f"unknown writer schema {fingerprint.hex()}")

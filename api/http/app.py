@@ -145,7 +145,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         settings, codec.codec, client_id=f"{CLIENT_ID}-subs", on_change=read_back.on_change
     )
     jobs = JobTable(settings, codec.codec, client_id=f"{CLIENT_ID}-jobs")
-    producer = AsyncProducer(settings, client_id=CLIENT_ID)
+    producer = AsyncProducer.open(settings, client_id=CLIENT_ID)
     pool = None
     try:
         subscriptions.start()

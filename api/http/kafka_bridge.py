@@ -1,65 +1,51 @@
-"""An asyncio face on a confluent-kafka Producer: `await send(...)` returns once the broker
-acknowledged the record (acks=all), so a 202 is only answered after Kafka has the event.
+"""The API's producer: `await send(...)` returns once the broker acknowledged the record
+(acks=all), so a 202 is only answered after Kafka has the event.
 
-A thread serves the producer's delivery callbacks and hands each result to the event loop.
+The runtime's `PolledProducer` does the work; this says what a refusal means to an HTTP
+client (503) and bounds the wait, so a request never hangs on a broker that went away.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
+from typing import Final
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaException, Producer
 
 from api.model.errors import Unavailable
+from hookline.runtime.errors import ProduceFailed, ProduceTimeout
 from hookline.runtime.kafka import producer_config
+from hookline.runtime.producing import PolledProducer
 from hookline.runtime.settings import Settings
+
+SEND_TIMEOUT_S: Final = 30.0
 
 
 class AsyncProducer:
-    def __init__(self, settings: Settings, *, client_id: str, linger_ms: int = 2) -> None:
-        self._producer = Producer(
-            producer_config(settings, client_id=client_id, linger_ms=linger_ms)
-        )
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name=f"{client_id}-poll", daemon=True)
-        self._thread.start()
+    def __init__(self, producer: PolledProducer, *, send_timeout_s: float = SEND_TIMEOUT_S) -> None:
+        self._producer = producer
+        self._send_timeout_s = send_timeout_s
 
-    def _serve(self) -> None:
-        while not self._stopping.is_set():
-            self._producer.poll(0.1)
+    @classmethod
+    def open(cls, settings: Settings, *, client_id: str, linger_ms: int = 2) -> AsyncProducer:
+        config = producer_config(settings, client_id=client_id, linger_ms=linger_ms)
+        return cls(PolledProducer(Producer(config), name=client_id))
 
     async def send(self, topic: str, *, key: str | None, value: bytes | None) -> None:
         """Produce one record and wait for its acknowledgement; Unavailable when refused."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-
-        def settle(error: KafkaError | None) -> None:
-            if future.done():
-                return
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(Unavailable(f"Kafka refused the write: {error.str()}"))
-
-        def delivered(error: KafkaError | None, _message: Message) -> None:
-            loop.call_soon_threadsafe(settle, error)
-
         try:
-            self._producer.produce(topic, key=key, value=value, on_delivery=delivered)
-        except (KafkaException, BufferError) as exc:
-            raise Unavailable(f"cannot write to Kafka: {exc}") from exc
-        await future
+            await self._producer.send(topic, key=key, value=value, timeout_s=self._send_timeout_s)
+        except ProduceTimeout as exc:
+            raise Unavailable(f"Kafka did not acknowledge the write: {exc}") from exc
+        except ProduceFailed as exc:
+            raise Unavailable(f"Kafka refused the write: {exc.reason}") from exc
 
     def reachable(self, timeout_s: float) -> bool:
         """True when the cluster answers a metadata request (blocking: run it in a thread)."""
         try:
-            self._producer.list_topics(timeout=timeout_s)
+            self._producer.producer.list_topics(timeout=timeout_s)
         except KafkaException:
             return False
         return True
 
     def close(self) -> None:
-        self._producer.flush(10)
-        self._stopping.set()
-        self._thread.join(timeout=5)
+        self._producer.close(10)

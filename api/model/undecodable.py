@@ -1,43 +1,40 @@
-"""Records that cannot be decoded go to the dead-letters topic with their coordinates."""
+"""Records that cannot be decoded go to the dead-letters topic with their coordinates.
+
+The letter is one of the caller's step's `Acks`: the caller waits for them before it stores
+the record's offset, so a letter Kafka refuses stops the step instead of being lost.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import Message
 
-from core.records import DeadLetter, utc_ms
+from core.records import utc_ms
+from core.undecodable import Source, undecodable_letter
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
 
 
 def dead_letter_undecodable(
-    settings: Settings,
-    codec: RecordCodec,
-    producer: Producer,
-    message: Message,
-    error: UndecodableRecord,
+    settings: Settings, codec: RecordCodec, acks: Acks, message: Message, error: UndecodableRecord
 ) -> None:
-    """Queue a DeadLetter for `message` (the caller flushes before storing its offset)."""
+    """Queue the dead letter of `message` among `acks` (the caller waits for them)."""
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     assert topic is not None
     assert partition is not None
     assert offset is not None
-    error.at(topic, partition, offset)
-    letter = DeadLetter(
-        id=str(uuid.uuid4()),
-        reason="undecodable",
+    dead = undecodable_letter(
+        Source(topic, partition, offset, message.key()),
+        message.value(),
+        reason=error.dead_letter_reason,
+        error=str(error.at(topic, partition, offset)),
+        letter_id=str(uuid.uuid4()),
         at=utc_ms(datetime.now(UTC)),
-        subscription_id=None,
-        command=None,
-        source_topic=topic,
-        source_partition=partition,
-        source_offset=offset,
-        raw_value=message.value(),
-        error=str(error),
     )
-    producer.produce(
-        settings.topic("dead-letters"), key=None, value=codec.encode_dead_letter(letter)
+    acks.produce(
+        settings.topic("dead-letters"), key=dead.key, value=codec.encode_dead_letter(dead.letter)
     )

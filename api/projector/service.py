@@ -40,7 +40,9 @@ from api.projector.projection import (
     stored_offsets,
 )
 from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.errors import ProduceFailed
 from hookline.runtime.kafka import consumer_config, producer_config
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 
@@ -50,6 +52,7 @@ BATCH_SIZE: Final = 1000
 POLL_TIMEOUT_S: Final = 0.2
 RECONNECT_PATIENCE_S: Final = 120.0
 RECONNECT_INTERVAL_S: Final = 0.5
+DEAD_LETTER_TIMEOUT_S: Final = 30.0
 
 
 class Projector:
@@ -194,7 +197,7 @@ class Projector:
         upserts: list[DeliveryUpsert] = []
         attempts: list[AttemptInsert] = []
         offsets: dict[tuple[str, int], int] = {}
-        dead_lettered = 0
+        letters = Acks(producer, timeout_s=DEAD_LETTER_TIMEOUT_S)
         for message in messages:
             error = message.error()
             topic, partition, offset = message.topic(), message.partition(), message.offset()
@@ -212,11 +215,12 @@ class Projector:
             except UndecodableRecord as exc:
                 self._undecodable.inc()
                 if self._topics[topic] != "dead-letters":  # never dead-letter a dead letter
-                    dead_letter_undecodable(self._settings, runtime.codec, producer, message, exc)
-                    dead_lettered += 1
+                    dead_letter_undecodable(self._settings, runtime.codec, letters, message, exc)
                 log.error("projector: %s", exc.at(topic, partition, offset))  # noqa: TRY400
-        if dead_lettered and producer.flush(30) > 0:
-            raise ProjectionError("projector", "dead letters not acknowledged in time")
+        try:  # before the offsets move past the records they stand for
+            letters.wait()
+        except ProduceFailed as exc:
+            raise ProjectionError("projector", f"dead letter not written: {exc}") from exc
         started = time.perf_counter()
         assert self._conn is not None
         apply_batch(

@@ -28,7 +28,9 @@ from core.commands import event_body, new_command
 from core.delivery_status import RECOVERABLE
 from core.records import DeliveryCommand, DomainEvent, Job, Subscription, utc_ms
 from core.replay import selects
+from hookline.runtime.errors import ProduceFailed, ProduceTimeout
 from hookline.runtime.kafka import reader_config
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_table import SubscriptionTable
 from schemas.errors import SchemaError
@@ -101,26 +103,31 @@ class JobRunner:
         self._producer = producer
         self._subscriptions = subscriptions
         self._conn = conn
-        self._errors: list[KafkaError] = []
+        self._acks = Acks(producer, timeout_s=FLUSH_TIMEOUT_S)
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            self._errors.append(error)
-
     def _flush(self) -> None:
-        if self._producer.flush(FLUSH_TIMEOUT_S) > 0:
-            raise JobFailed("Kafka did not acknowledge the commands in time")
-        if self._errors:
-            raise JobFailed(f"Kafka refused a command: {self._errors[0].str()}")
+        """Wait for what was produced since the last flush; the next step starts afresh."""
+        acks, self._acks = self._acks, Acks(self._producer, timeout_s=FLUSH_TIMEOUT_S)
+        try:
+            acks.wait()
+        except ProduceTimeout as exc:
+            raise JobFailed("Kafka did not acknowledge the commands in time") from exc
+        except ProduceFailed as exc:
+            raise JobFailed(f"Kafka refused a command: {exc.reason}") from exc
+
+    def _produce(self, topic: str, key: str, value: bytes) -> None:
+        try:
+            self._acks.produce(topic, key=key, value=value)
+        except ProduceFailed as exc:
+            raise JobFailed(f"Kafka refused a command: {exc.reason}") from exc
 
     def _emit(self, command: DeliveryCommand) -> None:
-        self._producer.produce(
+        self._produce(
             self._settings.topic("deliveries"),
-            key=command.subscription_id,
-            value=self._codec.encode_delivery_command(command),
-            on_delivery=self._delivered,
+            command.subscription_id,
+            self._codec.encode_delivery_command(command),
         )
         self._producer.poll(0)
 
@@ -128,12 +135,7 @@ class JobRunner:
         """Flush the commands so far, then record `job` on the control topic."""
         self._flush()
         job = dataclasses.replace(job, updated_at=max(_now(), job.updated_at))
-        self._producer.produce(
-            self._settings.topic("control"),
-            key=job.id,
-            value=self._codec.encode_job(job),
-            on_delivery=self._delivered,
-        )
+        self._produce(self._settings.topic("control"), job.id, self._codec.encode_job(job))
         self._flush()
         return job
 
@@ -150,7 +152,8 @@ class JobRunner:
         except Cancelled:
             raise
         except Exception as exc:  # the job's outermost loop: record it failed, never stop
-            self._errors.clear()
+            # the job's own refusals must not fail the record of its end
+            self._acks = Acks(self._producer, timeout_s=FLUSH_TIMEOUT_S)
             if isinstance(exc, JobFailed):
                 log.warning("job %s failed: %s", job.id, exc)
                 reason = str(exc)

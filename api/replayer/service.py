@@ -31,7 +31,9 @@ from api.model.undecodable import dead_letter_undecodable
 from api.replayer.job_runner import Cancelled, JobRunner
 from core.records import Job
 from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.errors import ProduceFailed
 from hookline.runtime.kafka import consumer_config, producer_config
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_table import SubscriptionTable
 from schemas.errors import UndecodableRecord
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_ID: Final = "hookline-replayer"
 READY_TIMEOUT_S: Final = 60.0
+DEAD_LETTER_TIMEOUT_S: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +169,12 @@ class Replayer:
         try:
             job = runtime.codec.decode_job(value)
         except UndecodableRecord as exc:
-            dead_letter_undecodable(self._settings, runtime.codec, producer, message, exc)
-            producer.flush(30)
+            letter = Acks(producer, timeout_s=DEAD_LETTER_TIMEOUT_S)
+            dead_letter_undecodable(self._settings, runtime.codec, letter, message, exc)
+            try:
+                letter.wait()
+            except ProduceFailed as failed:
+                raise ProjectionError("replayer", f"dead letter not written: {failed}") from exc
             return
         previous = self._state.latest.get(job.id)
         job = latest_state(None if previous is None else previous[0], job)

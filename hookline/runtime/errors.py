@@ -3,7 +3,9 @@
 HooklineError (core.errors)
  ├── SettingsError        a setting is missing or malformed: stop start-up with its one line
  ├── LocalStackError      the local Kafka or PostgreSQL could not be installed or started
- └── TopicError           a topic is missing or has the wrong policy and cannot be fixed here
+ ├── TopicError           a topic is missing or has the wrong policy and cannot be fixed here
+ └── ProduceFailed        Kafka refused a record or never acknowledged it: do not move past it
+      └── ProduceTimeout      the local queue stayed full, or the acknowledgement did not come
 """
 
 from __future__ import annotations
@@ -30,3 +32,20 @@ class TopicError(HooklineError):
         super().__init__(f"topic {topic}: {reason}")
         self.topic = topic
         self.reason = reason
+
+
+class ProduceFailed(HooklineError):
+    """A record Kafka refused, or will never acknowledge: whatever depends on it (an offset,
+    a database mark) must not move on; retry the whole step or stop."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"producing to {topic}: {reason}")
+        self.topic = topic
+        self.reason = reason
+
+
+class ProduceTimeout(ProduceFailed):
+    def __init__(self, topic: str, timeout_s: float, waited_for: str) -> None:
+        super().__init__(topic, f"{waited_for} not within {timeout_s:g} s")
+        self.timeout_s = timeout_s
+        self.waited_for = waited_for

@@ -15,7 +15,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from hookline.runtime.errors import ProduceFailed
 from hookline.runtime.kafka import is_transient, retry_transient
+from hookline.runtime.producing import Acks
 from schemas.errors import SchemaStoreError
 from schemas.registry import StoredSchema
 
@@ -60,21 +62,12 @@ class KafkaSchemaStore:
     def publish(self, key: str, value: str) -> None:
         if self._producer is None:
             self._producer = Producer(self._producer_config)
-        errors: list[KafkaError] = []
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                errors.append(err)
-
         try:
-            self._producer.produce(self.topic, value=value.encode(), key=key, on_delivery=delivered)
-            unsent = self._producer.flush(self._timeout_s)
-        except (KafkaException, BufferError) as exc:
-            raise SchemaStoreError(self.topic, f"publishing {key}: {exc}") from exc
-        if errors:
-            raise SchemaStoreError(self.topic, f"publishing {key}: {errors[0].str()}")
-        if unsent:
-            raise SchemaStoreError(self.topic, f"publishing {key}: not acknowledged in time")
+            Acks(self._producer, timeout_s=self._timeout_s).write(
+                self.topic, key=key, value=value.encode()
+            )
+        except ProduceFailed as exc:
+            raise SchemaStoreError(self.topic, f"publishing {key}: {exc.reason}") from exc
 
     def read_new(self) -> list[StoredSchema]:
         """Read to the end offsets; a broker that is recovering is waited for (bounded)."""

@@ -6,11 +6,13 @@ Kafka acknowledged the write (acks=all).
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Producer
 
 from core.errors import HooklineError
 from core.records import Subscription
+from hookline.runtime.errors import ProduceFailed
 from hookline.runtime.kafka import producer_config
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from schemas.records_avro import RecordCodec
 
@@ -34,21 +36,10 @@ class SubscriptionLog:
         self._write(subscription_id, None, timeout_s)
 
     def _write(self, key: str, value: bytes | None, timeout_s: float) -> None:
-        errors: list[KafkaError] = []
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                errors.append(err)
-
         try:
-            self._producer.produce(self._topic, key=key, value=value, on_delivery=delivered)
-            unsent = self._producer.flush(timeout_s)
-        except (KafkaException, BufferError) as exc:
-            raise SubscriptionWriteError(key, str(exc)) from exc
-        if errors:
-            raise SubscriptionWriteError(key, errors[0].str())
-        if unsent:
-            raise SubscriptionWriteError(key, "not acknowledged in time")
+            Acks(self._producer, timeout_s=timeout_s).write(self._topic, key=key, value=value)
+        except ProduceFailed as exc:
+            raise SubscriptionWriteError(key, exc.reason) from exc
 
     def close(self) -> None:
         self._producer.flush(10)

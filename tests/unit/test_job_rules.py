@@ -174,22 +174,28 @@ def test_jobs_filter_by_status_and_kind() -> None:
 
 
 class _FakeProducer:
-    """Keeps what is produced; `flush` answers how many stay unacknowledged."""
+    """Keeps what is produced; `flush` acknowledges all but the last `unacknowledged`."""
 
     def __init__(self, *, unacknowledged: int = 0) -> None:
         self.produced: list[tuple[str, bytes]] = []
         self.unacknowledged = unacknowledged
+        self._callbacks: list[Callable[..., None]] = []
 
     def produce(
         self, topic: str, *, key: str, value: bytes, on_delivery: Callable[..., None]
     ) -> None:
         self.produced.append((topic, value))
+        self._callbacks.append(on_delivery)
 
     def poll(self, _timeout: float) -> int:
         return 0
 
     def flush(self, _timeout: float) -> int:
-        return self.unacknowledged
+        acknowledged = len(self._callbacks) - self.unacknowledged
+        for on_delivery in self._callbacks[:acknowledged]:
+            on_delivery(None, None)
+        del self._callbacks[:acknowledged]
+        return len(self._callbacks)
 
 
 class _BrokenConnection:

@@ -5,6 +5,7 @@ rows; an undecodable record is dead-lettered with its coordinates."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import uuid
@@ -15,13 +16,17 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from prometheus_client import CollectorRegistry
 
 from api.model.db import connect
+from api.model.errors import ProjectionError
+from api.projector.projection import stored_offsets
 from api.projector.service import Projector
 from core.records import DeadLetter, DeliveryAttempt, DeliveryCommand, utc_ms
+from core.undecodable import REASONS
 from hookline.runtime.codecs import CodecRuntime, open_codec
-from hookline.runtime.kafka import producer_config
+from hookline.runtime.kafka import admin_config, producer_config
 from hookline.runtime.settings import Settings
 from hookline.runtime.topics import ensure_topics
 from tests.integration.api.conftest import command, drop_schema, read_records
@@ -206,9 +211,10 @@ def test_history_rows_follow_the_records(settings: Settings, runtime: CodecRunti
     undecodable = [
         letter
         for letter in (runtime.codec.decode_dead_letter(r.value() or b"") for r in letters)
-        if letter.reason == "undecodable"
+        if letter.reason in REASONS
     ]
     assert len(undecodable) == 1
+    assert undecodable[0].reason == "unknown schema"  # its header names a schema nobody has
     assert undecodable[0].source_topic == settings.topic("attempts")
     assert undecodable[0].raw_value == b"\xc3\x01not avro at all"
 
@@ -240,3 +246,79 @@ def test_rebuild_reproduces_the_same_rows(settings: Settings, runtime: CodecRunt
     finally:
         rebuilt.stop()
     assert _snapshot(settings) == original
+
+
+class _Stopping:
+    """The projector on a thread that keeps the error it stopped with."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+        projector = Projector(settings, CollectorRegistry())
+
+        def run() -> None:
+            try:
+                projector.run(self.stopping)
+            except ProjectionError as exc:  # kept for the test to assert on
+                self.error = exc
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def _stored_offset(settings: Settings, topic: str, partition: int) -> int | None:
+    try:
+        with connect(settings) as conn:
+            return stored_offsets(conn, [topic]).get((topic, partition))
+    except psycopg.errors.UndefinedTable:
+        return None
+
+
+def test_a_dead_letter_kafka_refuses_stops_the_projector_before_its_offset(
+    settings: Settings, runtime: CodecRuntime
+) -> None:
+    """Regression: the projector produced dead letters without a delivery callback, so a
+    letter the broker refused was lost while the offset of its record was stored past it."""
+    letters = settings.topic("dead-letters")
+    admin = AdminClient(admin_config(settings))
+    limit = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        letters,
+        incremental_configs=[
+            ConfigEntry("max.message.bytes", "1024", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    for future in admin.incremental_alter_configs([limit]).values():
+        future.result()
+    attempts = settings.topic("attempts")
+    placed: list[int] = []
+    producer = Producer(producer_config(settings, client_id="test-writer"))
+    producer.produce(
+        attempts,
+        partition=0,
+        key=b"garbage",
+        value=b"\xc3\x01" + os.urandom(8 * 1024),  # its letter carries it: over the limit
+        on_delivery=lambda _err, msg: placed.append(msg.offset()),
+    )
+    assert producer.flush(30) == 0
+    [offset] = placed
+
+    stopping = _Stopping(settings)
+    try:
+        _wait(
+            lambda: (
+                not stopping.thread.is_alive()
+                or (_stored_offset(settings, attempts, 0) or 0) > offset
+            ),
+            timeout_s=60,
+        )
+    finally:
+        stopping.stop()
+    assert isinstance(stopping.error, ProjectionError)
+    assert "dead letter not written" in str(stopping.error)
+    assert (_stored_offset(settings, attempts, 0) or 0) <= offset

@@ -15,7 +15,6 @@ from core.records import DomainEvent
 from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
-from router.routing import REASON_NO_SCHEMA, REASON_UNDECODABLE
 from tests.factories import subscription
 
 from .conftest import (
@@ -172,7 +171,7 @@ def test_a_poison_record_is_dead_lettered_and_routing_continues(
         assert letters_reader.messages[0].key() == b"t-poison"
     finally:
         letters_reader.close()
-    reason = REASON_UNDECODABLE if poison == "garbage" else REASON_NO_SCHEMA
+    reason = "undecodable" if poison == "garbage" else "unknown schema"
     assert letter.reason == reason
     assert letter.error is not None
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
