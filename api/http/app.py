@@ -153,6 +153,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         pool = await open_pool(settings)
         for table in (subscriptions, jobs):
             if not await asyncio.to_thread(table.wait_ready, READY_TIMEOUT_S):
+                table.check()
                 raise Unavailable(f"{type(table).__name__} not caught up in time")
         app[RESOURCES] = Resources(
             codec=codec,

@@ -74,10 +74,11 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "/healthz",
             system.healthz,
             "healthz",
-            "Liveness",
+            "Liveness: 503 names a table whose reader stopped (restart the process)",
             "system",
             {200: Answer("alive", HEALTH)},
             public=True,
+            errors=(503,),
         ),
         Operation(
             "GET",

@@ -22,7 +22,7 @@ from api.http.context import (
     settings,
 )
 from api.http.views import event_type_view
-from api.model.errors import InvalidInput
+from api.model.errors import InvalidInput, Unavailable
 from core.errors import InvalidField
 from core.records import DomainEvent, JsonValue, Ref, utc_ms
 from core.tokens import check_tenant
@@ -87,7 +87,13 @@ async def create_token(request: web.Request) -> web.Response:
     return answer({"token": token, "tenant": tenant}, status=201)
 
 
-async def healthz(_request: web.Request) -> web.Response:
+async def healthz(request: web.Request) -> web.Response:
+    """200 while the process can work; a table whose reader stopped is never restarted, so
+    503 names it: the process must be restarted."""
+    res = resources(request)
+    for name, table in (("subscriptions", res.subscriptions), ("jobs", res.jobs)):
+        if table.failure is not None:
+            raise Unavailable(f"the {name} table stopped: {table.failure}")
     return answer({"status": "ok"})
 
 
@@ -105,7 +111,7 @@ async def readyz(request: web.Request) -> web.Response:
     """200 when the tables are caught up and Kafka and PostgreSQL answer; else 503."""
     res = resources(request)
     checks = {
-        "subscriptions": res.subscriptions.ready and res.subscriptions.failure is None,
+        "subscriptions": res.subscriptions.ready,
         "jobs": res.jobs.ready,
         "postgres": await _postgres_answers(request),
         "kafka": await asyncio.to_thread(res.producer.reachable, CHECK_TIMEOUT_S),

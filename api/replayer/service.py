@@ -106,6 +106,7 @@ class Replayer:
         try:
             subscriptions.start()
             if not subscriptions.wait_ready(READY_TIMEOUT_S):
+                subscriptions.check()
                 raise ProjectionError("replayer", "the subscriptions table is not caught up")
             runner = JobRunner(self._settings, runtime.codec, producer, subscriptions, conn)
             consumer = Consumer(
@@ -120,6 +121,7 @@ class Replayer:
                     self._take(runtime, producer, message)
                 if self._failure is not None:
                     raise ProjectionError("replayer", f"cannot run jobs: {self._failure}")
+                subscriptions.check()  # the jobs read it: a stopped table stops the replayer
                 self._start_jobs(worker, runner)
                 state = self._state
                 if state.assigned_once and state.assigned <= state.caught_up:

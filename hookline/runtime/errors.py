@@ -4,8 +4,10 @@ HooklineError (core.errors)
  ├── SettingsError        a setting is missing or malformed: stop start-up with its one line
  ├── LocalStackError      the local Kafka or PostgreSQL could not be installed or started
  ├── TopicError           a topic is missing or has the wrong policy and cannot be fixed here
- └── ProduceFailed        Kafka refused a record or never acknowledged it: do not move past it
-      └── ProduceTimeout      the local queue stayed full, or the acknowledgement did not come
+ ├── ProduceFailed        Kafka refused a record or never acknowledged it: do not move past it
+ │    └── ProduceTimeout      the local queue stayed full, or the acknowledgement did not come
+ └── TableError           a table of a compacted topic cannot be read (its topic is missing, its
+                          reader stopped): the service that keeps the table stops with it
 """
 
 from __future__ import annotations
@@ -49,3 +51,10 @@ class ProduceTimeout(ProduceFailed):
         super().__init__(topic, f"{waited_for} not within {timeout_s:g} s")
         self.timeout_s = timeout_s
         self.waited_for = waited_for
+
+
+class TableError(HooklineError):
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"table of {topic}: {reason}")
+        self.topic = topic
+        self.reason = reason
