@@ -40,10 +40,6 @@ class ApiError(Exception):
         super().__init__(detail)
         self.detail = detail
 
-    @property
-    def problem_type(self) -> str:
-        return PROBLEM_TYPE_BASE + self.slug
-
 
 class BadRequest(ApiError):
     status = 400
