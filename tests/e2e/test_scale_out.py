@@ -28,6 +28,7 @@ from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.topics import ensure_topics
 from producers.publisher import Publisher
 from tests.e2e.conftest import ServiceProcess, group_assignment, receiver_in_thread, wait_for
+from tests.factories import subscription
 from tests.integration.router.conftest import CommittedReader
 
 pytestmark = pytest.mark.e2e
@@ -84,20 +85,14 @@ def _write_subscriptions(
         for n, sub_id in enumerate(_subscription_ids(settings.partitions)):
             secret = generate_secret()
             receiver.secrets.append(secret)
-            sub = Subscription(
-                id=sub_id,
+            sub = subscription(
+                sub_id,
+                "task.created",
+                at=now,
                 tenant="default",
                 url=receiver.url(f"/s{n}"),
-                event_types=("task.created",),
                 filter={"project_id": f"p-{n % PROJECTS}"},
                 description="scale-out test",
-                headers={},
-                rate_limit=None,
-                ordered=False,
-                status="active",
-                created_at=now,
-                updated_at=now,
-                version=1,
                 secrets=(StoredSecret(box.seal(secret, subscription_id=sub_id), None),),
             )
             log.put(sub)

@@ -14,28 +14,13 @@ from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.subscription_table import SubscriptionTable
 from hookline.runtime.topics import ensure_topics
+from tests.factories import subscription
 
 pytestmark = pytest.mark.integration
 
 
 def _subscription(n: int) -> Subscription:
-    now = datetime.now(UTC)
-    return Subscription(
-        id=f"sub-{n}",
-        tenant="acme",
-        url=f"https://example.com/hook/{n}",
-        event_types=("task.*",),
-        filter={},
-        description="",
-        headers={},
-        rate_limit=None,
-        ordered=False,
-        status="active",
-        created_at=now,
-        updated_at=now,
-        version=1,
-        secrets=(),
-    )
+    return subscription(f"sub-{n}", "task.*", at=datetime.now(UTC))
 
 
 @pytest.fixture

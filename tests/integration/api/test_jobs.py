@@ -26,6 +26,7 @@ from hookline.runtime.codecs import open_codec
 from hookline.runtime.kafka import producer_config
 from hookline.runtime.settings import Settings
 from schemas.records_avro import RecordCodec
+from tests.factories import subscription
 from tests.integration.api.conftest import Api, command, read_records, subscription_body
 
 pytestmark = pytest.mark.integration
@@ -191,25 +192,10 @@ def test_a_job_left_running_resumes_from_its_progress(settings: Settings) -> Non
     runtime = open_codec(settings, client_id="test-resume")
     producer = Producer(producer_config(settings, client_id="test-resume"))
     codec = runtime.codec
-    from core.records import DomainEvent, Ref, Subscription
+    from core.records import DomainEvent, Ref
 
     now = utc_ms(datetime.now(UTC))
-    sub = Subscription(
-        id="sub-resume",
-        tenant="default",
-        url="https://example.com/h",
-        event_types=("*",),
-        filter={},
-        description="",
-        headers={},
-        rate_limit=None,
-        ordered=False,
-        status="active",
-        created_at=now,
-        updated_at=now,
-        version=1,
-        secrets=(),
-    )
+    sub = subscription("sub-resume", "*", at=now, tenant="default")
     producer.produce(
         settings.topic("subscriptions"), key=sub.id, value=codec.encode_subscription(sub)
     )

@@ -38,6 +38,7 @@ from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.subscription_table import SubscriptionTable
 from hookline.runtime.topics import ensure_topics
 from schemas.records_avro import RecordCodec
+from tests.factories import subscription
 
 LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
 
@@ -95,20 +96,16 @@ class Kit:
             sealed = self.box.seal(previous_secret, subscription_id=sub_id)
             stored.append(StoredSecret(sealed, expires))
             self.secrets[sub_id].append(previous_secret)
-        sub = Subscription(
-            id=sub_id,
+        sub = subscription(
+            sub_id,
+            "*",
+            at=now,
             tenant=tenant,
             url=url,
-            event_types=("*",),
-            filter={},
-            description="test",
             headers=dict(headers or {}),
             rate_limit=rate_limit,
             ordered=ordered,
-            status=status,  # type: ignore[arg-type]
-            created_at=now,
-            updated_at=now,
-            version=1,
+            status=status,
             secrets=tuple(stored),
         )
         self.log.put(sub)
