@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from core.records import Subscription
-from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.subscription_table import SubscriptionTable
-from hookline.runtime.topics import ensure_topics
 from tests.factories import subscription
 
 pytestmark = pytest.mark.integration
@@ -21,14 +19,6 @@ pytestmark = pytest.mark.integration
 
 def _subscription(n: int) -> Subscription:
     return subscription(f"sub-{n}", "task.*", at=datetime.now(UTC))
-
-
-@pytest.fixture
-def runtime(settings: Settings) -> Iterator[CodecRuntime]:
-    ensure_topics(settings)
-    runtime = open_codec(settings, client_id="test")
-    yield runtime
-    runtime.close()
 
 
 def test_table_is_ready_only_after_reading_what_was_there(
