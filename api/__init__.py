@@ -1,2 +1,2 @@
 """The admin API of hookline, the delivery-history read model it serves (projector) and the
-replayer that runs replay, recover and redeliver jobs."""
+replayer that runs replay and recover jobs."""

@@ -91,15 +91,9 @@ def _subscriptions(settings: Settings, codec: RecordCodec, url: str, n: int) -> 
             tenant="bench",
             url=f"{url}/s{i}",
             event_types=("*",),
-            filter={},
             description="bench",
-            headers={},
-            rate_limit=None,
-            ordered=False,
-            status="active",
             created_at=now,
             updated_at=now,
-            version=1,
             secrets=(StoredSecret(sealed, None),),
         )
         log.put(sub)

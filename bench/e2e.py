@@ -140,15 +140,10 @@ def write_subscriptions(
                 tenant=f"t{i}",
                 url=f"{url}/{kind}/{i}",
                 event_types=("*",),
-                filter={},
                 description="bench",
-                headers={},
-                rate_limit=None,
                 ordered=kind in ORDERED_KINDS,
-                status="active",
                 created_at=now,
                 updated_at=now,
-                version=1,
                 secrets=(StoredSecret(box.seal(generate_secret(), subscription_id=sub_id), None),),
             )
             log.put(sub)

@@ -59,15 +59,9 @@ def _subscription(
         url=f"https://hooks.example.com/{n}",
         event_types=types,
         filter=filter or {},
-        description="",
-        headers={},
-        rate_limit=None,
-        ordered=False,
         status=status,
         created_at=now,
         updated_at=now,
-        version=1,
-        secrets=(),
     )
 
 

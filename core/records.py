@@ -1,6 +1,9 @@
 """The domain records hookline passes between its services, as frozen values with no I/O.
 
 Every Kafka topic carries one of these; `schemas.records_avro` maps them to and from Avro.
+The wide records are built by keyword. A field has a default exactly where its Avro schema
+has one (a reader of an older record gets the same value); an attempt and a dead letter
+have none, since each of their fields says what happened and must be stated.
 Datetimes are timezone-aware UTC with millisecond precision (the Avro `timestamp-millis`
 resolution), so a record survives an encode/decode round trip unchanged.
 """
@@ -8,7 +11,7 @@ resolution), so a record survives an encode/decode round trip unchanged.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
@@ -35,7 +38,7 @@ class Ref:
     id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DomainEvent:
     """One thing that happened, carrying the entity's full state in `data` (JSON-ready).
 
@@ -48,7 +51,7 @@ class DomainEvent:
     tenant: str
     occurred_at: datetime
     subject: Ref
-    actor: Ref | None
+    actor: Ref | None = None
     data: Mapping[str, JsonValue]
     changes: Mapping[str, JsonValue] | None = None
     trace: str | None = None
@@ -68,7 +71,7 @@ class StoredSecret:
 SubscriptionStatus = Literal["active", "paused", "disabled"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Subscription:
     """An endpoint's wish to receive some event types; a tombstone on the topic deletes it."""
 
@@ -76,22 +79,22 @@ class Subscription:
     tenant: str
     url: str
     event_types: tuple[str, ...]
-    filter: Mapping[str, FilterValue]
-    description: str
-    headers: Mapping[str, str]
-    rate_limit: float | None
-    ordered: bool
-    status: SubscriptionStatus
+    filter: Mapping[str, FilterValue] = field(default_factory=dict)
+    description: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    rate_limit: float | None = None
+    ordered: bool = False
+    status: SubscriptionStatus = "active"
     created_at: datetime
     updated_at: datetime
-    version: int
-    secrets: tuple[StoredSecret, ...]
+    version: int = 1
+    secrets: tuple[StoredSecret, ...] = ()
 
 
 DeliveryOrigin = Literal["route", "replay", "recover", "redeliver", "test"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryCommand:
     """One event to send to one subscription; `payload` is the exact JSON body to POST.
 
@@ -106,18 +109,18 @@ class DeliveryCommand:
     subscription_id: str
     occurred_at: datetime
     payload: bytes
-    attempt: int
+    attempt: int = 0
     created_at: datetime
-    not_before: datetime | None
-    origin: DeliveryOrigin
-    job_id: str | None
-    last_error: str | None
+    not_before: datetime | None = None
+    origin: DeliveryOrigin = "route"
+    job_id: str | None = None
+    last_error: str | None = None
 
 
 AttemptOutcome = Literal["delivered", "retrying", "dead", "failed"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryAttempt:
     """The outcome of one HTTP attempt; `status_code` is None when no response came back."""
 
@@ -136,7 +139,7 @@ class DeliveryAttempt:
     next_attempt_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeadLetter:
     """A delivery that ran out of attempts, or a record that could not be decoded.
 
@@ -160,21 +163,21 @@ JobKind = Literal["replay", "recover", "redeliver"]
 JobStatus = Literal["running", "done", "failed", "cancelled"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     """A replay, recover or redeliver job and its progress, keyed by id on `hookline.control`."""
 
     id: str
     kind: JobKind
     tenant: str
-    subscription_id: str | None
-    delivery_id: str | None
-    since: datetime | None
-    until: datetime | None
-    event_types: tuple[str, ...]
-    status: JobStatus
-    scanned: int
-    emitted: int
-    error: str | None
+    subscription_id: str | None = None
+    delivery_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    event_types: tuple[str, ...] = ()
+    status: JobStatus = "running"
+    scanned: int = 0
+    emitted: int = 0
+    error: str | None = None
     created_at: datetime
     updated_at: datetime

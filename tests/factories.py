@@ -1,36 +1,25 @@
-"""Record factories shared by the tests: one way to build a plain Subscription."""
+"""Record factories shared by the tests: one way to build a Subscription."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
-from core.records import FilterValue, Subscription, SubscriptionStatus
+from core.records import Subscription
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
 
 
-def subscription(
-    sub_id: str,
-    *types: str,
-    tenant: str = "acme",
-    status: SubscriptionStatus = "active",
-    filter: Mapping[str, FilterValue] | None = None,
-) -> Subscription:
-    """An unsigned subscription (no secrets) to `types`, created and updated at NOW."""
-    return Subscription(
+def subscription(sub_id: str, *types: str, at: datetime = NOW, **changes: Any) -> Subscription:
+    """An active, unsigned subscription of tenant acme to `types`, created and updated `at`;
+    `changes` names any other field to set (`tenant=`, `secrets=`, `status=`...)."""
+    sub = Subscription(
         id=sub_id,
-        tenant=tenant,
+        tenant="acme",
         url=f"https://example.com/hooks/{sub_id}",
         event_types=types,
-        filter=filter or {},
-        description="",
-        headers={},
-        rate_limit=None,
-        ordered=False,
-        status=status,
-        created_at=NOW,
-        updated_at=NOW,
-        version=1,
-        secrets=(),
+        created_at=at,
+        updated_at=at,
     )
+    return dataclasses.replace(sub, **changes)

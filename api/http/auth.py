@@ -24,10 +24,6 @@ class Principal:
 
     tenant: str | None
 
-    @property
-    def is_admin(self) -> bool:
-        return self.tenant is None
-
     def can_see(self, tenant: str) -> bool:
         return self.tenant is None or self.tenant == tenant
 

@@ -168,13 +168,6 @@ def mapping(values: Kind[T], *, max_fields: int) -> Kind[dict[str, T]]:
     return Kind(schema, parse)
 
 
-def any_json() -> Kind[JsonValue]:
-    def parse(value: object, path: str) -> JsonValue:
-        return cast(JsonValue, value)
-
-    return Kind({}, parse)
-
-
 def scalar() -> Kind[str | int | float | bool | None]:
     def parse(value: object, path: str) -> str | int | float | bool | None:
         if value is None or isinstance(value, str | int | float | bool):

@@ -47,10 +47,6 @@ class ApiError(HooklineError):
         super().__init__(detail)
         self.detail = detail
 
-    @property
-    def problem_type(self) -> str:
-        return PROBLEM_TYPE_BASE + self.slug
-
 
 class BadRequest(ApiError):
     status = 400

@@ -199,9 +199,3 @@ def recoverable(
             [subscription_id, list(statuses), since],
         )
         return cur.fetchall()
-
-
-def stored_command_sync(conn: psycopg.Connection[object], delivery_id: str) -> StoredCommand | None:
-    with conn.cursor(row_factory=class_row(StoredCommand)) as cur:
-        cur.execute(_STORED + " AND delivery_id = %s", [delivery_id])
-        return cur.fetchone()

@@ -26,25 +26,20 @@ def new_job(
     *,
     tenant: str,
     subscription_id: str | None,
-    delivery_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     event_types: tuple[str, ...] = (),
 ) -> Job:
+    """A job just asked for: running, nothing scanned yet."""
     now = utc_ms(datetime.now(UTC))
     return Job(
         id=str(uuid.uuid4()),
         kind=kind,
         tenant=tenant,
         subscription_id=subscription_id,
-        delivery_id=delivery_id,
         since=None if since is None else utc_ms(since),
         until=None if until is None else utc_ms(until),
         event_types=event_types,
-        status="running",
-        scanned=0,
-        emitted=0,
-        error=None,
         created_at=now,
         updated_at=now,
     )

@@ -1,1 +1,1 @@
-"""The replayer: runs replay, recover and redeliver jobs from the control topic."""
+"""The replayer: runs replay and recover jobs from the control topic."""

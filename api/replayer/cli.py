@@ -1,4 +1,4 @@
-"""`hookline replayer`: runs replay, recover and redeliver jobs."""
+"""`hookline replayer`: runs replay and recover jobs."""
 
 from __future__ import annotations
 
@@ -18,4 +18,4 @@ def replayer_command(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(Replayer(settings, CollectorRegistry()))
 
 
-COMMANDS = (Command("replayer", "runs replay, recover and redeliver jobs", replayer_command),)
+COMMANDS = (Command("replayer", "runs replay and recover jobs", replayer_command),)

@@ -1,4 +1,4 @@
-"""The replayer: runs the replay, recover and redeliver jobs found on `hookline.control`.
+"""The replayer: runs the replay and recover jobs found on `hookline.control`.
 
 Jobs are spread over replayers by the control topic's partitions (a consumer group). The
 group never commits offsets: on every assignment a replayer reads its partitions from the

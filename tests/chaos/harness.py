@@ -40,6 +40,7 @@ from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from producers.errors import PublishFailed
 from producers.publisher import Publisher
+from tests.factories import subscription
 
 SERVICES: Final = ("router", "deliverer", "projector")
 EVENT_TYPES: Final = ("task.created", "task.assigned", "meeting.ended")
@@ -193,20 +194,14 @@ def subscribe(settings: Settings, base_url: str) -> Subscribed:
             sub_id = str(uuid.uuid4())
             secret = generate_secret()
             now = utc_ms(datetime.now(UTC))
-            sub = Subscription(
-                id=sub_id,
+            sub = subscription(
+                sub_id,
+                *route.event_types,
+                at=now,
                 tenant=route.tenant,
                 url=base_url + route.path,
-                event_types=route.event_types,
                 filter=dict(route.filter),
                 description=f"chaos {route.name}",
-                headers={},
-                rate_limit=None,
-                ordered=False,
-                status="active",
-                created_at=now,
-                updated_at=now,
-                version=1,
                 secrets=(StoredSecret(box.seal(secret, subscription_id=sub_id), None),),
             )
             log.put(sub)

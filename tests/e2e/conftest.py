@@ -8,9 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Final
@@ -84,21 +83,6 @@ class ServiceProcess:
             self.process.kill()
             self.process.wait(10)
         self._sink.close()
-
-
-def wait_for(
-    condition: Callable[[], bool],
-    *,
-    timeout_s: float,
-    what: str,
-    detail: Callable[[], object] = lambda: "",
-    interval_s: float = 0.1,
-) -> None:
-    """Poll `condition()` until true, failing with `what` and `detail()` past the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s {detail()}"
-        time.sleep(interval_s)
 
 
 @contextmanager

@@ -27,8 +27,10 @@ from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.topics import ensure_topics
 from producers.publisher import Publisher
-from tests.e2e.conftest import ServiceProcess, group_assignment, receiver_in_thread, wait_for
+from tests.e2e.conftest import ServiceProcess, group_assignment, receiver_in_thread
+from tests.factories import subscription
 from tests.integration.router.conftest import CommittedReader
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -84,20 +86,14 @@ def _write_subscriptions(
         for n, sub_id in enumerate(_subscription_ids(settings.partitions)):
             secret = generate_secret()
             receiver.secrets.append(secret)
-            sub = Subscription(
-                id=sub_id,
+            sub = subscription(
+                sub_id,
+                "task.created",
+                at=now,
                 tenant="default",
                 url=receiver.url(f"/s{n}"),
-                event_types=("task.created",),
                 filter={"project_id": f"p-{n % PROJECTS}"},
                 description="scale-out test",
-                headers={},
-                rate_limit=None,
-                ordered=False,
-                status="active",
-                created_at=now,
-                updated_at=now,
-                version=1,
                 secrets=(StoredSecret(box.seal(secret, subscription_id=sub_id), None),),
             )
             log.put(sub)
@@ -179,7 +175,7 @@ def test_two_routers_and_two_deliverers_split_the_work_and_survive_a_graceful_st
             # other has deliveries in flight makes it give up partitions mid-delivery, and
             # the new owner sends those again (at least once; see the report)
             for group in ("router", "deliverer"):
-                wait_for(partial(both_assigned, group), timeout_s=60, what=f"two {group}s")
+                eventually(partial(both_assigned, group), f"two {group}s", timeout_s=60)
             publisher.start()
 
             def all_working() -> bool:
@@ -195,17 +191,17 @@ def test_two_routers_and_two_deliverers_split_the_work_and_survive_a_graceful_st
                     d.name: d.metric(DELIVERED) for d in deliverers
                 }
 
-            wait_for(
+            eventually(
                 all_working,
+                "every instance doing some of the work",
                 timeout_s=60,
-                what="every instance doing some of the work",
                 detail=lambda: (work(), len(publisher.published), len(receiver.received)),
             )
             publisher.go_on.set()
-            wait_for(
+            eventually(
                 lambda: len(publisher.published) >= EVENTS // 2 + 2 * CHUNK,
+                "publishing past the middle",
                 timeout_s=30,
-                what="publishing past the middle",
             )
             # midway: one of each stops gracefully while events keep coming
             stopped_router, stopped_deliverer = routers[1], deliverers[1]
@@ -230,7 +226,7 @@ def test_two_routers_and_two_deliverers_split_the_work_and_survive_a_graceful_st
                 )
                 return {(r.webhook_id, r.path) for r in receiver.received} >= expected
 
-            wait_for(everything_arrived, timeout_s=60, what="every webhook arriving")
+            eventually(everything_arrived, "every webhook arriving", timeout_s=60)
             shares = {
                 "routers": [r.metric(ROUTED) for r in routers],
                 "deliverers": [d.metric(DELIVERED) for d in deliverers],

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from hookline.app.localstack.process import free_port
 from hookline.app.receiver import Receiver
 from tests.conftest import Services
+from tests.waiting import eventually, eventually_async
 
 pytestmark = pytest.mark.e2e
 
@@ -61,21 +61,22 @@ def running_up(
 
 
 def _wait_for_line(process: subprocess.Popen[str], marker: str, timeout_s: float) -> list[str]:
+    """The output lines up to the first holding `marker`."""
     assert process.stdout is not None
+    stdout = process.stdout
     seen: list[str] = []
-    deadline = time.monotonic() + timeout_s
-    os.set_blocking(process.stdout.fileno(), False)
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if line:
+    os.set_blocking(stdout.fileno(), False)
+
+    def marked() -> bool:
+        while line := stdout.readline():
             seen.append(line.rstrip())
             if marker in line:
-                return seen
-            continue
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"no {marker!r} within {timeout_s} s; output: {seen}")
+                return True
+        assert process.poll() is None, f"exited before {marker!r}; output: {seen}"
+        return False
+
+    eventually(marked, f"{marker!r} in the output", timeout_s=timeout_s, detail=lambda: seen)
+    return seen
 
 
 async def _deliver_one(api_url: str, token: str) -> Receiver:
@@ -95,9 +96,9 @@ async def _deliver_one(api_url: str, token: str) -> Receiver:
         async with api.post("/v1/events", json=event) as response:
             assert response.status == 202, await response.text()
             event_id = (await response.json())["id"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and event_id not in receiver.ids("/hook"):
-        await asyncio.sleep(0.1)
+    await eventually_async(
+        lambda: event_id in receiver.ids("/hook"), "the webhook arrives", timeout_s=60
+    )
     await receiver.stop()
     assert receiver.ids("/hook")[:1] == [event_id]
     assert receiver.received[0].verified

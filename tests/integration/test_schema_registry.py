@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from hookline.runtime.schema_store import KafkaSchemaStore
 from schemas.codec import AvroRecord, AvroSchema, decode, encode
 from schemas.errors import UndecodableRecord, UnknownWriterSchema
 from schemas.registry import SchemaRegistry
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -69,12 +69,12 @@ def _first_message(bootstrap: str, topic: str) -> Message:
     )
     try:
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def first() -> list[Message]:  # a list: a Message with an empty value is falsy
             msg = consumer.poll(1.0)
-            if msg is not None and msg.error() is None:
-                return msg
-        raise AssertionError(f"no message on {topic} within 30 s")
+            return [msg] if msg is not None and msg.error() is None else []
+
+        return eventually(first, f"a message on {topic}", interval_s=0)[0]
     finally:
         consumer.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -13,45 +13,21 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.records import Subscription
-from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.errors import TableError
 from hookline.runtime.kafka import admin_config, producer_config
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.subscription_table import SubscriptionTable
 from hookline.runtime.table import CompactedTable
-from hookline.runtime.topics import ensure_topics
 from schemas.errors import UndecodableRecord
+from tests.factories import subscription
 
 pytestmark = pytest.mark.integration
 
 
 def _subscription(n: int) -> Subscription:
-    now = datetime.now(UTC)
-    return Subscription(
-        id=f"sub-{n}",
-        tenant="acme",
-        url=f"https://example.com/hook/{n}",
-        event_types=("task.*",),
-        filter={},
-        description="",
-        headers={},
-        rate_limit=None,
-        ordered=False,
-        status="active",
-        created_at=now,
-        updated_at=now,
-        version=1,
-        secrets=(),
-    )
-
-
-@pytest.fixture
-def runtime(settings: Settings) -> Iterator[CodecRuntime]:
-    ensure_topics(settings)
-    runtime = open_codec(settings, client_id="test")
-    yield runtime
-    runtime.close()
+    return subscription(f"sub-{n}", "task.*", at=datetime.now(UTC))
 
 
 def test_table_is_ready_only_after_reading_what_was_there(

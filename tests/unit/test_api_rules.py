@@ -25,6 +25,7 @@ from core.subscription_rules import (
     check_url,
 )
 from core.tokens import check_tenant, generate_token, hash_token, same_token
+from tests.factories import subscription
 
 CATALOG = ("task.created", "task.assigned", "meeting.ended", "webhook.ping")
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -157,22 +158,7 @@ def test_filter_headers_and_rate_limit() -> None:
         check_rate_limit(0)
 
 
-BASE = Subscription(
-    id="s",
-    tenant="acme",
-    url="https://e.com",
-    event_types=("task.*",),
-    filter={},
-    description="",
-    headers={},
-    rate_limit=None,
-    ordered=False,
-    status="paused",
-    created_at=T0,
-    updated_at=T0,
-    version=1,
-    secrets=(),
-)
+BASE = subscription("s", "task.*", at=T0, status="paused")
 
 
 def _sub(**changes: Any) -> Subscription:

@@ -21,10 +21,11 @@ from api.model.errors import InvalidInput
 from api.model.jobs import JobQuery, job_key, latest_state, new_job, page_of_jobs
 from api.model.time_bounds import EARLIEST, LATEST, time_problem
 from api.replayer.job_runner import JobRunner, RunnerBroken
-from core.records import Job, JobKind, JobStatus
+from core.records import Job, JobKind, JobStatus, Subscription
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_table import SubscriptionTable
 from schemas.catalog import load_catalog
+from tests.factories import subscription
 from tests.unit.test_records_avro import make_codec
 
 BODIES = build_bodies(load_catalog().names(), ())
@@ -208,26 +209,34 @@ class _BrokenConnection:
         raise RuntimeError("boom")
 
 
+class _OneSubscription:
+    """The subscriptions table, holding the one subscription every job names."""
+
+    def wait_for(self, subscription_id: str, *, version: int | None, timeout_s: float) -> bool:
+        return True
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        return subscription(subscription_id, "order.created")
+
+
 def _runner(producer: _FakeProducer) -> JobRunner:
     settings = Settings(topic_prefix="unit")
     return JobRunner(
         settings,
         make_codec(),
         cast(Producer, producer),
-        cast(SubscriptionTable, None),  # a redeliver job never reads subscriptions
+        cast(SubscriptionTable, _OneSubscription()),
         cast(Any, _BrokenConnection()),
     )
 
 
-def _redeliver() -> Job:
-    return dataclasses.replace(
-        new_job("redeliver", tenant="acme", subscription_id=None), delivery_id="d1"
-    )
+def _recover() -> Job:
+    return new_job("recover", tenant="acme", subscription_id="s1", since=T0)
 
 
 def test_an_unexpected_error_ends_the_job_failed_with_its_reason() -> None:
     producer = _FakeProducer()
-    ended = _runner(producer).run(_redeliver(), threading.Event())
+    ended = _runner(producer).run(_recover(), threading.Event())
     assert ended.status == "failed"
     assert ended.error == "unexpected RuntimeError: boom"
     [(topic, value)] = producer.produced
@@ -237,7 +246,14 @@ def test_an_unexpected_error_ends_the_job_failed_with_its_reason() -> None:
 
 def test_an_end_that_cannot_be_recorded_breaks_the_runner() -> None:
     with pytest.raises(RunnerBroken, match="cannot record the end of job"):
-        _runner(_FakeProducer(unacknowledged=1)).run(_redeliver(), threading.Event())
+        _runner(_FakeProducer(unacknowledged=1)).run(_recover(), threading.Event())
+
+
+def test_a_redeliver_record_ends_failed_since_redelivery_is_no_job() -> None:
+    """The Avro contract admits the kind; the API redelivers at once and writes no such job."""
+    redeliver = new_job("redeliver", tenant="acme", subscription_id=None)
+    ended = _runner(_FakeProducer()).run(redeliver, threading.Event())
+    assert (ended.status, ended.error) == ("failed", "redeliver is not run as a job")
 
 
 def test_a_cancelled_job_survives_avro() -> None:

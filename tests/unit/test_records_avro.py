@@ -23,6 +23,7 @@ from schemas.codec import AvroSchema, encode
 from schemas.errors import InvalidEventData, UndecodableRecord, UnknownEventType
 from schemas.event_data import format_rfc3339, parse_rfc3339, to_json, validate
 from schemas.records_avro import RecordCodec, subscription_to_avro
+from tests.factories import subscription
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
 EVENT_ID = "5d1e6c3a-6f1b-4a57-9d3e-0d8f3b0f4a11"
@@ -95,19 +96,14 @@ def command(**overrides: Any) -> DeliveryCommand:
     return DeliveryCommand(**fields)
 
 
-def subscription(**overrides: Any) -> Subscription:
+def full_subscription(**overrides: Any) -> Subscription:
+    """A subscription with every field away from its default, so a round trip shows each."""
     fields: dict[str, Any] = {
-        "id": "s1",
-        "tenant": "acme",
-        "url": "https://example.com/hook",
-        "event_types": ("task.*", "meeting.ended"),
         "filter": {"project_id": "p1", "n": 3, "x": 1.5, "flag": True, "none": None},
         "description": "ops",
         "headers": {"x-team": "ops"},
         "rate_limit": 2.5,
         "ordered": True,
-        "status": "active",
-        "created_at": T0,
         "updated_at": T0 + timedelta(seconds=1),
         "version": 4,
         "secrets": (
@@ -115,8 +111,7 @@ def subscription(**overrides: Any) -> Subscription:
             StoredSecret(b"\x01" * 12 + b"old", T0 + timedelta(hours=24)),
         ),
     }
-    fields.update(overrides)
-    return Subscription(**fields)
+    return subscription("s1", "task.*", "meeting.ended", at=T0, **fields | overrides)
 
 
 # -- round trips ---------------------------------------------------------------------------
@@ -170,13 +165,16 @@ def test_omitted_optional_data_fields_take_their_defaults() -> None:
 
 def test_subscription_round_trips() -> None:
     codec = make_codec()
-    for original in (subscription(), subscription(filter={}, headers={}, rate_limit=None)):
+    for original in (
+        full_subscription(),
+        full_subscription(filter={}, headers={}, rate_limit=None),
+    ):
         assert codec.decode_subscription(codec.encode_subscription(original)) == original
 
 
 def test_subscription_filter_keeps_each_value_type() -> None:
     codec = make_codec()
-    decoded = codec.decode_subscription(codec.encode_subscription(subscription()))
+    decoded = codec.decode_subscription(codec.encode_subscription(full_subscription()))
     assert [type(v) for v in decoded.filter.values()] == [str, int, float, bool, type(None)]
 
 
@@ -192,11 +190,18 @@ def test_delivery_command_round_trips() -> None:
 
 def test_delivery_attempt_round_trips() -> None:
     codec = make_codec()
+    ids = {"delivery_id": "d1", "event_id": EVENT_ID, "event_type": "task.created"}
     for original in (
-        DeliveryAttempt("d1", EVENT_ID, "task.created", "s1", "acme", 1, T0, 200, 12, None,
-                        "ok", "delivered", None),
-        DeliveryAttempt("d1", EVENT_ID, "task.created", "s1", "acme", 2, T0, None, 15000,
-                        "timeout", None, "retrying", T0 + timedelta(minutes=5)),
+        DeliveryAttempt(
+            **ids, subscription_id="s1", tenant="acme", attempt=1, at=T0, status_code=200,
+            duration_ms=12, error=None, response_excerpt="ok", outcome="delivered",
+            next_attempt_at=None,
+        ),
+        DeliveryAttempt(
+            **ids, subscription_id="s1", tenant="acme", attempt=2, at=T0, status_code=None,
+            duration_ms=15000, error="timeout", response_excerpt=None, outcome="retrying",
+            next_attempt_at=T0 + timedelta(minutes=5),
+        ),
     ):  # fmt: skip
         assert codec.decode_delivery_attempt(codec.encode_delivery_attempt(original)) == original
 
@@ -204,11 +209,15 @@ def test_delivery_attempt_round_trips() -> None:
 def test_dead_letter_round_trips_with_a_command_or_raw_bytes() -> None:
     codec = make_codec()
     exhausted = DeadLetter(
-        "dl1", "exhausted", T0, "s1", command(attempt=8), "hookline.retry.10h", 2, 77, None, "503"
-    )
+        id="dl1", reason="exhausted", at=T0, subscription_id="s1", command=command(attempt=8),
+        source_topic="hookline.retry.10h", source_partition=2, source_offset=77, raw_value=None,
+        error="503",
+    )  # fmt: skip
     undecodable = DeadLetter(
-        "dl2", "undecodable", T0, None, None, "hookline.events", 0, 5, b"\x00garbage", "bad magic"
-    )
+        id="dl2", reason="undecodable", at=T0, subscription_id=None, command=None,
+        source_topic="hookline.events", source_partition=0, source_offset=5,
+        raw_value=b"\x00garbage", error="bad magic",
+    )  # fmt: skip
     for original in (exhausted, undecodable):
         assert codec.decode_dead_letter(codec.encode_dead_letter(original)) == original
 
@@ -216,10 +225,14 @@ def test_dead_letter_round_trips_with_a_command_or_raw_bytes() -> None:
 def test_job_round_trips() -> None:
     codec = make_codec()
     for original in (
-        Job("j1", "replay", "acme", "s1", None, T0, None, ("task.*",), "running", 10, 3, None,
-            T0, T0),
-        Job("j2", "redeliver", "acme", None, "d1", None, None, (), "failed", 0, 0, "gone", T0,
-            T0 + timedelta(seconds=3)),
+        Job(
+            id="j1", kind="replay", tenant="acme", subscription_id="s1", since=T0,
+            event_types=("task.*",), scanned=10, emitted=3, created_at=T0, updated_at=T0,
+        ),
+        Job(
+            id="j2", kind="redeliver", tenant="acme", delivery_id="d1", status="failed",
+            error="gone", created_at=T0, updated_at=T0 + timedelta(seconds=3),
+        ),
     ):  # fmt: skip
         assert codec.decode_job(codec.encode_job(original)) == original
 
@@ -371,7 +384,7 @@ def test_unknown_event_type_and_bad_envelope_fields_are_refused() -> None:
 
 def test_unknown_subscription_status_is_undecodable() -> None:
     codec = make_codec()
-    record = {**subscription_to_avro(subscription()), "status": "archived"}
+    record = {**subscription_to_avro(full_subscription()), "status": "archived"}
     with pytest.raises(UndecodableRecord, match="status"):
         codec.decode_subscription(encode(codec.records.subscription, record))
 

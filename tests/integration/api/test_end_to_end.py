@@ -4,11 +4,9 @@ replay three events published before the subscription existed, recover a dead le
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -27,6 +25,7 @@ from hookline.runtime.supervisor import Service
 from hookline.runtime.topics import ensure_topics
 from tests.conftest import Services
 from tests.integration.api.conftest import Api, drop_schema, make_settings
+from tests.waiting import eventually, eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -60,11 +59,12 @@ def platform(e2e_settings: Settings) -> Iterator[list[Service]]:
     threads = [threading.Thread(target=s.run, args=(stopping,)) for s in services]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 60
-    while not all(s.ready for s in services):
+
+    def ready() -> bool:
         assert all(t.is_alive() for t in threads), "a service stopped"
-        assert time.monotonic() < deadline, "services not ready in time"
-        time.sleep(0.05)
+        return all(s.ready for s in services)
+
+    eventually(ready, "the services are ready", timeout_s=60)
     yield services
     stopping.set()
     for thread in threads:
@@ -78,16 +78,6 @@ async def e2e_api(e2e_settings: Settings, platform: list[Service]) -> AsyncItera
     async with TestClient(TestServer(app)) as client:
         assert e2e_settings.admin_token is not None
         yield Api(client, e2e_settings.admin_token.value)
-
-
-async def _eventually(check: Callable[[], Any], timeout_s: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 def _task(n: int) -> dict[str, Any]:
@@ -112,7 +102,7 @@ async def _job_done(api: Api, job_id: str) -> dict[str, Any]:
         job: dict[str, Any] = await api.ok("GET", f"/v1/jobs/{job_id}")
         return job if job["status"] != "running" else None
 
-    done: dict[str, Any] = await _eventually(check)
+    done: dict[str, Any] = await eventually_async(check, f"job {job_id} ends", timeout_s=40)
     return done
 
 
@@ -130,7 +120,11 @@ async def test_the_whole_story(e2e_api: Api) -> None:
         )
         early = [(await api.ok("POST", "/v1/events", 202, json=_task(n)))["id"] for n in range(3)]
         for early_id in early:
-            await _eventually(partial(_count, receiver, "/probe", early_id, 1))
+            await eventually_async(
+                partial(_count, receiver, "/probe", early_id, 1),
+                "the probe gets the event",
+                timeout_s=40,
+            )
         await api.ok("DELETE", f"/v1/subscriptions/{probe['id']}", 204)
 
         sub = await api.ok(
@@ -142,7 +136,9 @@ async def test_the_whole_story(e2e_api: Api) -> None:
         receiver.secrets.append(sub["secret"])
         event_id = (await api.ok("POST", "/v1/events", 202, json=_task(9)))["id"]
 
-        delivered = await _eventually(partial(_delivery, api, event_id, "delivered"))
+        delivered = await eventually_async(
+            partial(_delivery, api, event_id, "delivered"), "the delivery delivered", timeout_s=40
+        )
         assert delivered["subscription_id"] == sub["id"]
         assert delivered["attempts"][0]["status_code"] == 200
         assert [r.webhook_id for r in receiver.on("/ok")] == [event_id]
@@ -150,13 +146,15 @@ async def test_the_whole_story(e2e_api: Api) -> None:
 
         # redeliver: the same webhook-id arrives again, and the history records the attempt
         await api.ok("POST", f"/v1/deliveries/{delivered['id']}/redeliver", 202)
-        await _eventually(partial(_count, receiver, "/ok", event_id, 2))
+        await eventually_async(
+            partial(_count, receiver, "/ok", event_id, 2), "the redelivery arrives", timeout_s=40
+        )
 
         async def two_attempts() -> bool:
             got = await api.ok("GET", f"/v1/deliveries/{delivered['id']}")
             return len(got["attempts"]) >= 2
 
-        await _eventually(two_attempts)
+        await eventually_async(two_attempts, "two attempts in the history", timeout_s=40)
 
         # replay: the three events from before the subscription existed arrive too
         job = await api.ok(
@@ -165,7 +163,11 @@ async def test_the_whole_story(e2e_api: Api) -> None:
         done = await _job_done(api, job["id"])
         assert (done["status"], done["emitted"]) == ("done", 4), done
         for early_id in early:
-            await _eventually(partial(_count, receiver, "/ok", early_id, 1))
+            await eventually_async(
+                partial(_count, receiver, "/ok", early_id, 1),
+                "the replayed event arrives",
+                timeout_s=40,
+            )
 
         # recover: a delivery dead-lettered against a failing endpoint succeeds once it is back
         down = await api.ok(
@@ -192,7 +194,9 @@ async def test_the_whole_story(e2e_api: Api) -> None:
                 },
             )
         )["id"]
-        dead = await _eventually(partial(_delivery, api, meeting, "dead"))
+        dead = await eventually_async(
+            partial(_delivery, api, meeting, "dead"), "the delivery dead", timeout_s=40
+        )
         assert len(dead["attempts"]) == 3
         receiver.behaviours["/down"] = Answer(status=200)
         job = await api.ok(
@@ -200,7 +204,9 @@ async def test_the_whole_story(e2e_api: Api) -> None:
         )
         done = await _job_done(api, job["id"])
         assert (done["status"], done["emitted"]) == ("done", 1), done
-        recovered = await _eventually(partial(_delivery, api, meeting, "delivered"))
+        recovered = await eventually_async(
+            partial(_delivery, api, meeting, "delivered"), "the recovered delivery", timeout_s=40
+        )
         assert recovered["id"] == dead["id"]
         assert receiver.on("/down")[-1].webhook_id == meeting
 

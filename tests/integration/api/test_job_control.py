@@ -31,29 +31,21 @@ from hookline.runtime.codecs import open_codec
 from hookline.runtime.kafka import producer_config
 from hookline.runtime.settings import Settings
 from tests.integration.api.conftest import Api, drop_schema, subscription_body
+from tests.waiting import eventually, eventually_async
 
 pytestmark = pytest.mark.integration
 
 BEFORE_EPOCH = "1969-12-31T23:59:59Z"
 
 
-def _wait(what: str, ready: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 async def _job_when(
     api: Api, job_id: str, ready: Callable[[dict[str, Any]], bool], timeout_s: float = 30.0
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    async def check() -> dict[str, Any] | None:
         job: dict[str, Any] = await api.ok("GET", f"/v1/jobs/{job_id}")
-        if ready(job):
-            return job
-        assert time.monotonic() < deadline, job
-        await asyncio.sleep(0.05)
+        return job if ready(job) else None
+
+    return await eventually_async(check, f"job {job_id} in the awaited state", timeout_s=timeout_s)
 
 
 async def _ended(api: Api, job_id: str) -> dict[str, Any]:
@@ -232,8 +224,10 @@ def _run_replayer_until(settings: Settings, done: Callable[[], bool]) -> Replaye
     thread = threading.Thread(target=service.run, args=(stopping,))
     thread.start()
     try:
-        _wait("the replayer is ready", lambda: service.ready or not thread.is_alive(), 60)
-        _wait("the condition holds", lambda: done() or not thread.is_alive())
+        eventually(
+            lambda: service.ready or not thread.is_alive(), "the replayer is ready", timeout_s=60
+        )
+        eventually(lambda: done() or not thread.is_alive(), "the replayer did what was awaited")
         assert thread.is_alive(), "the replayer stopped"
     finally:
         stopping.set()
@@ -349,10 +343,10 @@ async def test_a_running_job_is_cancelled_and_an_ended_one_answers_409(
 
     answer = await api.ok("POST", f"/v1/jobs/{job['id']}/cancel", 202)
     assert answer["status"] == "cancelled"
-    deadline = time.monotonic() + 30
-    while _replayed(registry, "cancelled") == cancelled_before:  # the runner's own record
-        assert time.monotonic() < deadline, "the replayer did not record the cancel"
-        await asyncio.sleep(0.05)
+    await eventually_async(  # the runner's own record
+        lambda: _replayed(registry, "cancelled") > cancelled_before,
+        "the replayer records the cancel",
+    )
     final = await api.ok("GET", f"/v1/jobs/{job['id']}")
     assert final["status"] == "cancelled"
     assert 0 < final["scanned"] < events, final

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,46 +20,41 @@ from api.model.jobs import JobTable, new_job
 from api.projector.projection import apply_batch, from_command, from_dead_letter
 from api.replayer.service import Replayer
 from core.ids import delivery_id
-from core.records import DeadLetter, DeliveryCommand, utc_ms
+from core.records import DeadLetter, DeliveryCommand, Job, utc_ms
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.kafka import producer_config
 from hookline.runtime.settings import Settings
 from schemas.records_avro import RecordCodec
+from tests.factories import subscription
 from tests.integration.api.conftest import Api, command, read_records, subscription_body
+from tests.waiting import eventually, eventually_async
 
 pytestmark = pytest.mark.integration
 
 
 async def _finished(api: Api, job_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    async def ended() -> dict[str, Any] | None:
         job: dict[str, Any] = await api.ok("GET", f"/v1/jobs/{job_id}")
-        if job["status"] != "running":
-            return job
-        assert time.monotonic() < deadline, job
-        await _pause()
+        return job if job["status"] != "running" else None
 
-
-async def _pause() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.05)
+    return await eventually_async(ended, f"job {job_id} ends", timeout_s=timeout_s)
 
 
 def _commands(
     api: Api, settings: Settings, *, job_id: str | None = None, origin: str, count: int
 ) -> list[DeliveryCommand]:
     codec: RecordCodec = api.client.app[RESOURCES].codec.codec
-    deadline = time.monotonic() + 30
-    while True:
+
+    def found() -> list[DeliveryCommand] | None:
         records = read_records(settings, settings.topic("deliveries"), count=1000, timeout_s=0.5)
-        found = [
+        commands = [
             c
             for c in (codec.decode_delivery_command(r.value() or b"") for r in records)
             if c.origin == origin and (job_id is None or c.job_id == job_id)
         ]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
+        return commands if len(commands) >= count else None
+
+    return eventually(found, f"{count} {origin} commands on the deliveries topic", interval_s=0)
 
 
 def _task(n: int, tenant: str = "default") -> dict[str, Any]:
@@ -191,25 +185,10 @@ def test_a_job_left_running_resumes_from_its_progress(settings: Settings) -> Non
     runtime = open_codec(settings, client_id="test-resume")
     producer = Producer(producer_config(settings, client_id="test-resume"))
     codec = runtime.codec
-    from core.records import DomainEvent, Ref, Subscription
+    from core.records import DomainEvent, Ref
 
     now = utc_ms(datetime.now(UTC))
-    sub = Subscription(
-        id="sub-resume",
-        tenant="default",
-        url="https://example.com/h",
-        event_types=("*",),
-        filter={},
-        description="",
-        headers={},
-        rate_limit=None,
-        ordered=False,
-        status="active",
-        created_at=now,
-        updated_at=now,
-        version=1,
-        secrets=(),
-    )
+    sub = subscription("sub-resume", "*", at=now, tenant="default")
     producer.produce(
         settings.topic("subscriptions"), key=sub.id, value=codec.encode_subscription(sub)
     )
@@ -249,10 +228,12 @@ def test_a_job_left_running_resumes_from_its_progress(settings: Settings) -> Non
     table = JobTable(settings, codec, client_id="test-resume-jobs")
     table.start()
     try:
-        deadline = time.monotonic() + 30
-        while (found := table.get(job.id)) is None or found.status == "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+
+        def ended() -> Job | None:
+            current = table.get(job.id)
+            return current if current is not None and current.status != "running" else None
+
+        found = eventually(ended, "the resumed job ends")
         assert (found.status, found.scanned, found.emitted) == ("done", 3, 3)
         records = read_records(settings, settings.topic("deliveries"), count=1)
         [resent] = [codec.decode_delivery_command(r.value() or b"") for r in records]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,23 +24,21 @@ from api.projector.projection import stored_offsets
 from api.projector.service import Projector
 from core.records import DeadLetter, DeliveryAttempt, DeliveryCommand, utc_ms
 from core.undecodable import REASONS
-from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.kafka import admin_config, producer_config
 from hookline.runtime.settings import Settings
-from hookline.runtime.topics import ensure_topics
 from tests.integration.api.conftest import command, drop_schema, read_records
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 T0 = utc_ms(datetime.now(UTC) - timedelta(minutes=10))
 
 
-@pytest.fixture
-def runtime(settings: Settings) -> Iterator[CodecRuntime]:
-    ensure_topics(settings)
-    runtime = open_codec(settings, client_id="test-projector")
-    yield runtime
-    runtime.close()
+@pytest.fixture(autouse=True)
+def _own_schema(settings: Settings) -> Iterator[None]:
+    """Each test's history schema is dropped after it."""
+    yield
     drop_schema(settings)
 
 
@@ -137,13 +134,6 @@ def _snapshot(settings: Settings) -> tuple[list[tuple[Any, ...]], list[tuple[Any
     return deliveries, attempts
 
 
-def _wait(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 class Running:
     def __init__(self, settings: Settings, *, rebuild: bool = False) -> None:
         self.projector = Projector(settings, CollectorRegistry(), rebuild=rebuild)
@@ -173,8 +163,8 @@ def test_history_rows_follow_the_records(settings: Settings, runtime: CodecRunti
     c = _story(writer)
     running = Running(settings)
     try:
-        _wait(lambda: running.projector.ready)
-        _wait(_projected(settings, 6))
+        eventually(lambda: running.projector.ready, "the projector is ready")
+        eventually(_projected(settings, 6), "six deliveries projected")
         deliveries, attempts = _snapshot(settings)
         rows = {row[0]: row for row in deliveries}
         status = {name: rows[cmd.delivery_id][5] for name, cmd in c.items()}
@@ -192,7 +182,10 @@ def test_history_rows_follow_the_records(settings: Settings, runtime: CodecRunti
         marker = command(subscription_id="marker", created_at=T0)
         writer.command(marker)
         writer.flush()
-        _wait(lambda: any(r[0] == marker.delivery_id for r in _snapshot(settings)[0]))
+        eventually(
+            lambda: any(r[0] == marker.delivery_id for r in _snapshot(settings)[0]),
+            "the marker delivery projected",
+        )
         after = _snapshot(settings)
         assert [r for r in after[0] if r[0] != marker.delivery_id] == before[0]
         assert after[1] == before[1]
@@ -203,7 +196,10 @@ def test_history_rows_follow_the_records(settings: Settings, runtime: CodecRunti
         )
         writer.command(again)
         writer.flush()
-        _wait(lambda: {r[0]: r for r in _snapshot(settings)[0]}[again.delivery_id][5] == "pending")
+        eventually(
+            lambda: {r[0]: r for r in _snapshot(settings)[0]}[again.delivery_id][5] == "pending",
+            "the redelivered delivery pending again",
+        )
     finally:
         running.stop()
 
@@ -224,8 +220,8 @@ def test_rebuild_reproduces_the_same_rows(settings: Settings, runtime: CodecRunt
     _story(writer)
     running = Running(settings)
     try:
-        _wait(lambda: running.projector.ready)
-        _wait(_projected(settings, 6))
+        eventually(lambda: running.projector.ready, "the projector is ready")
+        eventually(_projected(settings, 6), "six deliveries projected")
     finally:
         running.stop()
     original = _snapshot(settings)
@@ -233,16 +229,16 @@ def test_rebuild_reproduces_the_same_rows(settings: Settings, runtime: CodecRunt
     drop_schema(settings)  # the whole database schema, tokens and offsets too
     rebuilt = Running(settings, rebuild=True)
     try:
-        _wait(lambda: rebuilt.projector.ready)
-        _wait(_projected(settings, 6))
+        eventually(lambda: rebuilt.projector.ready, "the rebuilt projector is ready")
+        eventually(_projected(settings, 6), "six deliveries projected")
     finally:
         rebuilt.stop()
     assert _snapshot(settings) == original
 
     rebuilt = Running(settings, rebuild=True)  # rebuild over existing tables, too
     try:
-        _wait(lambda: rebuilt.projector.ready)
-        _wait(_projected(settings, 6))
+        eventually(lambda: rebuilt.projector.ready, "the rebuilt projector is ready")
+        eventually(_projected(settings, 6), "six deliveries projected")
     finally:
         rebuilt.stop()
     assert _snapshot(settings) == original
@@ -310,11 +306,12 @@ def test_a_dead_letter_kafka_refuses_stops_the_projector_before_its_offset(
 
     stopping = _Stopping(settings)
     try:
-        _wait(
+        eventually(
             lambda: (
                 not stopping.thread.is_alive()
                 or (_stored_offset(settings, attempts, 0) or 0) > offset
             ),
+            "the projector stopped or stored an offset past the refused letter's record",
             timeout_s=60,
         )
     finally:

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from api.http.service import ApiService
 from hookline.runtime.settings import Settings
 from tests.conftest import Services
 from tests.integration.api.conftest import drop_schema, make_settings
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -43,11 +43,12 @@ def live_api(services: Services) -> Iterator[tuple[Settings, int]]:
     stopping = threading.Event()
     thread = threading.Thread(target=service.run, args=(stopping,))
     thread.start()
-    deadline = time.monotonic() + 60
-    while not service.ready:
+
+    def started() -> bool:
         assert thread.is_alive(), "the API stopped"
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
+        return service.ready
+
+    eventually(started, "the API is ready", timeout_s=60)
     assert service.port is not None
     yield settings, service.port
     stopping.set()

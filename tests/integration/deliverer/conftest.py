@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -38,6 +37,8 @@ from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.subscription_table import SubscriptionTable
 from hookline.runtime.topics import ensure_topics
 from schemas.records_avro import RecordCodec
+from tests.factories import subscription
+from tests.waiting import eventually_async
 
 LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
 
@@ -95,20 +96,16 @@ class Kit:
             sealed = self.box.seal(previous_secret, subscription_id=sub_id)
             stored.append(StoredSecret(sealed, expires))
             self.secrets[sub_id].append(previous_secret)
-        sub = Subscription(
-            id=sub_id,
+        sub = subscription(
+            sub_id,
+            "*",
+            at=now,
             tenant=tenant,
             url=url,
-            event_types=("*",),
-            filter={},
-            description="test",
             headers=dict(headers or {}),
             rate_limit=rate_limit,
             ordered=ordered,
-            status=status,  # type: ignore[arg-type]
-            created_at=now,
-            updated_at=now,
-            version=1,
+            status=status,
             secrets=tuple(stored),
         )
         self.log.put(sub)
@@ -202,7 +199,11 @@ class RunningDeliverer:
 
     async def start(self) -> None:
         self._thread.start()
-        await wait_until(lambda: self.service.ready or self.error is not None, timeout_s=60)
+        await eventually_async(
+            lambda: self.service.ready or self.error is not None,
+            "the deliverer is ready or failed",
+            timeout_s=60,
+        )
         assert self.error is None, self.error
 
     async def stop(self) -> None:
@@ -224,16 +225,6 @@ async def running(settings: Settings) -> AsyncIterator[RunningDeliverer]:
         yield deliverer
     finally:
         await deliverer.stop()
-
-
-async def wait_until(
-    condition: Callable[[], bool], *, timeout_s: float, interval_s: float = 0.05
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(interval_s)
 
 
 class TopicReader:

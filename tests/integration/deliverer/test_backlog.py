@@ -18,8 +18,9 @@ from hookline.app.receiver import Answer, Hang, Receiver
 from hookline.runtime.kafka import producer_config
 from hookline.runtime.settings import Settings
 from tests.e2e.conftest import ServiceProcess
-from tests.integration.deliverer.conftest import Kit, Outputs, running, wait_until
+from tests.integration.deliverer.conftest import Kit, Outputs, running
 from tests.integration.deliverer.test_crash import _environment, _uncommitted
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +47,9 @@ async def test_a_backlog_moves_to_the_next_owner_after_kill_9(kit: Kit) -> None:
             first = ServiceProcess("deliverer", env, Path(folder) / "first.log")
             try:
                 # every command is in the backlog once nothing is left uncommitted
-                await wait_until(
+                await eventually_async(
                     lambda: not _alive(first) or _uncommitted(settings) == 0,
+                    "not _alive(first) or _uncommitted(settings) == 0",
                     timeout_s=60,
                     interval_s=0.5,
                 )
@@ -61,8 +63,9 @@ async def test_a_backlog_moves_to_the_next_owner_after_kill_9(kit: Kit) -> None:
             second = ServiceProcess("deliverer", env, Path(folder) / "second.log")
             try:
                 wanted = {c.event_id for c in commands}
-                await wait_until(
+                await eventually_async(
                     lambda: set(receiver.ids()) >= wanted or not _alive(second),
+                    "set(receiver.ids()) >= wanted or not _alive(second)",
                     timeout_s=90,
                 )
                 assert _alive(second), second.output()
@@ -90,13 +93,15 @@ async def test_a_deleted_subscriptions_backlog_is_settled_at_once(
         await asyncio.to_thread(kit.send, commands)
         async with running(settings):
             # every command failed once and waits 300 s in the backlog
-            await wait_until(
+            await eventually_async(
                 lambda: sum(a.outcome == "retrying" for a in outputs.attempts()) >= 50,
+                'sum(a.outcome == "retrying" for a in outputs.attempts()) >= 50',
                 timeout_s=30,
             )
             kit.log.delete(sub.id)
-            await wait_until(
+            await eventually_async(
                 lambda: sum(a.outcome == "failed" for a in outputs.attempts()) >= 50,
+                'sum(a.outcome == "failed" for a in outputs.attempts()) >= 50',
                 timeout_s=15,
             )
     failed = [a for a in outputs.attempts() if a.outcome == "failed"]
@@ -125,10 +130,13 @@ async def test_a_million_command_backlog_keeps_memory_bounded(kit: Kit) -> None:
                     peak = max(peak, _rss_mib(process)) if _alive(process) else peak
                     return not _alive(process) or _uncommitted(settings) == 0
 
-                await wait_until(settled, timeout_s=600, interval_s=1.0)
+                await eventually_async(
+                    settled, "the backlog settled", timeout_s=600, interval_s=1.0
+                )
                 assert _alive(process), process.output()
-                await wait_until(
+                await eventually_async(
                     lambda: process.metric("hookline_deliverer_backlog_depth") > 0.99 * total,
+                    'process.metric("hookline_deliverer_backlog_depth") > 0.99 * total',
                     timeout_s=30,
                 )
                 depth = process.metric("hookline_deliverer_backlog_depth")
@@ -167,7 +175,7 @@ async def test_a_retry_left_in_a_tier_by_an_older_version_is_delivered_when_due(
         )
         assert producer.flush(10) == 0
         async with running(kit.settings):
-            await wait_until(lambda: receiver.count >= 1, timeout_s=30)
+            await eventually_async(lambda: receiver.count >= 1, "receiver.count >= 1", timeout_s=30)
         [request] = receiver.received
     assert request.webhook_id == command.event_id
     assert request.received_at >= due.timestamp(), "not before it was due"

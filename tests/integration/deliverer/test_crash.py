@@ -19,7 +19,8 @@ from deliverer.kafka_io import deliveries_group
 from hookline.app.receiver import Receiver
 from hookline.runtime.kafka import consumer_config
 from hookline.runtime.settings import Settings
-from tests.integration.deliverer.conftest import Kit, wait_until
+from tests.integration.deliverer.conftest import Kit
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -88,8 +89,9 @@ async def test_kill_9_then_restart_delivers_everything_at_least_once(kit: Kit) -
             log = Path(folder) / "deliverer.log"
             first = await _start(settings, log)
             try:
-                await wait_until(
+                await eventually_async(
                     lambda: receiver.count >= TOTAL // 3 or first.returncode is not None,
+                    "receiver.count >= TOTAL // 3 or first.returncode is not None",
                     timeout_s=60,
                 )
                 assert first.returncode is None, log.read_text(errors="replace")[-4000:]
@@ -99,8 +101,9 @@ async def test_kill_9_then_restart_delivers_everything_at_least_once(kit: Kit) -
             at_kill = receiver.count
             second = await _start(settings, log)
             try:
-                await wait_until(
+                await eventually_async(
                     lambda: set(receiver.ids()) >= wanted or second.returncode is not None,
+                    "set(receiver.ids()) >= wanted or second.returncode is not None",
                     timeout_s=90,
                 )
                 assert second.returncode is None, log.read_text(errors="replace")[-4000:]

@@ -21,7 +21,8 @@ from core.retry import TIERS
 from hookline.app.receiver import Answer, FailThenAnswer, Hang, Receiver, Slow
 from hookline.runtime.kafka import reader_config
 from hookline.runtime.settings import Settings
-from tests.integration.deliverer.conftest import Kit, running, wait_until
+from tests.integration.deliverer.conftest import Kit, running
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -92,14 +93,19 @@ async def test_an_ordered_endpoint_that_never_answers_holds_only_itself(kit: Kit
         await asyncio.to_thread(kit.send, queued)
         async with running(settings):
             # tenant B publishes while tenant A's commands are already queued and stuck
-            await wait_until(lambda: len(receiver.on("/hang")) >= 1, timeout_s=30)
+            await eventually_async(
+                lambda: len(receiver.on("/hang")) >= 1,
+                'len(receiver.on("/hang")) >= 1',
+                timeout_s=30,
+            )
             wanted = [kit.command(sub) for sub in healthy for _ in range(60)]
             started = time.monotonic()
             await asyncio.to_thread(kit.send, wanted)
             where = await asyncio.to_thread(_partitions_of, settings, {s.id for s in healthy})
             assert where == set(range(settings.partitions)), "tenant B covers every partition"
-            await wait_until(
+            await eventually_async(
                 lambda: all(len(receiver.on(f"/b{n}")) >= 60 for n in range(len(healthy))),
+                'all(len(receiver.on(f"/b{n}")) >= 60 for n in range(len(healthy)))',
                 timeout_s=30,
             )
             took = time.monotonic() - started
@@ -121,8 +127,9 @@ async def test_a_long_retry_after_never_delays_retries_due_sooner(kit: Kit) -> N
         await asyncio.to_thread(kit.send, [kit.command(later) for _ in range(300)])
         await asyncio.to_thread(kit.send, [kit.command(sub) for sub in flaky])
         async with running(settings) as deliverer:
-            await wait_until(
+            await eventually_async(
                 lambda: all(len(receiver.on(f"/f{n}")) >= 2 for n in range(len(flaky))),
+                'all(len(receiver.on(f"/f{n}")) >= 2 for n in range(len(flaky)))',
                 timeout_s=60,
             )
             held = deliverer.metric("hookline_deliverer_backlogged_total", {"why": "held"})
@@ -150,15 +157,21 @@ async def test_a_burst_is_delivered_at_the_endpoints_pace_written_once(kit: Kit)
         commands: list[DeliveryCommand] = [kit.command(sub) for _ in range(burst)]
         await asyncio.to_thread(kit.send, commands)
         async with running(settings) as deliverer:
-            await wait_until(lambda: receiver.count >= 1, timeout_s=30)
+            await eventually_async(lambda: receiver.count >= 1, "receiver.count >= 1", timeout_s=30)
             started = time.monotonic()
-            await wait_until(lambda: receiver.count >= burst, timeout_s=240, interval_s=0.2)
+            await eventually_async(
+                lambda: receiver.count >= burst,
+                "receiver.count >= burst",
+                timeout_s=240,
+                interval_s=0.2,
+            )
             took = time.monotonic() - started
-            await wait_until(
+            await eventually_async(
                 lambda: (
                     deliverer.metric("hookline_deliverer_attempts_total", {"outcome": "delivered"})
                     >= burst
                 ),
+                "the burst counted as delivered",
                 timeout_s=30,
             )
     rate = burst / took

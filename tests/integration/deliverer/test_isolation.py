@@ -11,7 +11,8 @@ import pytest
 from core.records import DeliveryCommand
 from hookline.app.receiver import Answer, Behaviour, Hang, Receiver
 from hookline.runtime.topics import ensure_topics
-from tests.integration.deliverer.conftest import Kit, open_kit, running, wait_until
+from tests.integration.deliverer.conftest import Kit, open_kit, running
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,11 @@ async def _run(kit: Kit, *, with_hanging: bool) -> float:
         commands += [kit.command(healthy) for _ in range(HEALTHY)]
         await asyncio.to_thread(kit.send, commands)
         async with running(settings):
-            await wait_until(lambda: len(receiver.on("/healthy")) >= HEALTHY, timeout_s=60)
+            await eventually_async(
+                lambda: len(receiver.on("/healthy")) >= HEALTHY,
+                'len(receiver.on("/healthy")) >= HEALTHY',
+                timeout_s=60,
+            )
             if with_hanging:
                 assert len(receiver.on("/hanging")) >= settings.lane_concurrency
         times = [r.received_at for r in receiver.on("/healthy")]

@@ -19,7 +19,8 @@ from hookline.app.receiver import (
     RedirectToSelf,
     Trickle,
 )
-from tests.integration.deliverer.conftest import Kit, Outputs, running, wait_until
+from tests.integration.deliverer.conftest import Kit, Outputs, running
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +35,9 @@ async def test_500_then_200_is_delivered_on_the_next_attempt(kit: Kit, outputs: 
         command = kit.command(sub)
         kit.send([command])
         async with running(kit.settings) as deliverer:
-            await wait_until(
+            await eventually_async(
                 lambda: len(_by_delivery(outputs.attempts(), command.delivery_id)) >= 2,
+                "len(_by_delivery(outputs.attempts(), command.delivery_id)) >= 2",
                 timeout_s=30,
             )
         attempts = _by_delivery(outputs.attempts(), command.delivery_id)
@@ -73,7 +75,9 @@ async def test_misbehaving_receivers_end_at_the_deadline_as_failures(
                         found[path] = attempts[0]
                 return found
 
-            await wait_until(lambda: len(first_attempts()) == 4, timeout_s=30)
+            await eventually_async(
+                lambda: len(first_attempts()) == 4, "len(first_attempts()) == 4", timeout_s=30
+            )
             firsts = first_attempts()
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before_kib) / 1024
     for path, attempt in firsts.items():
@@ -101,7 +105,9 @@ async def test_exhausted_schedule_lands_in_dead_letters_with_the_last_error(
         command = kit.command(sub)
         kit.send([command])
         async with running(kit.settings) as deliverer:
-            await wait_until(lambda: bool(outputs.dead_letters()), timeout_s=30)
+            await eventually_async(
+                lambda: bool(outputs.dead_letters()), "outputs.dead_letters()", timeout_s=30
+            )
             dead_metric = deliverer.metric(
                 "hookline_deliverer_dead_letters_total", {"reason": "exhausted"}
             )
@@ -128,12 +134,14 @@ async def test_410_disables_the_subscription_and_publishes_the_event(
         first = kit.command(sub)
         kit.send([first])
         async with running(kit.settings) as deliverer:
-            await wait_until(lambda: bool(outputs.events()), timeout_s=30)
+            await eventually_async(lambda: bool(outputs.events()), "outputs.events()", timeout_s=30)
             assert kit.table.wait_for(sub.id, version=2, timeout_s=10)
             later = kit.command(sub)
             kit.send([later])
-            await wait_until(
-                lambda: bool(_by_delivery(outputs.attempts(), later.delivery_id)), timeout_s=30
+            await eventually_async(
+                lambda: bool(_by_delivery(outputs.attempts(), later.delivery_id)),
+                "_by_delivery(outputs.attempts(), later.delivery_id)",
+                timeout_s=30,
             )
             assert deliverer.metric("hookline_deliverer_disabled_subscriptions_total") == 1
     [event] = outputs.events()
@@ -162,8 +170,9 @@ async def test_retry_after_is_honoured(kit: Kit, outputs: Outputs) -> None:
         command = kit.command(kit.subscription(receiver.url("/busy")))
         kit.send([command])
         async with running(kit.settings):
-            await wait_until(
+            await eventually_async(
                 lambda: len(_by_delivery(outputs.attempts(), command.delivery_id)) >= 2,
+                "len(_by_delivery(outputs.attempts(), command.delivery_id)) >= 2",
                 timeout_s=30,
             )
         first, second = _by_delivery(outputs.attempts(), command.delivery_id)[:2]
@@ -178,7 +187,7 @@ async def test_no_success_for_the_window_disables(kit: Kit, outputs: Outputs) ->
         sub = kit.subscription(receiver.url("/broken"))
         kit.send([kit.command(sub)])
         async with running(settings):
-            await wait_until(lambda: bool(outputs.events()), timeout_s=30)
+            await eventually_async(lambda: bool(outputs.events()), "outputs.events()", timeout_s=30)
     [event] = outputs.events()
     assert event.type == "subscription.disabled"
     assert "no successful delivery" in str(event.data["reason"])
@@ -194,8 +203,12 @@ async def test_deleted_and_paused_subscriptions_are_not_sent(kit: Kit, outputs: 
         gone, held = kit.command(deleted), kit.command(paused)
         kit.send([gone, held])
         async with running(kit.settings):
-            await wait_until(lambda: len(outputs.attempts()) >= 2, timeout_s=30)
-            await wait_until(lambda: bool(outputs.dead_letters()), timeout_s=30)
+            await eventually_async(
+                lambda: len(outputs.attempts()) >= 2, "len(outputs.attempts()) >= 2", timeout_s=30
+            )
+            await eventually_async(
+                lambda: bool(outputs.dead_letters()), "outputs.dead_letters()", timeout_s=30
+            )
         assert receiver.received == []
     [dropped] = _by_delivery(outputs.attempts(), gone.delivery_id)
     assert (dropped.outcome, dropped.error) == ("failed", "subscription deleted")
@@ -215,7 +228,9 @@ async def test_ordered_subscription_keeps_order_through_a_failure(
         commands = [kit.command(sub, data={"id": f"t{n}", "title": str(n)}) for n in range(5)]
         kit.send(commands)
         async with running(kit.settings):
-            await wait_until(lambda: len(receiver.received) >= 15, timeout_s=30)
+            await eventually_async(
+                lambda: len(receiver.received) >= 15, "len(receiver.received) >= 15", timeout_s=30
+            )
     # each command fails twice in place, then succeeds, before the next one starts
     expected = [c.event_id for c in commands for _ in range(3)]
     assert receiver.ids() == expected
@@ -228,7 +243,9 @@ async def test_rate_limit_spaces_requests(kit: Kit) -> None:
         sub = kit.subscription(receiver.url("/slow"), rate_limit=5.0)
         kit.send([kit.command(sub) for _ in range(8)])
         async with running(kit.settings):
-            await wait_until(lambda: len(receiver.received) >= 8, timeout_s=30)
+            await eventually_async(
+                lambda: len(receiver.received) >= 8, "len(receiver.received) >= 8", timeout_s=30
+            )
         times = sorted(r.received_at for r in receiver.received)
     assert times[-1] - times[0] >= 7 / 5.0 - 0.1, "8 requests at 5/s span at least 1.4 s"
     assert time.time() >= times[-1]

@@ -10,7 +10,8 @@ from standardwebhooks.webhooks import Webhook
 
 from core.signing import generate_secret, verify
 from hookline.app.receiver import Receiver
-from tests.integration.deliverer.conftest import Kit, running, wait_until
+from tests.integration.deliverer.conftest import Kit, running
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,9 @@ async def test_signatures_verify_for_non_ascii_large_and_rotated(kit: Kit) -> No
         during_rotation = kit.command(rotated)
         kit.send([non_ascii, large, during_rotation])
         async with running(kit.settings):
-            await wait_until(lambda: len(receiver.received) >= 3, timeout_s=30)
+            await eventually_async(
+                lambda: len(receiver.received) >= 3, "len(receiver.received) >= 3", timeout_s=30
+            )
         by_id = {r.webhook_id: r for r in receiver.received}
         assert set(by_id) == {non_ascii.event_id, large.event_id, during_rotation.event_id}
         for command in (non_ascii, large, during_rotation):

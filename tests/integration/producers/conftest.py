@@ -3,7 +3,6 @@ PostgreSQL schema of the test's own holding the outbox table."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -15,19 +14,11 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from core.records import DomainEvent
-from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.kafka import admin_config, reader_config
 from hookline.runtime.settings import Settings
-from hookline.runtime.topics import ensure_topics
 from producers.outbox import create_outbox_table
-
-
-@pytest.fixture
-def runtime(settings: Settings) -> Iterator[CodecRuntime]:
-    ensure_topics(settings)
-    runtime = open_codec(settings, client_id="producers-test")
-    yield runtime
-    runtime.close()
+from tests.waiting import eventually
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
@@ -49,14 +40,16 @@ def read_events(settings: Settings, *, timeout_s: float = 30.0) -> list[Message]
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         messages: list[Message] = []
-        deadline = time.monotonic() + timeout_s
-        while sum(ends.values()) > len(messages):
-            assert time.monotonic() < deadline, f"read {len(messages)} of {sum(ends.values())}"
+
+        def read_all() -> bool:
             for message in consumer.consume(1000, 0.1):
                 error = message.error()
                 assert error is None or error.code() == KafkaError._PARTITION_EOF, error
                 if error is None:
                     messages.append(message)
+            return len(messages) >= sum(ends.values())
+
+        eventually(read_all, f"the {sum(ends.values())} records on {topic}", timeout_s=timeout_s)
         return messages
     finally:
         consumer.close()

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import psycopg
 import pytest
@@ -18,6 +17,7 @@ from hookline.runtime.settings import Settings
 from producers.errors import InvalidEvent
 from producers.outbox import OutboxRelay, write_outbox
 from producers.publisher import build_event
+from tests.waiting import eventually
 
 from .conftest import decode_all, read_events
 
@@ -128,17 +128,12 @@ def test_the_running_relay_publishes_a_row_soon_after_commit(
     thread = threading.Thread(target=relay.run, args=(stopping,))
     thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while not relay.ready:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        eventually(lambda: relay.ready, "the relay is ready")
         event = build_event("task.created", subject=("task", "t-1"), data=_task(1))
         with psycopg.connect(outbox_dsn) as conn, conn.transaction():
             write_outbox(conn, event)
         # the relay idles for 30 s between scans: only the NOTIFY can wake it this soon
-        while relay.published < 1:
-            assert time.monotonic() < deadline, "the relay did not wake on NOTIFY"
-            time.sleep(0.02)
+        eventually(lambda: relay.published >= 1, "the relay wakes on NOTIFY", timeout_s=20)
     finally:
         stopping.set()
         thread.join(60)

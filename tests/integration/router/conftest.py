@@ -4,7 +4,6 @@ in a thread, a fast event producer, and a `read_committed` reader of the router'
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -28,12 +27,12 @@ from core.records import (
     JsonValue,
     Ref,
 )
-from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.kafka import admin_config, producer_config, reader_config
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
-from hookline.runtime.topics import ensure_topics
 from router.service import Router
+from tests.waiting import eventually
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
 
@@ -72,14 +71,6 @@ def task_event(
         actor=Ref("user", "u-9"),
         data=data,
     )
-
-
-@pytest.fixture
-def runtime(settings: Settings) -> Iterator[CodecRuntime]:
-    ensure_topics(settings)
-    runtime = open_codec(settings, client_id="router-test")
-    yield runtime
-    runtime.close()
 
 
 @pytest.fixture
@@ -161,11 +152,14 @@ class CommittedReader:
             got += 1
         return got
 
-    def wait_for(self, predicate: Callable[[], bool], *, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            assert time.monotonic() < deadline, f"condition not met in {timeout_s} s"
+    def wait_for(self, predicate: Callable[[], bool], what: str, *, timeout_s: float) -> None:
+        """Read on until `predicate()` holds."""
+
+        def polled() -> bool:
             self.poll()
+            return predicate()
+
+        eventually(polled, what, timeout_s=timeout_s, interval_s=0)
 
     def drain(self, *, timeout_s: float = 30.0) -> None:
         """Read everything committed before this call: until each partition reports its end
@@ -173,6 +167,7 @@ class CommittedReader:
         ends = end_offsets(self._settings, self._topic, self._partitions)
         self.wait_for(
             lambda: all(self._end_seen.get(p, 0) >= end for p, end in ends.items() if end > 0),
+            f"{self._topic} read to its end offsets {ends}",
             timeout_s=timeout_s,
         )
 
@@ -211,24 +206,24 @@ class RunningRouter:
 
     def start(self, *, timeout_s: float = 60.0) -> None:
         self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self.router.ready:
+
+        def ready() -> bool:
             assert self.failure is None, self.failure
-            assert time.monotonic() < deadline, "router not ready in time"
-            time.sleep(0.05)
+            return self.router.ready
+
+        eventually(ready, "the router is ready", timeout_s=timeout_s)
 
     def metric(self, name: str, labels: Mapping[str, str] | None = None) -> float:
         return self.registry.get_sample_value(name, dict(labels or {})) or 0.0
 
     def wait_routed(self, records: int, *, timeout_s: float = 60.0) -> None:
         """Wait until `records` events are committed (routed or dead-lettered)."""
-        deadline = time.monotonic() + timeout_s
-        while self.metric("hookline_router_events_total") < records:
+
+        def routed() -> bool:
             assert self.failure is None, self.failure
-            assert time.monotonic() < deadline, (
-                f"routed {self.metric('hookline_router_events_total')} of {records}"
-            )
-            time.sleep(0.05)
+            return self.metric("hookline_router_events_total") >= records
+
+        eventually(routed, f"{records} events routed", timeout_s=timeout_s)
 
     def stop(self) -> None:
         if self._thread.ident is None:  # never started

@@ -69,7 +69,9 @@ def test_kill_9_mid_stream_then_restart_gives_every_command_exactly_once(
     with (tmp_path / "first.log").open("wb") as log:
         first = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
         try:
-            commands_reader.wait_for(lambda: len(commands_reader.messages) > 0, timeout_s=120)
+            commands_reader.wait_for(
+                lambda: len(commands_reader.messages) > 0, "a first command", timeout_s=120
+            )
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
@@ -81,7 +83,9 @@ def test_kill_9_mid_stream_then_restart_gives_every_command_exactly_once(
         second = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
         try:
             commands_reader.wait_for(
-                lambda: len(commands_reader.messages) >= len(expected), timeout_s=120
+                lambda: len(commands_reader.messages) >= len(expected),
+                f"{len(expected)} commands",
+                timeout_s=120,
             )
         finally:
             second.send_signal(signal.SIGTERM)

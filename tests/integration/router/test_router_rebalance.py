@@ -3,7 +3,6 @@ read_committed reader still finds every command exactly once."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import pytest
@@ -13,6 +12,7 @@ from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from tests.factories import subscription
+from tests.waiting import eventually
 
 from .conftest import CommittedReader, RunningRouter, produce_events, task_event
 
@@ -35,15 +35,20 @@ def test_a_router_joining_mid_stream_changes_nothing_in_the_output(
         first.wait_routed(500)
         second.start()
         # keep events coming until the second router has joined and routed some of them
-        deadline = time.monotonic() + 60
-        while second.metric("hookline_router_events_total") == 0:
-            assert time.monotonic() < deadline, "the second router got no work"
+
+        def second_has_work() -> bool:
+            if second.metric("hookline_router_events_total") > 0:
+                return True
             more = [task_event(len(events) + n) for n in range(200)]
             produce_events(settings, runtime, more)
-            events += more
-            time.sleep(0.2)
+            events.extend(more)
+            return False
+
+        eventually(second_has_work, "the second router gets work", timeout_s=60, interval_s=0.2)
         commands_reader.wait_for(
-            lambda: len(commands_reader.messages) >= len(events), timeout_s=120
+            lambda: len(commands_reader.messages) >= len(events),
+            "a command for every event",
+            timeout_s=120,
         )
     finally:
         second.stop()
