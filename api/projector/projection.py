@@ -1,9 +1,9 @@
 """Turns delivery records into idempotent upserts of the history tables.
 
 A record proposes a status at a time (`core.delivery_status`); the upsert keeps the row's
-greatest (terminal, status_at, status_rank) key, so applying records twice or out of order
-gives the same rows. Times come from the records, never from the clock, so a rebuild from
-the topics reproduces every row exactly.
+greatest (terminal, status_at, status_rank) key, ties settled as `settle` says, so applying
+records twice or out of order gives the same rows. Times come from the records, never from
+the clock, so a rebuild from the topics reproduces every row exactly.
 """
 
 from __future__ import annotations
@@ -136,20 +136,31 @@ def from_dead_letter(letter: DeadLetter) -> DeliveryUpsert | None:
     )
 
 
-_KEY_WINS: Final = (
-    "(EXCLUDED.status_terminal, EXCLUDED.status_at, EXCLUDED.status_rank)"
-    " > (d.status_terminal, d.status_at, d.status_rank)"
-)
-_FOLLOW_KEY: Final = ", ".join(
-    f"{column} = CASE WHEN {_KEY_WINS} THEN EXCLUDED.{column} ELSE d.{column} END"
-    for column in (
-        "status",
-        "status_terminal",
-        "status_at",
-        "status_rank",
-        "next_attempt_at",
-        "last_error",
+_NEW_KEY: Final = "(EXCLUDED.status_terminal, EXCLUDED.status_at, EXCLUDED.status_rank)"
+_OLD_KEY: Final = "(d.status_terminal, d.status_at, d.status_rank)"
+_KEY_WINS: Final = f"{_NEW_KEY} > {_OLD_KEY}"
+_KEY_TIES: Final = f"{_NEW_KEY} = {_OLD_KEY}"
+
+
+def _follow_key(column: str, *, collate: str = "") -> str:
+    """The winner's value; at an equal key the greatest (nulls ignored), as
+    `core.delivery_status.settle` says, so the row does not depend on arrival order."""
+    return (
+        f"{column} = CASE WHEN {_KEY_WINS} THEN EXCLUDED.{column}"
+        f" WHEN {_KEY_TIES} THEN GREATEST(d.{column}{collate}, EXCLUDED.{column}{collate})"
+        f" ELSE d.{column} END"
     )
+
+
+_FOLLOW_KEY: Final = ", ".join(
+    [
+        *(
+            f"{column} = CASE WHEN {_KEY_WINS} THEN EXCLUDED.{column} ELSE d.{column} END"
+            for column in ("status", "status_terminal", "status_at", "status_rank")
+        ),
+        _follow_key("next_attempt_at"),
+        _follow_key("last_error", collate=' COLLATE "C"'),  # code point order, as in Python
+    ]
 )
 # only our own column names are joined into the statement
 UPSERT_DELIVERY: Final = (
