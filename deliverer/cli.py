@@ -7,9 +7,9 @@ import logging
 import os
 import threading
 
-from hookline.runtime.commands import Command
 from prometheus_client import CollectorRegistry, start_http_server
 
+from hookline.runtime.commands import Command
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import stop_on_signals
 
