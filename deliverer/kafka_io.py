@@ -7,8 +7,9 @@ second consumer (group `<prefix>.deliverer.retries`) reads the legacy `retry.<ti
 at once, where a command not yet due goes into the backlog: nothing waits in a tier. One
 idempotent producer writes attempts, backlog changelog records and dead letters. Offsets
 are committed per partition up to the first command whose outputs are not yet
-acknowledged (`core.lanes.PartitionOffsets`); on revoke the finished prefix is committed,
-on a lost assignment nothing is.
+acknowledged (`core.lanes.PartitionOffsets`), and a position counts as committed only once
+Kafka confirmed it; on revoke the finished prefix is committed, on a lost assignment nothing
+is.
 """
 
 from __future__ import annotations
