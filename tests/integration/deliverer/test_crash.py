@@ -50,6 +50,7 @@ async def _start(settings: Settings, log: Path) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
+            "hookline.app.cli",  # `python -m deliverer` went with the re-layering
             "deliverer",
             cwd=REPO,
             env=_environment(settings),
