@@ -50,10 +50,6 @@ class PartitionOffsets:
         """Whether `offset` is at or below the last offset read (a re-fetch to skip)."""
         return self._last_read is not None and offset <= self._last_read
 
-    @property
-    def unfinished(self) -> int:
-        return len(self._pending)
-
     def position(self) -> int | None:
         """The offset to commit (next to read after the finished prefix), None if none read."""
         if self._heap:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from core.records import DomainEvent, Ref, Subscription, utc_ms
 from deliverer.metrics import DelivererMetrics
-from hookline.runtime.subscription_log import SubscriptionLog
+from deliverer.ports import SubscriptionWriter
 from schemas.records_avro import RecordCodec
 
 Send = Callable[[str, str | None, bytes], Awaitable[None]]
@@ -25,7 +25,7 @@ class Disabler:
     def __init__(
         self,
         *,
-        log: SubscriptionLog,
+        log: SubscriptionWriter,
         lookup: Lookup,
         codec: RecordCodec,
         send: Send,

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from core.attempts import Observed, Plan, Source, plan_attempt, plan_unsendable
@@ -41,14 +41,15 @@ from core.lanes import (
 from core.outcome import Delivered, Retry, TransportError, classify, decide
 from core.records import DeliveryCommand, Subscription
 from core.retry import RetrySchedule
-from deliverer.backlog import BacklogStore, Entry, Taken, entry_key, restore
+from deliverer.backlog import BacklogStore, Entry, Taken, entry_key
 from deliverer.disabling import Disabler
 from deliverer.kafka_io import Forward, KafkaIO, Polled, Undecodable
 from deliverer.lanes import Item, Lane, Slot
 from deliverer.metrics import DelivererMetrics
 from deliverer.outputs import Outputs
+from deliverer.ports import Clock, HttpSender, RestoreBacklog
 from deliverer.requests import SigningKeys, request_headers
-from deliverer.sender import Attempted, Sender
+from deliverer.sender import Attempted
 from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
@@ -75,14 +76,15 @@ class Dispatcher:
         settings: Settings,
         *,
         io: KafkaIO,
-        sender: Sender,
+        sender: HttpSender,
         lookup: SubscriptionLookup,
         keys: SigningKeys,
         codec: RecordCodec,
         disabler: Disabler,
         metrics: DelivererMetrics,
         store: BacklogStore,
-        client_id: str,
+        restore: RestoreBacklog,
+        clock: Clock,
     ) -> None:
         self._settings = settings
         self._io = io
@@ -93,7 +95,8 @@ class Dispatcher:
         self._disabler = disabler
         self._metrics = metrics
         self._store = store
-        self._client_id = client_id
+        self._restore_backlog = restore
+        self._clock = clock
         self._schedule = RetrySchedule(delays_s=settings.retry_delays_s)
         self._capacity = lane_capacity(
             max_in_flight=settings.max_in_flight, lane_concurrency=settings.lane_concurrency
@@ -111,7 +114,7 @@ class Dispatcher:
         self._backlog = BacklogSchedule()
         self._restoring: dict[int, threading.Event] = {}
         self._swept = 0.0
-        self._fed_at = time.monotonic()
+        self._fed_at = self._clock.monotonic()
         self._feed_cap = FEED_CAP_FLOOR
         self._checked = 0.0
         self._measured = 0.0
@@ -146,13 +149,13 @@ class Dispatcher:
             item.value,
             item.partition,
             item.offset,
-            time.monotonic(),
+            self._clock.monotonic(),
             item.created_ms,
             item.due_ms,
             offsets=item.offsets,
         )
         backlogged = self._backlog.count(sub_id) > 0
-        now_ms = _ms(_now())
+        now_ms = _ms(self._clock.now())
         if item.due_ms > now_ms:
             self._to_backlog(work, "timer")
         elif lane.resume_ms > now_ms:
@@ -192,7 +195,7 @@ class Dispatcher:
         return lane
 
     def _fill(self, lane: Lane) -> None:
-        if lane.resume_ms and lane.queue and lane.resume_ms > _ms(_now()):
+        if lane.resume_ms and lane.queue and lane.resume_ms > _ms(self._clock.now()):
             return
         while lane.running < lane.concurrency and lane.queue and not self._stop.is_set():
             item = lane.queue.popleft()
@@ -207,7 +210,11 @@ class Dispatcher:
         sub_id = lane.subscription_id
         if self._backlog.count(sub_id) > 0:
             self._wake(sub_id)
-        elif lane.depth == 0 and self._lanes.get(sub_id) is lane:
+        elif (
+            lane.depth == 0
+            and lane.resume_ms <= _ms(self._clock.now())  # a Retry-After hold outlives it
+            and self._lanes.get(sub_id) is lane
+        ):
             del self._lanes[sub_id]
             self._backlog.discard(sub_id)
 
@@ -289,14 +296,14 @@ class Dispatcher:
         self._backlog.removed(item.subscription_id)
 
     def _schedule_at(self, sub_id: str, due_ms: int) -> None:
-        self._backlog.due_at(sub_id, due_ms, now_ms=_ms(_now()))
+        self._backlog.due_at(sub_id, due_ms, now_ms=_ms(self._clock.now()))
 
     def _wake(self, sub_id: str) -> None:
         self._backlog.wake(sub_id)
 
     def feed(self) -> None:
         """Lease due backlog into lanes: subscriptions in turn, a round of requests each."""
-        now_s = time.monotonic()
+        now_s = self._clock.monotonic()
         if now_s - self._swept >= SWEEP_INTERVAL_S:
             self._swept = now_s
             self._sweep_stale(now_s)
@@ -306,7 +313,7 @@ class Dispatcher:
         if now_s - self._measured >= MEASURE_INTERVAL_S:
             self._measured = now_s
             self._measure()
-        now_ms = _ms(_now())
+        now_ms = _ms(self._clock.now())
         self._backlog.fire(now_ms)
         if self._stop.is_set():
             return
@@ -350,7 +357,7 @@ class Dispatcher:
         taken = self._store.take(
             sub_id, now_ms=now_ms, limit=room, ordered=lane.ordered, ignore_due=inactive
         )
-        now_s = time.monotonic()
+        now_s = self._clock.monotonic()
         for row in taken:
             try:
                 command = self._codec.decode_delivery_command(row.value)
@@ -422,7 +429,7 @@ class Dispatcher:
         metrics.backlog_top.clear()
         for sub_id, count in top:
             metrics.backlog_top.labels(sub_id).set(count)
-        now_ms = _ms(_now())
+        now_ms = _ms(self._clock.now())
         oldest = [store.oldest_created_ms(sub_id) for sub_id in self._backlog.backlogged()]
         known = [ms for ms in oldest if ms is not None]
         metrics.backlog_oldest_age.set((now_ms - min(known)) / 1000 if known else 0)
@@ -442,13 +449,11 @@ class Dispatcher:
 
     async def _restore(self, partition: int, cancel: threading.Event) -> None:
         restored = await asyncio.to_thread(
-            restore,
-            self._settings,
+            self._restore_backlog,
             self._store.path,
             self._topics.backlog,
             partition,
             cancelled=cancel,
-            client_id=self._client_id,
         )
         if self._restoring.get(partition) is cancel:
             del self._restoring[partition]
@@ -502,13 +507,16 @@ class Dispatcher:
         if subscription is None or subscription.status != "active":
             why = "deleted" if subscription is None else subscription.status
             assert why != "active"
-            self._conclude(item, plan_unsendable(command, why, now=_now(), source=source))
+            self._keys.forget(command.subscription_id)
+            self._conclude(
+                item, plan_unsendable(command, why, now=self._clock.now(), source=source)
+            )
             return
         if not await self._wait_for_rate(subscription):
             self._hand_back(item)  # stopping: never hold an offset for a rate limit
             return
         attempted = await self._attempt(subscription, command)
-        now = _now()
+        now = self._clock.now()
         classification = classify(attempted.outcome, now=now)
         decision = decide(
             classification,
@@ -554,7 +562,7 @@ class Dispatcher:
     def _hold_lane(self, lane: Lane, retry_after_s: float) -> None:
         """The endpoint asked to be left alone (429/503 with Retry-After): its lane starts
         nothing until then, and what it holds waits in the backlog, not in memory."""
-        lane.resume_ms = max(lane.resume_ms, _ms(_now()) + int(retry_after_s * 1000))
+        lane.resume_ms = max(lane.resume_ms, _ms(self._clock.now()) + int(retry_after_s * 1000))
         while lane.queue:
             self._hand_back(lane.queue.popleft(), "held")
         self._schedule_at(lane.subscription_id, lane.resume_ms)
@@ -571,7 +579,7 @@ class Dispatcher:
                 self._store.unlease(item.partition, item.key)
 
     async def _attempt(self, subscription: Subscription, command: DeliveryCommand) -> Attempted:
-        now = _now()
+        now = self._clock.now()
         try:
             secrets = self._keys.valid(subscription, now)
             headers = request_headers(subscription, command, secrets=secrets)
@@ -591,7 +599,7 @@ class Dispatcher:
 
     def _note_health(self, subscription: Subscription, *, delivered: bool) -> None:
         health = self._health.get(subscription.id, EndpointHealth())
-        now = _now()
+        now = self._clock.now()
         health = health.after_success() if delivered else health.after_failure(now)
         self._health[subscription.id] = health
         if health.should_disable(now, window_s=self._settings.disable_after_s):
@@ -606,7 +614,7 @@ class Dispatcher:
         known = self._limiters.get(subscription.id)
         if known is None or known[0] != rate:
             known = self._limiters[subscription.id] = (rate, RateLimiter(rate))
-        return await self._sleep_unless_stopping(known[1].reserve(time.monotonic()))
+        return await self._sleep_unless_stopping(known[1].reserve(self._clock.monotonic()))
 
     async def _sleep_unless_stopping(self, wait_s: float) -> bool:
         """Sleep `wait_s`; False when the deliverer started stopping meanwhile."""
@@ -645,7 +653,7 @@ class Dispatcher:
         for lane in self._lanes.values():
             while lane.queue:
                 self._hand_back(lane.queue.popleft())
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + timeout_s  # real waiting, bounded in real time
         while (
             (self._tasks or self._outputs.unacknowledged)
             and time.monotonic() < deadline
@@ -659,15 +667,8 @@ class Dispatcher:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-_Record = tuple[str, str | None, bytes | None, "Entry | int | None"]
-
-
 def _nothing() -> None:
     pass
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _ms(moment: datetime) -> int:

@@ -7,26 +7,26 @@ second consumer (group `<prefix>.deliverer.retries`) reads the legacy `retry.<ti
 at once, where a command not yet due goes into the backlog: nothing waits in a tier. One
 idempotent producer writes attempts, backlog changelog records and dead letters. Offsets
 are committed per partition up to the first command whose outputs are not yet
-acknowledged (`core.lanes.PartitionOffsets`); on revoke the finished prefix is committed,
-on a lost assignment nothing is.
+acknowledged (`core.lanes.PartitionOffsets`), and a position counts as committed only once
+Kafka confirmed it; on revoke the finished prefix is committed, on a lost assignment nothing
+is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeAlias
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from core.lanes import PartitionOffsets
 from core.retry import TIERS
 from deliverer.errors import OutputLost
 from deliverer.metrics import DelivererMetrics
-from hookline.runtime.kafka import consumer_config, producer_config
+from deliverer.ports import Clock, CommitReports, KafkaConsumer, KafkaProducer
 from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
@@ -36,14 +36,6 @@ log = logging.getLogger(__name__)
 TP: TypeAlias = tuple[str, int]
 Headers: TypeAlias = list[tuple[str, bytes]]
 COMMIT_INTERVAL_S: Final = 0.5
-OUTPUT_LINGER_MS: Final = 20
-"""Attempts and backlog records are off the webhook's latency path: bigger batches, less
-CPU for this process and the broker."""
-MAX_MESSAGE_BYTES: Final = 8 * 1024 * 1024
-"""Outputs carry the command's payload; the broker's own limit is the real bound."""
-PREFETCH_KIB: Final = 16 * 1024
-"""Per-partition prefetch of the consumers (librdkafka's default is 64 MiB): memory stays
-bounded while a burst is read at full speed into the backlog."""
 RESTORING: Final = "restore"
 DUE_HEADER: Final = "hookline-due"
 """Set on a command forwarded from a legacy retry tier: when it is due (epoch ms)."""
@@ -100,41 +92,36 @@ class Rebalance(Protocol):
 
 
 class KafkaIO:
+    """The consumers and the producer, built by the composition root (`deliverer.bootstrap`)."""
+
     def __init__(
         self,
         settings: Settings,
         codec: RecordCodec,
         metrics: DelivererMetrics,
         *,
-        client_id: str,
+        consumer: KafkaConsumer,
+        tier_consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        commits: CommitReports,
+        clock: Clock,
     ) -> None:
         self._codec = codec
         self._metrics = metrics
         self.deliveries = settings.topic("deliveries")
         self.backlog = settings.topic("deliverer-backlog")
         self.tier_topics = {settings.topic(f"retry.{tier}"): tier for tier in TIERS}
-        bounded = {"queued.max.messages.kbytes": PREFETCH_KIB}
-        self._consumer = Consumer(
-            consumer_config(settings, group_id=deliveries_group(settings), client_id=client_id)
-            | bounded
-        )
-        self._tier_consumer = Consumer(
-            consumer_config(
-                settings,
-                group_id=f"{deliveries_group(settings)}.retries",
-                client_id=f"{client_id}-retries",
-            )
-            | bounded
-        )
-        self._producer = Producer(
-            producer_config(settings, client_id=client_id, linger_ms=OUTPUT_LINGER_MS)
-            | {"message.max.bytes": MAX_MESSAGE_BYTES}
-        )
+        self._consumer = consumer
+        self._tier_consumer = tier_consumer
+        self._producer = producer
+        self._commits = commits
+        self._clock = clock
         self._offsets: dict[TP, PartitionOffsets] = {}
         self._paused: dict[TP, set[str]] = {}
         self._last_commit = 0.0
         self.listener: Rebalance | None = None
-        self.assigned_once = False
+        self.failure: KafkaException | None = None
+        """A fatal commit error: the consumer can no longer commit, the process must stop."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -153,7 +140,7 @@ class KafkaIO:
             on_lost=self._on_lost,
         )
 
-    def _consumer_of(self, topic: str) -> Consumer:
+    def _consumer_of(self, topic: str) -> KafkaConsumer:
         return self._tier_consumer if topic in self.tier_topics else self._consumer
 
     def close(self) -> None:
@@ -178,6 +165,7 @@ class KafkaIO:
         polled: list[Polled] = []
         messages = self._consumer.consume(num_messages=max_messages, timeout=0)
         messages += self._tier_consumer.consume(num_messages=max_messages, timeout=0)
+        self._apply_commit_reports()
         for message in messages:
             error = message.error()
             if error is not None:
@@ -259,7 +247,7 @@ class KafkaIO:
     def tick(self) -> None:
         """Serve producer callbacks, commit now and then."""
         self._producer.poll(0)
-        clock = time.monotonic()
+        clock = self._clock.monotonic()
         if clock - self._last_commit >= COMMIT_INTERVAL_S:
             self._last_commit = clock
             self.commit(sync=False)
@@ -311,14 +299,17 @@ class KafkaIO:
     # -- commits -------------------------------------------------------------------------------
 
     def commit(self, *, sync: bool, only: Iterable[TP] | None = None) -> None:
+        """Commit each partition's finished prefix where it moved since the last commit Kafka
+        confirmed. A position counts as committed only once the broker said so (an
+        asynchronous commit's `on_commit` report, a synchronous commit's result), so a failed
+        commit is sent again at the next turn even when its partition has gone quiet."""
         chosen = self._offsets.keys() if only is None else list(only)
         commits: dict[bool, list[TopicPartition]] = {False: [], True: []}  # by "is a tier"
         for tp in chosen:
             offsets = self._offsets.get(tp)
             position = None if offsets is None else offsets.to_commit()
-            if offsets is not None and position is not None:
+            if position is not None:
                 commits[tp[0] in self.tier_topics].append(TopicPartition(tp[0], tp[1], position))
-                offsets.committed(position)
         for consumer, tps in (
             (self._consumer, commits[False]),
             (self._tier_consumer, commits[True]),
@@ -326,34 +317,59 @@ class KafkaIO:
             if not tps:
                 continue
             try:
-                consumer.commit(offsets=tps, asynchronous=not sync)
+                confirmed = consumer.commit(offsets=tps, asynchronous=not sync)
             except KafkaException as exc:
-                # the next commit covers it; a lost commit only means redelivery (at least once)
-                log.warning("deliverer commit failed: %s", exc)
+                self._commit_failed(exc.args[0])
+                continue
+            if sync and confirmed is not None:
+                self._committed(confirmed)
+
+    def _apply_commit_reports(self) -> None:
+        for error, partitions in self._commits.take():
+            if error is None:
+                self._committed(partitions)
+            else:
+                self._commit_failed(error)
+
+    def _committed(self, partitions: Sequence[TopicPartition]) -> None:
+        for tp in partitions:
+            offsets = self._offsets.get((tp.topic, tp.partition))
+            if tp.error is not None:
+                self._commit_failed(tp.error)
+            elif offsets is not None and tp.offset >= 0:
+                offsets.committed(tp.offset)
+
+    def _commit_failed(self, error: KafkaError) -> None:
+        if error.fatal():
+            log.error("deliverer commit failed for good: %s", error.str())
+            if self.failure is None:
+                self.failure = KafkaException(error)
+            return
+        # retried at the next commit: until then only redelivery is at stake (at least once)
+        log.warning("deliverer commit failed: %s", error.str())
 
     # -- rebalance callbacks run inside consume(), on the loop thread --------------------------
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         # assigned here, not after the callback, so that each partition is paused from its
         # first fetch until its backlog is restored
         consumer.incremental_assign(partitions)
         for tp in partitions:
             self._offsets[(tp.topic, tp.partition)] = PartitionOffsets()
             self.pause((tp.topic, tp.partition), RESTORING)
-        self.assigned_once = True
         if self.listener is not None:
             self.listener.assigned([tp.partition for tp in partitions])
 
-    def _on_assign_tiers(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign_tiers(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._offsets[(tp.topic, tp.partition)] = PartitionOffsets()
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         revoked = [(tp.topic, tp.partition) for tp in partitions]
         self.commit(sync=True, only=revoked)
         self._forget(revoked)
 
-    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_lost(self, _consumer: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         self._forget([(tp.topic, tp.partition) for tp in partitions])
 
     def _forget(self, tps: Sequence[TP]) -> None:

@@ -1,0 +1,322 @@
+"""In-memory fakes of the deliverer's ports (`deliverer.ports`), for unit tests of its shell.
+
+Each keeps the promise of the real thing that the deliverer relies on, and no more: the
+consumer serves rebalance callbacks and commit reports inside `consume`, the producer
+acknowledges inside `poll`, the sender answers what the test programmed, the clock moves
+only when told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter, defaultdict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from core.attempts import Observed
+from core.outcome import AttemptOutcome, Response
+from core.records import Subscription
+from deliverer.backlog import Restored
+from deliverer.ports import OnAssign, OnCommit, OnDelivery
+from deliverer.sender import Attempted
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class FakeMessage:
+    """A record as confluent_kafka.Message shows it (methods, not attributes)."""
+
+    _topic: str
+    _partition: int
+    _offset: int
+    _key: bytes | None
+    _value: bytes | None
+    _timestamp_ms: int = 0
+    _headers: list[tuple[str, bytes]] | None = None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp_ms)  # TIMESTAMP_CREATE_TIME
+
+    def error(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Topic:
+    partitions: dict[int, object]
+
+
+@dataclass(frozen=True, slots=True)
+class _Metadata:
+    topics: dict[str, _Topic]
+
+
+class FakeConsumer:
+    """A group consumer whose assignment the test decides (`assign`, `revoke`). Commits are
+    recorded in `committed`; an asynchronous one is reported to `on_commit` at the next
+    `consume`, as librdkafka does. `refuse_commits` makes every commit fail with that error."""
+
+    def __init__(self, *, on_commit: OnCommit, partitions: Mapping[str, int]) -> None:
+        self._on_commit = on_commit
+        self._partition_counts = dict(partitions)
+        self._log: dict[TP, list[FakeMessage]] = defaultdict(list)
+        self._positions: dict[TP, int] = {}
+        self._reports: list[tuple[KafkaError | None, list[TopicPartition]]] = []
+        self._callbacks: tuple[OnAssign, OnAssign, OnAssign] | None = None
+        self.paused: set[TP] = set()
+        self.committed: dict[TP, int] = {}
+        self.commit_calls: list[list[tuple[str, int, int]]] = []
+        self.refuse_commits: KafkaError | None = None
+        self.closed = False
+
+    # -- what the test does --------------------------------------------------------------------
+
+    def add(
+        self,
+        topic: str,
+        partition: int,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        offset: int | None = None,
+        timestamp_ms: int = 0,
+    ) -> int:
+        """Append a record (at `offset`, leaving a gap, when given); returns its offset."""
+        log = self._log[(topic, partition)]
+        next_offset = log[-1].offset() + 1 if log else 0
+        at = next_offset if offset is None else offset
+        assert at >= next_offset, "offsets ascend"
+        log.append(FakeMessage(topic, partition, at, key, value, timestamp_ms))
+        return at
+
+    def assign(self, topic: str, *partitions: int) -> None:
+        assert self._callbacks is not None, "subscribe first"
+        self._callbacks[0](self, [TopicPartition(topic, p) for p in partitions])
+
+    def revoke(self, topic: str, *partitions: int) -> None:
+        assert self._callbacks is not None, "subscribe first"
+        self._callbacks[1](self, [TopicPartition(topic, p) for p in partitions])
+        for partition in partitions:
+            self._positions.pop((topic, partition), None)
+            self.paused.discard((topic, partition))
+
+    # -- confluent_kafka.Consumer ----------------------------------------------------------------
+
+    def subscribe(
+        self, topics: list[str], *, on_assign: OnAssign, on_revoke: OnAssign, on_lost: OnAssign
+    ) -> None:
+        self._callbacks = (on_assign, on_revoke, on_lost)
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self._positions[key] = self.committed.get(key, 0)
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.paused.update((tp.topic, tp.partition) for tp in partitions)
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.paused.difference_update((tp.topic, tp.partition) for tp in partitions)
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        reports, self._reports = self._reports, []
+        for error, partitions in reports:
+            self._on_commit(error, partitions)
+        taken: list[Any] = []
+        for tp, position in self._positions.items():
+            if tp in self.paused:
+                continue
+            ready = [m for m in self._log[tp] if m.offset() >= position]
+            for message in ready[: num_messages - len(taken)]:
+                taken.append(message)
+                self._positions[tp] = message.offset() + 1
+        return taken
+
+    def commit(
+        self, *, offsets: list[TopicPartition], asynchronous: bool
+    ) -> list[TopicPartition] | None:
+        self.commit_calls.append([(tp.topic, tp.partition, tp.offset) for tp in offsets])
+        error = self.refuse_commits
+        if error is None:
+            for tp in offsets:
+                self.committed[(tp.topic, tp.partition)] = tp.offset
+        if not asynchronous:
+            if error is not None:
+                raise KafkaException(error)
+            return offsets
+        self._reports.append((error, offsets))
+        return None
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        count = self._partition_counts.get(topic, 0)
+        return _Metadata({topic: _Topic(dict.fromkeys(range(count)))})
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    topic: str
+    key: str | bytes | None
+    value: bytes | None
+    partition: int | None
+    headers: list[tuple[str, bytes]] | None
+
+
+class FakeProducer:
+    """Acknowledges what it was given at the next `poll` or `flush`; refuses everything with
+    `refuse` set; keeps everything unacknowledged while `hold` is True."""
+
+    def __init__(self) -> None:
+        self.produced: list[Produced] = []
+        self._pending: deque[tuple[Produced, OnDelivery]] = deque()
+        self.refuse: KafkaError | None = None
+        self.hold = False
+
+    def produce(
+        self,
+        topic: str,
+        *,
+        key: str | bytes | None,
+        value: bytes | None,
+        on_delivery: OnDelivery,
+        **extra: Any,
+    ) -> None:
+        record = Produced(topic, key, value, extra.get("partition"), extra.get("headers"))
+        self.produced.append(record)
+        self._pending.append((record, on_delivery))
+
+    def poll(self, timeout: float) -> int:
+        if self.hold:
+            return 0
+        served = 0
+        while self._pending:
+            record, on_delivery = self._pending.popleft()
+            on_delivery(self.refuse, record)
+            served += 1
+        return served
+
+    def flush(self, timeout: float) -> int:
+        self.poll(timeout)
+        return len(self._pending)
+
+    def to(self, topic: str) -> list[Produced]:
+        return [record for record in self.produced if record.topic == topic]
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class FakeSender:
+    """Answers each URL's posts with the outcomes queued by `answer` (then 200s). A URL
+    that is `hold`-ed keeps its posts waiting until `release`."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._clock = clock
+        self._answers: dict[str, deque[AttemptOutcome]] = defaultdict(deque)
+        self._gates: dict[str, asyncio.Event] = {}
+        self.sent: list[Sent] = []
+        self.started = False
+        self.closed = False
+
+    def answer(self, url: str, *outcomes: AttemptOutcome) -> None:
+        self._answers[url].extend(outcomes)
+
+    def hold(self, url: str) -> None:
+        self._gates[url] = asyncio.Event()
+
+    def release(self, url: str) -> None:
+        self._gates.pop(url).set()
+
+    def to(self, url: str) -> list[Sent]:
+        return [sent for sent in self.sent if sent.url == url]
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def post(
+        self, url: str, *, headers: Mapping[str, str], body: bytes, deadline_s: float
+    ) -> Attempted:
+        self.sent.append(Sent(url, dict(headers), body))
+        gate = self._gates.get(url)
+        if gate is not None:
+            await gate.wait()
+        answers = self._answers[url]
+        outcome = answers.popleft() if answers else Response(200, None)
+        status = outcome.status if isinstance(outcome, Response) else None
+        return Attempted(outcome, Observed(self._clock.now(), 1, status, b""))
+
+
+class ManualClock:
+    """Time that moves only with `advance`."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._monotonic = 1000.0
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._monotonic += seconds
+        self._now += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeSubscriptions:
+    """The subscriptions table, caught up from the start; `put` is the subscription log."""
+
+    known: dict[str, Subscription] = field(default_factory=dict)
+    written: list[Subscription] = field(default_factory=list)
+    ready: bool = True
+    failure: BaseException | None = None
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        return self.known.get(subscription_id)
+
+    def put(self, subscription: Subscription) -> None:
+        self.written.append(subscription)
+        self.known[subscription.id] = subscription
+
+
+def restore_nothing(
+    path: Path, topic: str, partition: int, *, cancelled: threading.Event
+) -> Restored | None:
+    """A changelog partition with no records: nothing to bring back."""
+    return Restored(partition, Counter(), 0, 0.0)
