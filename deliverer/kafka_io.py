@@ -27,6 +27,8 @@ from core.retry import TIERS
 from deliverer.errors import OutputLost
 from deliverer.metrics import DelivererMetrics
 from deliverer.ports import Clock, CommitReports, KafkaConsumer, KafkaProducer
+from hookline.runtime.kafka import TRANSIENT_PATIENCE_S
+from hookline.runtime.producing import produce_within
 from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
@@ -38,6 +40,9 @@ Headers: TypeAlias = list[tuple[str, bytes]]
 COMMIT_INTERVAL_S: Final = 0.5
 RESTORING: Final = "restore"
 DUE_HEADER: Final = "hookline-due"
+QUEUE_FULL_POLL_S: Final = 0.005
+"""How long a full local queue is polled for acknowledgements before producing again: short,
+since the loop that waits also sends webhooks."""
 """Set on a command forwarded from a legacy retry tier: when it is due (epoch ms)."""
 
 
@@ -281,20 +286,17 @@ class KafkaIO:
     ) -> None:
         """Produce one record; `acked(None)` runs (in `tick`) once Kafka acknowledged it, or
         `acked(error)` when it never will. The cheap path: no future, no task wake-up."""
-        extra: dict[str, object] = {}
-        if partition is not None:
-            extra["partition"] = partition
-        if headers:
-            extra["headers"] = headers
-        while True:
-            try:
-                self._producer.produce(
-                    topic, key=key, value=value, on_delivery=lambda err, _msg: acked(err), **extra
-                )
-            except BufferError:  # the local queue is full: serve acknowledgements a moment
-                self._producer.poll(0.005)
-            else:
-                return
+        produce_within(
+            self._producer,
+            topic,
+            key=key,
+            value=value,
+            on_delivery=lambda err, _msg: acked(err),
+            partition=partition,
+            headers=headers,
+            poll_s=QUEUE_FULL_POLL_S,
+            timeout_s=TRANSIENT_PATIENCE_S,  # a queue full that long: the broker is gone
+        )
 
     # -- commits -------------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ from confluent_kafka import KafkaError, Message
 from prometheus_client import Counter as MetricCounter
 
 from core.attempts import Plan
-from core.records import DeadLetter, utc_ms
+from core.records import utc_ms
+from core.undecodable import Source, undecodable_letter
 from deliverer.backlog import Entry, Taken
 from deliverer.errors import OutputLost
 from deliverer.kafka_io import DUE_HEADER, KafkaIO
@@ -39,7 +40,7 @@ class Record:
     """One record to produce; no partition lets the partitioner choose by key."""
 
     topic: str
-    key: str | None
+    key: str | bytes | None
     value: bytes | None
     partition: int | None = None
     headers: Headers | None = None
@@ -101,29 +102,44 @@ class Outputs:
 
     def undecodable_entry(self, sub_id: str, row: Taken, error: UndecodableRecord) -> list[Record]:
         """A backlog entry that cannot be decoded: its dead letter and its tombstone."""
-        located = error.at(self.topics.deliveries, row.partition, row.seq)
-        log.error("deliverer: %s", located)
-        letter = _undecodable_letter(located, subscription_id=sub_id, raw_value=row.value)
-        self._metrics.dead_letters.labels("undecodable").inc()
-        encoded = self._codec.encode_dead_letter(letter)
+        source = Source(self.topics.deliveries, row.partition, row.seq, sub_id.encode())
         return [
-            Record(self.topics.dead_letters, sub_id, encoded),
+            self._undecodable(source, row.value, error, subscription_id=sub_id),
             self.tombstone(row.partition, row.key),
         ]
 
     def undecodable_record(self, message: Message, error: UndecodableRecord) -> list[Record]:
         """A `deliveries` record that cannot be decoded: its dead letter, with coordinates."""
-        log.error("deliverer: %s", error)
-        letter = _undecodable_letter(error, subscription_id=None, raw_value=message.value())
-        self._metrics.dead_letters.labels("undecodable").inc()
-        key = message.key()
-        return [
-            Record(
-                self.topics.dead_letters,
-                None if key is None else key.decode(errors="replace"),
-                self._codec.encode_dead_letter(letter),
-            )
-        ]
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None
+        assert partition is not None
+        assert offset is not None
+        source = Source(topic, partition, offset, message.key())
+        return [self._undecodable(source, message.value(), error, subscription_id=None)]
+
+    def _undecodable(
+        self,
+        source: Source,
+        raw_value: bytes | None,
+        error: UndecodableRecord,
+        *,
+        subscription_id: str | None,
+    ) -> Record:
+        located = error.at(source.topic, source.partition, source.offset)
+        log.error("deliverer: %s", located)
+        dead = undecodable_letter(
+            source,
+            raw_value,
+            reason=error.dead_letter_reason,
+            error=str(located),
+            letter_id=str(uuid.uuid4()),
+            at=utc_ms(datetime.now(UTC)),
+            subscription_id=subscription_id,
+        )
+        self._metrics.dead_letters.labels(dead.letter.reason).inc()
+        return Record(
+            self.topics.dead_letters, dead.key, self._codec.encode_dead_letter(dead.letter)
+        )
 
     def forwarded(self, message: Message) -> list[Record]:
         """A legacy retry-tier record, to `deliveries`: where a command not yet due is
@@ -180,23 +196,3 @@ class Outputs:
         if child is None:
             child = self._attempt_counters[outcome] = self._metrics.attempts.labels(outcome)
         return child
-
-
-def _undecodable_letter(
-    error: UndecodableRecord, *, subscription_id: str | None, raw_value: bytes | None
-) -> DeadLetter:
-    assert error.topic is not None
-    assert error.partition is not None
-    assert error.offset is not None
-    return DeadLetter(
-        id=str(uuid.uuid4()),
-        reason="undecodable",
-        at=utc_ms(datetime.now(UTC)),
-        subscription_id=subscription_id,
-        command=None,
-        source_topic=error.topic,
-        source_partition=error.partition,
-        source_offset=error.offset,
-        raw_value=raw_value,
-        error=str(error),
-    )
