@@ -1,0 +1,314 @@
+"""In-memory fakes of the services' ports (`router.ports`, `api.projector.ports`,
+`api.replayer.ports`), for unit tests of their shells.
+
+Each keeps the promise of the real thing that the shell relies on, and no more: a
+transactional producer makes its records and offsets visible only on commit, and a newer
+producer under the same transactional id fences the older; the clock moves only when told.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from core.records import Subscription
+from router.ports import OnAssign
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class FakeMessage:
+    """A record as confluent_kafka.Message shows it (methods, not attributes)."""
+
+    _topic: str
+    _partition: int
+    _offset: int
+    _key: bytes | None
+    _value: bytes | None
+    _timestamp_ms: int = 0
+    _headers: list[tuple[str, bytes]] | None = None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp_ms)  # TIMESTAMP_CREATE_TIME
+
+    def error(self) -> None:
+        return None
+
+
+class ManualClock:
+    """Time that moves only with `advance`."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._monotonic = 1000.0
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._monotonic += seconds
+        self._now += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeSubscriptions:
+    """The subscriptions table, caught up from the start; `put` is the subscription log."""
+
+    known: dict[str, Subscription] = field(default_factory=dict)
+    written: list[Subscription] = field(default_factory=list)
+    ready: bool = True
+    failure: BaseException | None = None
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        return self.known.get(subscription_id)
+
+    def put(self, subscription: Subscription) -> None:
+        self.written.append(subscription)
+        self.known[subscription.id] = subscription
+
+
+class FakeSubscriptionTable(FakeSubscriptions):
+    """The table as the router waits on it: ready and caught up at once."""
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        return self.ready
+
+    def wait_caught_up(self, ends: Mapping[int, int], *, timeout_s: float) -> bool:
+        return True
+
+    def snapshot(self) -> Mapping[str, Subscription]:
+        return dict(self.known)  # a new mapping, as the table gives after any change
+
+
+# -- the router's Kafka: a consume-transform-produce broker --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _TopicInfo:
+    partitions: dict[int, object]
+    error: KafkaError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _ClusterInfo:
+    topics: dict[str, _TopicInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A record of a committed transaction."""
+
+    topic: str
+    key: str | bytes | None
+    value: bytes | None
+
+
+class FakeTransactionalKafka:
+    """A broker as a transactional router sees it: topic logs, the group's committed offsets
+    and the records of committed transactions (`committed`, `records`). `consumer()` and
+    `producer()` build clients over it (`router.ports.Clients`).
+
+    `fail_next_produce` / `fail_next_commit` make the next such call raise that error once;
+    `fence()` is a newer instance initialising the same transactional id; `on_poll` runs at
+    every `poll` with what it returns (None: nothing left to read)."""
+
+    def __init__(self, partitions: Mapping[str, int]) -> None:
+        self.partitions = dict(partitions)
+        self.logs: dict[TP, list[FakeMessage]] = defaultdict(list)
+        self.committed: dict[TP, int] = {}
+        self.records: list[Committed] = []
+        self.aborted = 0
+        self.consumers: list[FakeEventConsumer] = []
+        self.producers: list[FakeTransactionalProducer] = []
+        self.fail_next_produce: KafkaError | None = None
+        self.fail_next_commit: KafkaError | None = None
+        self.on_poll: Callable[[FakeMessage | None], None] = lambda _message: None
+
+    def add(self, topic: str, partition: int, *, key: bytes | None, value: bytes | None) -> int:
+        """Append a record; returns its offset."""
+        log = self.logs[(topic, partition)]
+        log.append(FakeMessage(topic, partition, len(log), key, value))
+        return len(log) - 1
+
+    def to(self, topic: str) -> list[Committed]:
+        return [record for record in self.records if record.topic == topic]
+
+    def fence(self) -> None:
+        """What a newer instance's `init_transactions` does to the older producers."""
+        for producer in self.producers:
+            producer.fenced = True
+
+    def consumer(self) -> FakeEventConsumer:
+        consumer = FakeEventConsumer(self)
+        self.consumers.append(consumer)
+        return consumer
+
+    def producer(self) -> FakeTransactionalProducer:
+        return FakeTransactionalProducer(self)
+
+
+class FakeEventConsumer:
+    """A group member given every partition of the topics it subscribes to, from the
+    group's committed offsets; `seek` moves a position, as a rewind does."""
+
+    def __init__(self, kafka: FakeTransactionalKafka) -> None:
+        self._kafka = kafka
+        self._positions: dict[TP, int] = {}
+        self.seeks: list[tuple[str, int, int]] = []
+        self.closed = False
+
+    def subscribe(
+        self, topics: list[str], *, on_assign: OnAssign, on_revoke: OnAssign, on_lost: OnAssign
+    ) -> None:
+        assigned = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in range(self._kafka.partitions[topic])
+        ]
+        on_assign(self, assigned)
+        for tp in assigned:
+            key = (tp.topic, tp.partition)
+            self._positions[key] = self._kafka.committed.get(key, 0)
+
+    def poll(self, timeout: float) -> FakeMessage | None:
+        taken = self.consume(1, timeout)
+        message = taken[0] if taken else None
+        self._kafka.on_poll(message)
+        return message
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        taken: list[Any] = []
+        for tp, position in self._positions.items():
+            ready = [m for m in self._kafka.logs[tp] if m.offset() >= position]
+            for message in ready[: num_messages - len(taken)]:
+                taken.append(message)
+                self._positions[tp] = message.offset() + 1
+        return taken
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append((partition.topic, partition.partition, partition.offset))
+        self._positions[(partition.topic, partition.partition)] = partition.offset
+
+    def consumer_group_metadata(self) -> object:
+        return self
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for topic, p in self._positions]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self._positions[(tp.topic, tp.partition)])
+            for tp in partitions
+        ]
+
+    def get_watermark_offsets(
+        self, partition: TopicPartition, *, cached: bool
+    ) -> tuple[int, int] | None:
+        return (0, len(self._kafka.logs[(partition.topic, partition.partition)]))
+
+    def list_topics(self, *, timeout: float) -> Any:
+        return _ClusterInfo(
+            {
+                topic: _TopicInfo(dict.fromkeys(range(count)))
+                for topic, count in self._kafka.partitions.items()
+            }
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeTransactionalProducer:
+    """Records and offsets reach the broker only with `commit_transaction`; once fenced,
+    every call fails with librdkafka's fatal `_FENCED`."""
+
+    def __init__(self, kafka: FakeTransactionalKafka) -> None:
+        self._kafka = kafka
+        self._pending: list[Committed] = []
+        self._offsets: list[TopicPartition] = []
+        self.in_transaction = False
+        self.fenced = False
+
+    def _check(self) -> None:
+        if self.fenced:
+            raise KafkaException(
+                KafkaError(
+                    KafkaError._FENCED, "fenced by a newer transactional producer", fatal=True
+                )
+            )
+
+    def init_transactions(self, timeout: float) -> None:
+        self._kafka.fence()
+        self._kafka.producers.append(self)
+
+    def begin_transaction(self) -> None:
+        self._check()
+        assert not self.in_transaction, "one transaction at a time"
+        self.in_transaction = True
+
+    def produce(
+        self, topic: str, *, key: str | bytes | None, value: bytes | None, **extra: Any
+    ) -> None:
+        self._check()
+        assert self.in_transaction, "transactional records are produced in a transaction"
+        error, self._kafka.fail_next_produce = self._kafka.fail_next_produce, None
+        if error is not None:
+            raise KafkaException(error)
+        self._pending.append(Committed(topic, key, value))
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float
+    ) -> None:
+        self._check()
+        self._offsets = list(positions)
+
+    def commit_transaction(self, timeout: float) -> None:
+        self._check()
+        error, self._kafka.fail_next_commit = self._kafka.fail_next_commit, None
+        if error is not None:
+            raise KafkaException(error)
+        self._kafka.records.extend(self._pending)
+        for tp in self._offsets:
+            self._kafka.committed[(tp.topic, tp.partition)] = tp.offset
+        self._end()
+
+    def abort_transaction(self, timeout: float) -> None:
+        self._check()
+        self._kafka.aborted += 1
+        self._end()
+
+    def _end(self) -> None:
+        self._pending, self._offsets, self.in_transaction = [], [], False
+
+    def flush(self, timeout: float) -> int:
+        return 0
