@@ -8,18 +8,21 @@ producer under the same transactional id fences the older; the clock moves only 
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from api.projector.projection import AttemptInsert, DeliveryUpsert, Offset
 from core.records import Subscription
 from router.ports import OnAssign
 
 TP = tuple[str, int]
+OnDelivery = Callable[[KafkaError | None, Any], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +140,8 @@ class FakeTransactionalKafka:
 
     `fail_next_produce` / `fail_next_commit` make the next such call raise that error once;
     `fence()` is a newer instance initialising the same transactional id; `on_poll` runs at
-    every `poll` with what it returns (None: nothing left to read)."""
+    every `poll` with what it returns (None: nothing left to read), `on_consume` at every
+    `consume`."""
 
     def __init__(self, partitions: Mapping[str, int]) -> None:
         self.partitions = dict(partitions)
@@ -150,6 +154,7 @@ class FakeTransactionalKafka:
         self.fail_next_produce: KafkaError | None = None
         self.fail_next_commit: KafkaError | None = None
         self.on_poll: Callable[[FakeMessage | None], None] = lambda _message: None
+        self.on_consume: Callable[[list[FakeMessage]], None] = lambda _messages: None
 
     def add(self, topic: str, partition: int, *, key: bytes | None, value: bytes | None) -> int:
         """Append a record; returns its offset."""
@@ -175,8 +180,9 @@ class FakeTransactionalKafka:
 
 
 class FakeEventConsumer:
-    """A group member given every partition of the topics it subscribes to, from the
-    group's committed offsets; `seek` moves a position, as a rewind does."""
+    """A group member given every partition of the topics it subscribes to, at the offsets
+    its `on_assign` chose or else the group's committed ones; `seek` moves a position, as a
+    rewind does."""
 
     def __init__(self, kafka: FakeTransactionalKafka) -> None:
         self._kafka = kafka
@@ -185,7 +191,12 @@ class FakeEventConsumer:
         self.closed = False
 
     def subscribe(
-        self, topics: list[str], *, on_assign: OnAssign, on_revoke: OnAssign, on_lost: OnAssign
+        self,
+        topics: list[str],
+        *,
+        on_assign: OnAssign,
+        on_revoke: OnAssign,
+        on_lost: OnAssign | None = None,
     ) -> None:
         assigned = [
             TopicPartition(topic, p)
@@ -195,16 +206,25 @@ class FakeEventConsumer:
         on_assign(self, assigned)
         for tp in assigned:
             key = (tp.topic, tp.partition)
-            self._positions[key] = self._kafka.committed.get(key, 0)
+            self._positions.setdefault(key, self._kafka.committed.get(key, 0))
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:  # OFFSET_BEGINNING and the like are negative
+            self._positions[(tp.topic, tp.partition)] = max(tp.offset, 0)
 
     def poll(self, timeout: float) -> FakeMessage | None:
-        taken = self.consume(1, timeout)
+        taken = self._take(1)
         message = taken[0] if taken else None
         self._kafka.on_poll(message)
         return message
 
     def consume(self, num_messages: int, timeout: float) -> list[Any]:
-        taken: list[Any] = []
+        taken = self._take(num_messages)
+        self._kafka.on_consume(taken)
+        return taken
+
+    def _take(self, num_messages: int) -> list[FakeMessage]:
+        taken: list[FakeMessage] = []
         for tp, position in self._positions.items():
             ready = [m for m in self._kafka.logs[tp] if m.offset() >= position]
             for message in ready[: num_messages - len(taken)]:
@@ -312,3 +332,119 @@ class FakeTransactionalProducer:
 
     def flush(self, timeout: float) -> int:
         return 0
+
+
+# -- a producer acknowledging at poll, and the projector's database --------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    topic: str
+    key: str | bytes | None
+    value: bytes | None
+    partition: int | None
+    headers: list[tuple[str, bytes]] | None
+
+
+class FakeProducer:
+    """Acknowledges what it was given at the next `poll` or `flush`; refuses everything with
+    `refuse` set; keeps everything unacknowledged while `hold` is True."""
+
+    def __init__(self) -> None:
+        self.produced: list[Produced] = []
+        self._pending: deque[tuple[Produced, OnDelivery]] = deque()
+        self.refuse: KafkaError | None = None
+        self.hold = False
+
+    def produce(
+        self,
+        topic: str,
+        *,
+        key: str | bytes | None,
+        value: bytes | None,
+        on_delivery: OnDelivery,
+        **extra: Any,
+    ) -> None:
+        record = Produced(topic, key, value, extra.get("partition"), extra.get("headers"))
+        self.produced.append(record)
+        self._pending.append((record, on_delivery))
+
+    def poll(self, timeout: float) -> int:
+        if self.hold:
+            return 0
+        served = 0
+        while self._pending:
+            record, on_delivery = self._pending.popleft()
+            on_delivery(self.refuse, record)
+            served += 1
+        return served
+
+    def flush(self, timeout: float) -> int:
+        self.poll(timeout)
+        return len(self._pending)
+
+    def to(self, topic: str) -> list[Produced]:
+        return [record for record in self.produced if record.topic == topic]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One batch the projector stored: its rows and the offsets after them, together."""
+
+    upserts: tuple[DeliveryUpsert, ...]
+    attempts: tuple[AttemptInsert, ...]
+    offsets: tuple[Offset, ...]
+
+
+class FakeDatabase:
+    """The projector's database as batches, not rows (the SQL is tested on PostgreSQL):
+    what each committed `apply_batch` stored, and the offsets it left. `fail_next_apply`
+    loses the connection at the next apply, which then stores nothing."""
+
+    def __init__(self) -> None:
+        self.applied: list[Applied] = []
+        self.offsets: dict[TP, int] = {}
+        self.connections: list[FakeHistory] = []
+        self.rebuilt = 0
+        self.fail_next_apply = False
+
+    def open(self) -> FakeHistory:
+        connection = FakeHistory(self)
+        self.connections.append(connection)
+        return connection
+
+
+class FakeHistory:
+    """One connection to a `FakeDatabase` (`api.projector.ports.History`)."""
+
+    def __init__(self, database: FakeDatabase) -> None:
+        self._database = database
+        self.closed = False
+
+    def stored_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        assert not self.closed
+        return {tp: o for tp, o in self._database.offsets.items() if tp[0] in topics}
+
+    def apply_batch(
+        self,
+        upserts: Sequence[DeliveryUpsert],
+        attempts: Sequence[AttemptInsert],
+        offsets: Sequence[Offset],
+    ) -> None:
+        assert not self.closed
+        database = self._database
+        if database.fail_next_apply:
+            database.fail_next_apply = False
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        database.applied.append(Applied(tuple(upserts), tuple(attempts), tuple(offsets)))
+        for offset in offsets:
+            tp = (offset.topic, offset.partition)
+            database.offsets[tp] = max(database.offsets.get(tp, 0), offset.next_offset)
+
+    def rebuild(self) -> None:
+        self._database.rebuilt += 1
+        self._database.applied.clear()
+        self._database.offsets.clear()
+
+    def close(self) -> None:
+        self.closed = True
