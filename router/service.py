@@ -24,23 +24,21 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from core.matching import SubscriptionIndex
 from core.records import DomainEvent, Subscription
 from core.undecodable import Source, undecodable_letter
-from hookline.runtime.codecs import open_codec
 from hookline.runtime.errors import ProduceTimeout, TopicError
-from hookline.runtime.kafka import admin_config, consumer_config, producer_config, retry_transient
+from hookline.runtime.kafka import retry_transient
 from hookline.runtime.producing import produce_within
 from hookline.runtime.settings import Settings
-from hookline.runtime.subscription_table import SubscriptionTable
 from router.batch import Batch
+from router.bootstrap import bootstrap
 from router.errors import (
     ClientsBroken,
     ClientsKeepBreaking,
@@ -51,10 +49,10 @@ from router.errors import (
     TransactionsFailing,
 )
 from router.metrics import RouterMetrics
+from router.ports import Clock, EventConsumer, Ports, Subscriptions, TransactionalProducer
 from router.routing import commands_for
 from router.watchdog import abandon, with_deadline
 from schemas.errors import UndecodableRecord
-from schemas.records_avro import RecordCodec
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +78,8 @@ _FENCED_CODES: Final = frozenset(
 
 class Router:
     """The router service (`run(stopping)` blocks until `stopping` is set; `ready` once the
-    subscriptions table caught up and the consumer joined its group).
+    subscriptions table caught up and the consumer joined its group). `run` routes over
+    what `router.bootstrap` builds; `route` over the ports it is given (the unit tests).
 
     A `client_id` given names this instance for good: it is the suffix of the transactional
     id and the consumer's static group membership, so a restart under the same name fences
@@ -112,24 +111,26 @@ class Router:
         return self._ready.is_set()
 
     def run(self, stopping: threading.Event) -> None:
-        runtime = open_codec(self._settings, client_id=self._client_id)
-        table = SubscriptionTable(
-            self._settings, runtime.codec, client_id=f"{self._client_id}-subscriptions"
-        )
+        with bootstrap(
+            self._settings,
+            client_id=self._client_id,
+            transactional_id=self.transactional_id,
+            static_member=self._static_member,
+        ) as ports:
+            self.route(ports, stopping)
+
+    def route(self, ports: Ports, stopping: threading.Event) -> None:
+        """Route until `stopping` is set, building new clients when they broke (bounded)."""
         rebuilds: list[float] = []
         try:
-            table.start()
-            if not _wait_ready(table, stopping):
+            if not _wait_ready(ports.subscriptions, ports.clock, stopping):
                 return
             while not stopping.is_set():
                 loop = _RoutingLoop(
                     self._settings,
-                    runtime.codec,
-                    table,
+                    ports,
                     self._metrics,
-                    client_id=self._client_id,
                     transactional_id=self.transactional_id,
-                    static_member=self._static_member,
                     batch_max_events=self._batch_max_events,
                     batch_linger_s=self._batch_linger_s,
                 )
@@ -138,7 +139,7 @@ class Router:
                 except ClientsBroken as exc:
                     self._ready.clear()
                     loop.abandon()
-                    self._note_rebuild(rebuilds, exc)
+                    self._note_rebuild(rebuilds, ports.clock, exc)
                     continue
                 except BaseException:
                     loop.close()
@@ -146,11 +147,9 @@ class Router:
                 loop.close()
         finally:
             self._ready.clear()
-            table.close()
-            runtime.close()
 
-    def _note_rebuild(self, rebuilds: list[float], exc: ClientsBroken) -> None:
-        now = time.monotonic()
+    def _note_rebuild(self, rebuilds: list[float], clock: Clock, exc: ClientsBroken) -> None:
+        now = clock.monotonic()
         rebuilds[:] = [at for at in rebuilds if now - at < REBUILD_WINDOW_S]
         rebuilds.append(now)
         if len(rebuilds) > MAX_REBUILDS:
@@ -159,14 +158,14 @@ class Router:
         self._metrics.clients_rebuilt.labels(type(exc).__name__).inc()
 
 
-def _wait_ready(table: SubscriptionTable, stopping: threading.Event) -> bool:
-    deadline = time.monotonic() + TABLE_READY_TIMEOUT_S
+def _wait_ready(table: Subscriptions, clock: Clock, stopping: threading.Event) -> bool:
+    deadline = clock.monotonic() + TABLE_READY_TIMEOUT_S
     while not table.wait_ready(0.1):
         if table.failure is not None:
             raise SubscriptionsUnavailable(str(table.failure)) from table.failure
         if stopping.is_set():
             return False
-        if time.monotonic() > deadline:
+        if clock.monotonic() > deadline:
             raise SubscriptionsUnavailable(f"not caught up in {TABLE_READY_TIMEOUT_S:g} s")
     return True
 
@@ -177,18 +176,18 @@ class _RoutingLoop:
     def __init__(
         self,
         settings: Settings,
-        codec: RecordCodec,
-        table: SubscriptionTable,
+        ports: Ports,
         metrics: RouterMetrics,
         *,
-        client_id: str,
         transactional_id: str,
-        static_member: bool,
         batch_max_events: int,
         batch_linger_s: float,
     ) -> None:
-        self._codec = codec
-        self._table = table
+        self._codec = ports.codec
+        self._table = ports.subscriptions
+        self._clients = ports.clients
+        self._end_offsets = ports.end_offsets
+        self._clock = ports.clock
         self._metrics = metrics
         self._transactional_id = transactional_id
         self._batch_max_events = batch_max_events
@@ -197,19 +196,8 @@ class _RoutingLoop:
         self._deliveries_topic = settings.topic("deliveries")
         self._dead_topic = settings.topic("dead-letters")
         self._subscriptions_topic = settings.topic("subscriptions")
-        self._producer_config = producer_config(
-            settings, client_id=f"{client_id}-tx", transactional_id=transactional_id
-        )
-        self._consumer = Consumer(
-            consumer_config(
-                settings,
-                group_id=f"{settings.topic_prefix}.router",
-                client_id=client_id,
-                group_instance_id=client_id if static_member else None,
-            )
-        )
-        self._admin = AdminClient(admin_config(settings))
-        self._producer: Producer | None = None
+        self._consumer = self._clients.consumer()
+        self._producer: TransactionalProducer | None = None
         self._in_transaction = False
         self._fatal_in_a_row = 0
         self._snapshot: Mapping[str, Subscription] | None = None
@@ -240,8 +228,8 @@ class _RoutingLoop:
         partitions = metadata.topics[self._subscriptions_topic].partitions
         return [TopicPartition(self._subscriptions_topic, p) for p in sorted(partitions)]
 
-    def _new_producer(self) -> Producer:
-        producer = Producer(self._producer_config)
+    def _new_producer(self) -> TransactionalProducer:
+        producer = self._clients.producer()
         # a broker that is restarting answers with retriable errors: init may be called again
         retry_transient(
             lambda: producer.init_transactions(TRANSACTION_TIMEOUT_S),
@@ -294,17 +282,17 @@ class _RoutingLoop:
             return [first]
         return [first, *self._consumer.consume(self._batch_max_events - 1, self._batch_linger_s)]
 
-    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _assigned(self, _consumer: EventConsumer, partitions: list[TopicPartition]) -> None:
         log.info("router: partitions assigned: %s", [tp.partition for tp in partitions])
 
-    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _revoked(self, _consumer: EventConsumer, partitions: list[TopicPartition]) -> None:
         # Callbacks run inside consume(), and every batch commits before the next consume,
         # so no transaction is ever open here; abort defensively should that ever change.
         if self._in_transaction:
             self._abort()
         log.info("router: partitions revoked: %s", [tp.partition for tp in partitions])
 
-    def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _lost(self, _consumer: EventConsumer, partitions: list[TopicPartition]) -> None:
         log.warning("router: partitions lost: %s", [tp.partition for tp in partitions])
 
     # -- one batch -------------------------------------------------------------------------
@@ -325,15 +313,9 @@ class _RoutingLoop:
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
 
     def _barrier(self) -> None:
-        """Wait until the table holds every subscription written before this batch's events.
-
-        The end offsets come from the admin client: a query on the consumer's own connection
-        would queue behind its long-poll fetch."""
-        latest = OffsetSpec.latest()
-        request = dict.fromkeys(self._subscription_partitions, latest)
+        """Wait until the table holds every subscription written before this batch's events."""
         try:
-            futures = self._admin.list_offsets(request, request_timeout=5.0)
-            ends = {tp.partition: future.result().offset for tp, future in futures.items()}
+            ends = self._end_offsets(self._subscription_partitions)
         except KafkaException as exc:
             log.warning("router: cannot read the subscriptions' end offsets: %s", exc)
             return
@@ -349,7 +331,7 @@ class _RoutingLoop:
         return self._index
 
     def _route(self, messages: list[Message]) -> Batch:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         index = self._current_index()
         batch = Batch()
         for message in messages:
@@ -446,7 +428,7 @@ class _RoutingLoop:
         return True
 
     @staticmethod
-    def _commit(producer: Producer) -> None:
+    def _commit(producer: TransactionalProducer) -> None:
         for attempt in range(3):
             try:
                 producer.commit_transaction(TRANSACTION_TIMEOUT_S)
@@ -462,7 +444,7 @@ class _RoutingLoop:
         assert self._producer is not None
         # A paused or restarting broker makes abort time out with a retriable error; the
         # abort may be retried (librdkafka's contract), so wait the outage out, bounded.
-        deadline = time.monotonic() + ABORT_PATIENCE_S
+        deadline = self._clock.monotonic() + ABORT_PATIENCE_S
         while True:
             try:
                 self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
@@ -472,7 +454,7 @@ class _RoutingLoop:
                     self._in_transaction = False
                     self._replace_producer(error)
                     return
-                if error.retriable() and time.monotonic() < deadline:
+                if error.retriable() and self._clock.monotonic() < deadline:
                     log.warning("router: retrying an abort: %s", error.str())
                     continue
                 raise
@@ -499,9 +481,9 @@ class _RoutingLoop:
                 log.info("router: cannot rewind %s[%d]: %s", tp.topic, tp.partition, exc)
 
     def _record_lag(self) -> None:
-        if time.monotonic() < self._next_lag_at:
+        if self._clock.monotonic() < self._next_lag_at:
             return
-        self._next_lag_at = time.monotonic() + LAG_EVERY_S
+        self._next_lag_at = self._clock.monotonic() + LAG_EVERY_S
         assignment = self._consumer.assignment()
         lag = 0
         for tp in self._consumer.position(assignment) if assignment else []:

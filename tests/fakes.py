@@ -1,9 +1,11 @@
-"""In-memory fakes of the deliverer's ports (`deliverer.ports`), for unit tests of its shell.
+"""In-memory fakes of the services' ports (`deliverer.ports`, `router.ports`,
+`api.projector.ports`), for unit tests of their shells.
 
-Each keeps the promise of the real thing that the deliverer relies on, and no more: the
-consumer serves rebalance callbacks and commit reports inside `consume`, the producer
-acknowledges inside `poll`, the sender answers what the test programmed, the clock moves
-only when told.
+Each keeps the promise of the real thing that the shell relies on, and no more: the
+deliverer's consumer serves rebalance callbacks and commit reports inside `consume`, a
+producer acknowledges inside `poll`, a transactional producer makes its records and offsets
+visible only on commit and a newer producer under the same transactional id fences the
+older, the sender answers what the test programmed, the clock moves only when told.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter, defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from api.projector.projection import AttemptInsert, DeliveryUpsert, Offset
 from core.attempts import Observed
 from core.outcome import AttemptOutcome, Response
 from core.records import Subscription
@@ -320,3 +324,300 @@ def restore_nothing(
 ) -> Restored | None:
     """A changelog partition with no records: nothing to bring back."""
     return Restored(partition, Counter(), 0, 0.0)
+
+
+class FakeSubscriptionTable(FakeSubscriptions):
+    """The table as the router waits on it: ready and caught up at once."""
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        return self.ready
+
+    def wait_caught_up(self, ends: Mapping[int, int], *, timeout_s: float) -> bool:
+        return True
+
+    def snapshot(self) -> Mapping[str, Subscription]:
+        return dict(self.known)  # a new mapping, as the table gives after any change
+
+
+@dataclass(frozen=True, slots=True)
+class _TopicInfo:
+    partitions: dict[int, object]
+    error: KafkaError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _ClusterInfo:
+    topics: dict[str, _TopicInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A record of a committed transaction."""
+
+    topic: str
+    key: str | bytes | None
+    value: bytes | None
+
+
+class FakeTransactionalKafka:
+    """A broker as a transactional router sees it: topic logs, the group's committed offsets
+    and the records of committed transactions (`committed`, `records`). `consumer()` and
+    `producer()` build clients over it (`router.ports.Clients`).
+
+    `fail_next_produce` / `fail_next_commit` make the next such call raise that error once;
+    `fence()` is a newer instance initialising the same transactional id; `on_poll` runs at
+    every `poll` with what it returns (None: nothing left to read), `on_consume` at every
+    `consume`."""
+
+    def __init__(self, partitions: Mapping[str, int]) -> None:
+        self.partitions = dict(partitions)
+        self.logs: dict[TP, list[FakeMessage]] = defaultdict(list)
+        self.committed: dict[TP, int] = {}
+        self.records: list[Committed] = []
+        self.aborted = 0
+        self.consumers: list[FakeEventConsumer] = []
+        self.producers: list[FakeTransactionalProducer] = []
+        self.fail_next_produce: KafkaError | None = None
+        self.fail_next_commit: KafkaError | None = None
+        self.on_poll: Callable[[FakeMessage | None], None] = lambda _message: None
+        self.on_consume: Callable[[list[FakeMessage]], None] = lambda _messages: None
+
+    def add(self, topic: str, partition: int, *, key: bytes | None, value: bytes | None) -> int:
+        """Append a record; returns its offset."""
+        log = self.logs[(topic, partition)]
+        log.append(FakeMessage(topic, partition, len(log), key, value))
+        return len(log) - 1
+
+    def to(self, topic: str) -> list[Committed]:
+        return [record for record in self.records if record.topic == topic]
+
+    def fence(self) -> None:
+        """What a newer instance's `init_transactions` does to the older producers."""
+        for producer in self.producers:
+            producer.fenced = True
+
+    def consumer(self) -> FakeEventConsumer:
+        consumer = FakeEventConsumer(self)
+        self.consumers.append(consumer)
+        return consumer
+
+    def producer(self) -> FakeTransactionalProducer:
+        return FakeTransactionalProducer(self)
+
+
+class FakeEventConsumer:
+    """A group member given every partition of the topics it subscribes to, at the offsets
+    its `on_assign` chose or else the group's committed ones; `seek` moves a position, as a
+    rewind does."""
+
+    def __init__(self, kafka: FakeTransactionalKafka) -> None:
+        self._kafka = kafka
+        self._positions: dict[TP, int] = {}
+        self.seeks: list[tuple[str, int, int]] = []
+        self.closed = False
+
+    def subscribe(
+        self,
+        topics: list[str],
+        *,
+        on_assign: OnAssign,
+        on_revoke: OnAssign,
+        on_lost: OnAssign | None = None,
+    ) -> None:
+        assigned = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in range(self._kafka.partitions[topic])
+        ]
+        on_assign(self, assigned)
+        for tp in assigned:
+            key = (tp.topic, tp.partition)
+            self._positions.setdefault(key, self._kafka.committed.get(key, 0))
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:  # OFFSET_BEGINNING and the like are negative
+            self._positions[(tp.topic, tp.partition)] = max(tp.offset, 0)
+
+    def poll(self, timeout: float) -> FakeMessage | None:
+        taken = self._take(1)
+        message = taken[0] if taken else None
+        self._kafka.on_poll(message)
+        return message
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        taken = self._take(num_messages)
+        self._kafka.on_consume(taken)
+        return taken
+
+    def _take(self, num_messages: int) -> list[FakeMessage]:
+        taken: list[FakeMessage] = []
+        for tp, position in self._positions.items():
+            ready = [m for m in self._kafka.logs[tp] if m.offset() >= position]
+            for message in ready[: num_messages - len(taken)]:
+                taken.append(message)
+                self._positions[tp] = message.offset() + 1
+        return taken
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append((partition.topic, partition.partition, partition.offset))
+        self._positions[(partition.topic, partition.partition)] = partition.offset
+
+    def consumer_group_metadata(self) -> object:
+        return self
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(topic, p) for topic, p in self._positions]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self._positions[(tp.topic, tp.partition)])
+            for tp in partitions
+        ]
+
+    def get_watermark_offsets(
+        self, partition: TopicPartition, *, cached: bool
+    ) -> tuple[int, int] | None:
+        return (0, len(self._kafka.logs[(partition.topic, partition.partition)]))
+
+    def list_topics(self, *, timeout: float) -> Any:
+        return _ClusterInfo(
+            {
+                topic: _TopicInfo(dict.fromkeys(range(count)))
+                for topic, count in self._kafka.partitions.items()
+            }
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeTransactionalProducer:
+    """Records and offsets reach the broker only with `commit_transaction`; once fenced,
+    every call fails with librdkafka's fatal `_FENCED`."""
+
+    def __init__(self, kafka: FakeTransactionalKafka) -> None:
+        self._kafka = kafka
+        self._pending: list[Committed] = []
+        self._offsets: list[TopicPartition] = []
+        self.in_transaction = False
+        self.fenced = False
+
+    def _check(self) -> None:
+        if self.fenced:
+            raise KafkaException(
+                KafkaError(
+                    KafkaError._FENCED, "fenced by a newer transactional producer", fatal=True
+                )
+            )
+
+    def init_transactions(self, timeout: float) -> None:
+        self._kafka.fence()
+        self._kafka.producers.append(self)
+
+    def begin_transaction(self) -> None:
+        self._check()
+        assert not self.in_transaction, "one transaction at a time"
+        self.in_transaction = True
+
+    def produce(
+        self, topic: str, *, key: str | bytes | None, value: bytes | None, **extra: Any
+    ) -> None:
+        self._check()
+        assert self.in_transaction, "transactional records are produced in a transaction"
+        error, self._kafka.fail_next_produce = self._kafka.fail_next_produce, None
+        if error is not None:
+            raise KafkaException(error)
+        self._pending.append(Committed(topic, key, value))
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float
+    ) -> None:
+        self._check()
+        self._offsets = list(positions)
+
+    def commit_transaction(self, timeout: float) -> None:
+        self._check()
+        error, self._kafka.fail_next_commit = self._kafka.fail_next_commit, None
+        if error is not None:
+            raise KafkaException(error)
+        self._kafka.records.extend(self._pending)
+        for tp in self._offsets:
+            self._kafka.committed[(tp.topic, tp.partition)] = tp.offset
+        self._end()
+
+    def abort_transaction(self, timeout: float) -> None:
+        self._check()
+        self._kafka.aborted += 1
+        self._end()
+
+    def _end(self) -> None:
+        self._pending, self._offsets, self.in_transaction = [], [], False
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One batch the projector stored: its rows and the offsets after them, together."""
+
+    upserts: tuple[DeliveryUpsert, ...]
+    attempts: tuple[AttemptInsert, ...]
+    offsets: tuple[Offset, ...]
+
+
+class FakeDatabase:
+    """The projector's database as batches, not rows (the SQL is tested on PostgreSQL):
+    what each committed `apply_batch` stored, and the offsets it left. `fail_next_apply`
+    loses the connection at the next apply, which then stores nothing."""
+
+    def __init__(self) -> None:
+        self.applied: list[Applied] = []
+        self.offsets: dict[TP, int] = {}
+        self.connections: list[FakeHistory] = []
+        self.rebuilt = 0
+        self.fail_next_apply = False
+
+    def open(self) -> FakeHistory:
+        connection = FakeHistory(self)
+        self.connections.append(connection)
+        return connection
+
+
+class FakeHistory:
+    """One connection to a `FakeDatabase` (`api.projector.ports.History`)."""
+
+    def __init__(self, database: FakeDatabase) -> None:
+        self._database = database
+        self.closed = False
+
+    def stored_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        assert not self.closed
+        return {tp: o for tp, o in self._database.offsets.items() if tp[0] in topics}
+
+    def apply_batch(
+        self,
+        upserts: Sequence[DeliveryUpsert],
+        attempts: Sequence[AttemptInsert],
+        offsets: Sequence[Offset],
+    ) -> None:
+        assert not self.closed
+        database = self._database
+        if database.fail_next_apply:
+            database.fail_next_apply = False
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        database.applied.append(Applied(tuple(upserts), tuple(attempts), tuple(offsets)))
+        for offset in offsets:
+            tp = (offset.topic, offset.partition)
+            database.offsets[tp] = max(database.offsets.get(tp, 0), offset.next_offset)
+
+    def rebuild(self) -> None:
+        self._database.rebuilt += 1
+        self._database.applied.clear()
+        self._database.offsets.clear()
+
+    def close(self) -> None:
+        self.closed = True

@@ -15,6 +15,7 @@ from typing import Final
 
 import psycopg
 
+from api.model.db import drop_projection, ensure_schema
 from core.delivery_status import DeliveryStatus, status_key, status_of_outcome
 from core.records import DeadLetter, DeliveryAttempt, DeliveryCommand
 
@@ -213,3 +214,30 @@ def stored_offsets(
         )
         rows: list[tuple[str, int, int]] = cur.fetchall()  # type: ignore[assignment]
     return {(topic, partition): offset for topic, partition, offset in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresHistory:
+    """The history tables over one connection (`api.projector.ports.History`)."""
+
+    conn: psycopg.Connection[object]
+    schema: str
+
+    def stored_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        return stored_offsets(self.conn, topics)
+
+    def apply_batch(
+        self,
+        upserts: Sequence[DeliveryUpsert],
+        attempts: Sequence[AttemptInsert],
+        offsets: Sequence[Offset],
+    ) -> None:
+        apply_batch(self.conn, upserts, attempts, offsets)
+
+    def rebuild(self) -> None:
+        """Drop the read model's tables and create them empty (`--rebuild`)."""
+        drop_projection(self.conn, self.schema)
+        ensure_schema(self.conn, self.schema)
+
+    def close(self) -> None:
+        self.conn.close()

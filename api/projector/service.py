@@ -16,35 +16,26 @@ from collections.abc import Sequence
 from typing import Final
 
 import psycopg
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from api.model.db import connect, drop_projection, ensure_schema, schema_name
 from api.model.errors import ProjectionError
 from api.model.undecodable import dead_letter_undecodable
+from api.projector.bootstrap import bootstrap
+from api.projector.ports import History, LetterProducer, OpenHistory, Ports, RecordConsumer
 from api.projector.projection import (
     AttemptInsert,
     DeliveryUpsert,
     Offset,
-    apply_batch,
     from_attempt,
     from_command,
     from_dead_letter,
-    stored_offsets,
 )
-from hookline.runtime.codecs import CodecRuntime, open_codec
 from hookline.runtime.errors import ProduceFailed
-from hookline.runtime.kafka import consumer_config, producer_config
 from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
+from schemas.records_avro import RecordCodec
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +47,9 @@ DEAD_LETTER_TIMEOUT_S: Final = 30.0
 
 
 class Projector:
-    """`run(stopping)` projects until stopped; `ready` once caught up with its partitions."""
+    """`run(stopping)` projects until stopped; `ready` once caught up with its partitions.
+    `run` projects over what `api.projector.bootstrap` builds; `project` over the ports it
+    is given (the unit tests)."""
 
     def __init__(
         self, settings: Settings, registry: CollectorRegistry, *, rebuild: bool = False
@@ -73,7 +66,8 @@ class Projector:
         self._stopping = threading.Event()
         self._assigned_once = False
         self._behind: set[tuple[str, int]] = set()
-        self._conn: psycopg.Connection[object] | None = None
+        self._open_history: OpenHistory | None = None
+        self._history: History | None = None
         self._records = Counter(
             "hookline_projector_records",
             "records applied to the history, by topic",
@@ -96,26 +90,17 @@ class Projector:
         return self._ready.is_set()
 
     def run(self, stopping: threading.Event) -> None:
+        with bootstrap(self._settings) as ports:
+            self.project(ports, stopping)
+
+    def project(self, ports: Ports, stopping: threading.Event) -> None:
         self._stopping = stopping
-        conn = self._connect(stopping)
-        self._conn = conn
-        runtime: CodecRuntime | None = None
-        consumer: Consumer | None = None
-        producer: Producer | None = None
+        self._open_history = ports.open_history
+        self._history = self._connect(stopping)
+        consumer = ports.consumer
         try:
             if self._rebuild:
-                drop_projection(conn, schema_name(self._settings))
-                ensure_schema(conn, schema_name(self._settings))
-            runtime = open_codec(self._settings, client_id="hookline-projector")
-            producer = Producer(producer_config(self._settings, client_id="hookline-projector"))
-            consumer = Consumer(
-                consumer_config(
-                    self._settings,
-                    group_id=self._settings.topic("projector"),
-                    client_id="hookline-projector",
-                )
-                | {"enable.partition.eof": True}
-            )
+                self._history.rebuild()
             consumer.subscribe(
                 list(self._topics), on_assign=self._on_assign, on_revoke=self._on_revoke
             )
@@ -123,32 +108,27 @@ class Projector:
                 messages = consumer.consume(num_messages=BATCH_SIZE, timeout=POLL_TIMEOUT_S)
                 if messages:
                     try:
-                        self._handle(runtime, producer, messages)
+                        self._handle(ports.codec, ports.producer, messages)
                     except psycopg.OperationalError as exc:
                         # PostgreSQL restarted: the batch rolled back with its offsets, so
                         # reconnect and re-read from the offsets the database holds
                         log.warning("projector: database connection lost: %s", exc)
-                        conn.close()
-                        conn = self._conn = self._connect(stopping)
+                        self._history.close()
+                        self._history = self._connect(stopping)
                         self._rewind(consumer)
                 if self._assigned_once and not self._behind:
                     self._ready.set()
         finally:
-            if consumer is not None:
-                consumer.close()
-            if producer is not None:
-                producer.flush(10)
-            if runtime is not None:
-                runtime.close()
-            if self._conn is not None:
-                self._conn.close()
+            if self._history is not None:
+                self._history.close()
 
-    def _connect(self, stopping: threading.Event) -> psycopg.Connection[object]:
+    def _connect(self, stopping: threading.Event) -> History:
         """Connect, waiting out a database that is (re)starting, for a bounded time."""
+        assert self._open_history is not None
         deadline = time.monotonic() + RECONNECT_PATIENCE_S
         while True:
             try:
-                return connect(self._settings)
+                return self._open_history()
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline or stopping.is_set():
                     raise ProjectionError("projector", f"database unreachable: {exc}") from exc
@@ -158,25 +138,25 @@ class Projector:
     def _stored_offsets(self) -> dict[tuple[str, int], int]:
         """The offsets PostgreSQL holds; a database restarting meanwhile is waited for (a
         rebalance can come while it restarts: found by the chaos suite)."""
-        assert self._conn is not None
+        assert self._history is not None
         try:
-            return stored_offsets(self._conn, list(self._topics))
+            return self._history.stored_offsets(list(self._topics))
         except psycopg.OperationalError as exc:
             log.warning("projector: database connection lost: %s", exc)
-            self._conn.close()
-            self._conn = self._connect(self._stopping)
-            return stored_offsets(self._conn, list(self._topics))
+            self._history.close()
+            self._history = self._connect(self._stopping)
+            return self._history.stored_offsets(list(self._topics))
 
-    def _rewind(self, consumer: Consumer) -> None:
-        assert self._conn is not None
-        stored = stored_offsets(self._conn, list(self._topics))
+    def _rewind(self, consumer: RecordConsumer) -> None:
+        assert self._history is not None
+        stored = self._history.stored_offsets(list(self._topics))
         for tp in consumer.assignment():
             offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     # -- rebalance callbacks run inside consume(), on this thread --------------------------
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: RecordConsumer, partitions: list[TopicPartition]) -> None:
         stored = self._stored_offsets()
         for tp in partitions:
             tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
@@ -184,7 +164,7 @@ class Projector:
         consumer.incremental_assign(partitions)
         self._assigned_once = True
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, _consumer: RecordConsumer, partitions: list[TopicPartition]) -> None:
         # nothing to commit: every applied batch already stored its offsets in PostgreSQL
         for tp in partitions:
             self._behind.discard((tp.topic, tp.partition))
@@ -192,7 +172,7 @@ class Projector:
     # -- one batch ---------------------------------------------------------------------------
 
     def _handle(
-        self, runtime: CodecRuntime, producer: Producer, messages: Sequence[Message]
+        self, codec: RecordCodec, producer: LetterProducer, messages: Sequence[Message]
     ) -> None:
         upserts: list[DeliveryUpsert] = []
         attempts: list[AttemptInsert] = []
@@ -211,20 +191,19 @@ class Projector:
             assert offset is not None
             offsets[(topic, partition)] = offset + 1
             try:
-                self._decode(runtime, self._topics[topic], message, upserts, attempts)
+                self._decode(codec, self._topics[topic], message, upserts, attempts)
             except UndecodableRecord as exc:
                 self._undecodable.inc()
                 if self._topics[topic] != "dead-letters":  # never dead-letter a dead letter
-                    dead_letter_undecodable(self._settings, runtime.codec, letters, message, exc)
+                    dead_letter_undecodable(self._settings, codec, letters, message, exc)
                 log.error("projector: %s", exc.at(topic, partition, offset))  # noqa: TRY400
         try:  # before the offsets move past the records they stand for
             letters.wait()
         except ProduceFailed as exc:
             raise ProjectionError("projector", f"dead letter not written: {exc}") from exc
         started = time.perf_counter()
-        assert self._conn is not None
-        apply_batch(
-            self._conn,
+        assert self._history is not None
+        self._history.apply_batch(
             upserts,
             attempts,
             [Offset(t, p, o) for (t, p), o in sorted(offsets.items())],
@@ -233,7 +212,7 @@ class Projector:
 
     def _decode(
         self,
-        runtime: CodecRuntime,
+        codec: RecordCodec,
         kind: str,
         message: Message,
         upserts: list[DeliveryUpsert],
@@ -242,7 +221,6 @@ class Projector:
         value = message.value()
         if value is None:
             raise UndecodableRecord("no value")
-        codec = runtime.codec
         if kind == "deliveries":
             upserts.append(from_command(codec.decode_delivery_command(value)))
         elif kind == "attempts":
