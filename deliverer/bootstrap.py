@@ -16,9 +16,10 @@ from deliverer.backlog import restore
 from deliverer.kafka_io import deliveries_group
 from deliverer.loop import DeliveryLoop
 from deliverer.metrics import DelivererMetrics
-from deliverer.ports import CommitReports, Ports, SystemClock
+from deliverer.ports import CommitReports, Ports
 from deliverer.requests import SigningKeys
 from deliverer.sender import Sender
+from hookline.runtime.clock import SystemClock
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.kafka import consumer_config, producer_config
 from hookline.runtime.settings import Settings

@@ -47,9 +47,10 @@ from deliverer.kafka_io import Forward, KafkaIO, Polled, Undecodable
 from deliverer.lanes import Item, Lane, Slot
 from deliverer.metrics import DelivererMetrics
 from deliverer.outputs import Outputs
-from deliverer.ports import Clock, HttpSender, RestoreBacklog
+from deliverer.ports import HttpSender, RestoreBacklog
 from deliverer.requests import SigningKeys, request_headers
 from deliverer.sender import Attempted
+from hookline.runtime.clock import Clock
 from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec

@@ -6,10 +6,8 @@ from confluent-kafka, aiohttp, the subscriptions table and the system clock, and
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +16,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from core.records import Subscription
 from deliverer.backlog import Restored
 from deliverer.sender import Attempted
+from hookline.runtime.clock import Clock
 from schemas.records_avro import RecordCodec
 
 OnAssign = Callable[[Any, list[TopicPartition]], None]
@@ -78,22 +77,6 @@ class HttpSender(Protocol):
     async def post(
         self, url: str, *, headers: Mapping[str, str], body: bytes, deadline_s: float
     ) -> Attempted: ...
-
-
-class Clock(Protocol):
-    """Monotonic seconds for intervals and timeouts, wall-clock time for due times."""
-
-    def monotonic(self) -> float: ...
-
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 class Subscriptions(Protocol):

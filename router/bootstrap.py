@@ -12,6 +12,7 @@ from typing import Final
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from hookline.runtime.clock import SystemClock
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.kafka import (
     ClientConfig,
@@ -21,7 +22,7 @@ from hookline.runtime.kafka import (
 )
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_table import SubscriptionTable
-from router.ports import Ports, SystemClock
+from router.ports import Ports
 
 END_OFFSETS_TIMEOUT_S: Final = 5.0
 

@@ -5,15 +5,14 @@ in memory, so the unit tests drive the real shell without a broker.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from confluent_kafka import TopicPartition
 
 from core.records import Subscription
+from hookline.runtime.clock import Clock
 from schemas.records_avro import RecordCodec
 
 OnAssign = Callable[[Any, list[TopicPartition]], None]
@@ -98,22 +97,6 @@ class Subscriptions(Protocol):
     def wait_caught_up(self, ends: Mapping[int, int], *, timeout_s: float) -> bool: ...
 
     def snapshot(self) -> Mapping[str, Subscription]: ...
-
-
-class Clock(Protocol):
-    """Monotonic seconds for intervals and timeouts, wall-clock time for the commands."""
-
-    def monotonic(self) -> float: ...
-
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry
 from core.matching import SubscriptionIndex
 from core.records import DomainEvent, Subscription
 from core.undecodable import Source, undecodable_letter
+from hookline.runtime.clock import Clock
 from hookline.runtime.errors import ProduceTimeout, TopicError
 from hookline.runtime.kafka import retry_transient
 from hookline.runtime.producing import produce_within
@@ -49,7 +50,7 @@ from router.errors import (
     TransactionsFailing,
 )
 from router.metrics import RouterMetrics
-from router.ports import Clock, EventConsumer, Ports, Subscriptions, TransactionalProducer
+from router.ports import EventConsumer, Ports, Subscriptions, TransactionalProducer
 from router.routing import commands_for
 from router.watchdog import abandon, with_deadline
 from schemas.errors import UndecodableRecord
