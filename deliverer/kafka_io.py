@@ -26,10 +26,10 @@ from core.lanes import PartitionOffsets
 from core.retry import TIERS
 from deliverer.errors import OutputLost
 from deliverer.metrics import DelivererMetrics
-from deliverer.ports import CommitReports, KafkaConsumer, KafkaProducer
+from deliverer.ports import CommitReports, KafkaConsumer
 from hookline.runtime.clock import Clock
 from hookline.runtime.kafka import TRANSIENT_PATIENCE_S
-from hookline.runtime.producing import produce_within
+from hookline.runtime.producing import KafkaProducer, produce_within
 from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec

@@ -17,11 +17,11 @@ from core.records import Subscription
 from deliverer.backlog import Restored
 from deliverer.sender import Attempted
 from hookline.runtime.clock import Clock
+from hookline.runtime.producing import KafkaProducer
 from schemas.records_avro import RecordCodec
 
 OnAssign = Callable[[Any, list[TopicPartition]], None]
 OnCommit = Callable[[KafkaError | None, list[TopicPartition]], None]
-OnDelivery = Callable[[KafkaError | None, Any], None]
 
 
 class KafkaConsumer(Protocol):
@@ -47,24 +47,6 @@ class KafkaConsumer(Protocol):
     def list_topics(self, topic: str, timeout: float) -> Any: ...
 
     def close(self) -> None: ...
-
-
-class KafkaProducer(Protocol):
-    """The part of confluent_kafka.Producer the deliverer uses; `on_delivery` runs in `poll`."""
-
-    def produce(
-        self,
-        topic: str,
-        *,
-        key: str | bytes | None,
-        value: bytes | None,
-        on_delivery: OnDelivery,
-        **extra: Any,
-    ) -> None: ...
-
-    def poll(self, timeout: float) -> int: ...
-
-    def flush(self, timeout: float) -> int: ...
 
 
 class HttpSender(Protocol):

@@ -27,8 +27,9 @@ from core.attempts import Observed
 from core.outcome import AttemptOutcome, Response
 from core.records import Subscription
 from deliverer.backlog import Restored
-from deliverer.ports import OnAssign, OnCommit, OnDelivery
+from deliverer.ports import OnAssign, OnCommit
 from deliverer.sender import Attempted
+from hookline.runtime.producing import OnDelivery
 
 TP = tuple[str, int]
 

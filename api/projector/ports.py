@@ -9,13 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import TopicPartition
 
 from api.projector.projection import AttemptInsert, DeliveryUpsert, Offset
+from hookline.runtime.producing import KafkaProducer
 from schemas.records_avro import RecordCodec
 
 OnAssign = Callable[[Any, list[TopicPartition]], None]
-OnDelivery = Callable[[KafkaError | None, Any], None]
 
 
 class RecordConsumer(Protocol):
@@ -33,25 +33,6 @@ class RecordConsumer(Protocol):
     def seek(self, partition: TopicPartition) -> None: ...
 
     def close(self) -> None: ...
-
-
-class LetterProducer(Protocol):
-    """The part of confluent_kafka.Producer that `hookline.runtime.producing.Acks` uses to
-    write dead letters; `on_delivery` callbacks run in `poll` and `flush`."""
-
-    def produce(
-        self,
-        topic: str,
-        *,
-        key: str | bytes | None,
-        value: bytes | None,
-        on_delivery: OnDelivery,
-        **extra: Any,
-    ) -> None: ...
-
-    def poll(self, timeout: float) -> int: ...
-
-    def flush(self, timeout: float) -> int: ...
 
 
 class History(Protocol):
@@ -82,5 +63,5 @@ class Ports:
 
     codec: RecordCodec
     consumer: RecordConsumer
-    producer: LetterProducer
+    producer: KafkaProducer
     open_history: OpenHistory

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from api.model.errors import ProjectionError
 from api.model.undecodable import dead_letter_undecodable
 from api.projector.bootstrap import bootstrap
-from api.projector.ports import History, LetterProducer, OpenHistory, Ports, RecordConsumer
+from api.projector.ports import History, OpenHistory, Ports, RecordConsumer
 from api.projector.projection import (
     AttemptInsert,
     DeliveryUpsert,
@@ -32,7 +32,7 @@ from api.projector.projection import (
     from_dead_letter,
 )
 from hookline.runtime.errors import ProduceFailed
-from hookline.runtime.producing import Acks
+from hookline.runtime.producing import Acks, KafkaProducer
 from hookline.runtime.settings import Settings
 from schemas.errors import UndecodableRecord
 from schemas.records_avro import RecordCodec
@@ -172,7 +172,7 @@ class Projector:
     # -- one batch ---------------------------------------------------------------------------
 
     def _handle(
-        self, codec: RecordCodec, producer: LetterProducer, messages: Sequence[Message]
+        self, codec: RecordCodec, producer: KafkaProducer, messages: Sequence[Message]
     ) -> None:
         upserts: list[DeliveryUpsert] = []
         attempts: list[AttemptInsert] = []

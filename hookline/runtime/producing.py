@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Final, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -36,7 +36,27 @@ QUEUE_FULL_POLL_S: Final = 0.05
 
 Key: TypeAlias = str | bytes | None
 Headers: TypeAlias = list[tuple[str, bytes]]
-OnDelivery: TypeAlias = Callable[[KafkaError | None, Message], None]
+OnDelivery: TypeAlias = Callable[[KafkaError | None, Any], None]
+"""A delivery callback: the error (None once acknowledged) and the message."""
+
+
+class KafkaProducer(Protocol):
+    """The part of confluent_kafka.Producer the services' shells use, as a port (fakes in
+    tests); `on_delivery` callbacks run in `poll` and `flush`."""
+
+    def produce(
+        self,
+        topic: str,
+        *,
+        key: str | bytes | None,
+        value: bytes | None,
+        on_delivery: OnDelivery,
+        **extra: Any,
+    ) -> None: ...
+
+    def poll(self, timeout: float) -> int: ...
+
+    def flush(self, timeout: float) -> int: ...
 
 
 def produce_within(
