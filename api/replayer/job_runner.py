@@ -12,29 +12,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 
-from api.model.db import connect
-from api.model.history import recoverable
 from api.model.reissue import reissue_command
 from api.model.time_bounds import time_problem
+from api.replayer.ports import EventReader, History, Ports
 from core.commands import event_body, new_command
 from core.delivery_status import RECOVERABLE
 from core.records import DeliveryCommand, DomainEvent, Job, Subscription, utc_ms
 from core.replay import selects
 from hookline.runtime.errors import ProduceFailed, ProduceTimeout
-from hookline.runtime.kafka import reader_config
 from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
-from hookline.runtime.subscription_table import SubscriptionTable
 from schemas.errors import SchemaError
-from schemas.records_avro import RecordCodec
 
 log = logging.getLogger(__name__)
 
@@ -81,29 +76,28 @@ def _stop_check(cancel: threading.Event, requested: threading.Event | None) -> C
     return check
 
 
-def _now() -> datetime:
-    return utc_ms(datetime.now(UTC))
-
-
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
 class JobRunner:
-    def __init__(
-        self,
-        settings: Settings,
-        codec: RecordCodec,
-        producer: Producer,
-        subscriptions: SubscriptionTable,
-        conn: psycopg.Connection[object],
-    ) -> None:
+    """Runs jobs over the replayer's ports; connects to the history database at once
+    (psycopg.OperationalError while it is unreachable) and keeps the connection until
+    `close`."""
+
+    def __init__(self, settings: Settings, ports: Ports) -> None:
         self._settings = settings
-        self._codec = codec
-        self._producer = producer
-        self._subscriptions = subscriptions
-        self._conn = conn
-        self._acks = Acks(producer, timeout_s=FLUSH_TIMEOUT_S)
+        self._codec = ports.codec
+        self._producer = ports.producer
+        self._subscriptions = ports.subscriptions
+        self._open_events = ports.open_events
+        self._open_history = ports.open_history
+        self._clock = ports.clock
+        self._history: History = ports.open_history()
+        self._acks = Acks(self._producer, timeout_s=FLUSH_TIMEOUT_S)
+
+    def _now(self) -> datetime:
+        return utc_ms(self._clock.now())
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -134,7 +128,7 @@ class JobRunner:
     def write(self, job: Job) -> Job:
         """Flush the commands so far, then record `job` on the control topic."""
         self._flush()
-        job = dataclasses.replace(job, updated_at=max(_now(), job.updated_at))
+        job = dataclasses.replace(job, updated_at=max(self._now(), job.updated_at))
         self._produce(self._settings.topic("control"), job.id, self._codec.encode_job(job))
         self._flush()
         return job
@@ -190,15 +184,16 @@ class JobRunner:
     def _reconnect_if_broken(self) -> None:
         """A job's error may have been PostgreSQL going away: connect again for the next job.
         If it is still away, the next job that needs it fails with that reason and retries."""
-        if not (self._conn.broken or self._conn.closed):
+        if not self._history.broken:
             return
+        self._history.close()
         try:
-            self._conn = connect(self._settings)
+            self._history = self._open_history()
         except psycopg.OperationalError as exc:
             log.warning("PostgreSQL is still unreachable: %s", exc)
 
     def close(self) -> None:
-        self._conn.close()
+        self._history.close()
 
     def _subscription(self, job: Job) -> Subscription:
         if job.subscription_id is None:
@@ -216,11 +211,11 @@ class JobRunner:
         sub = self._subscription(job)
         since = job.since
         if job.until is None:  # fixed now, so a resumed job scans the same records
-            job = self.write(dataclasses.replace(job, until=_now()))
+            job = self.write(dataclasses.replace(job, until=self._now()))
         assert job.until is not None
         resume_after = job.scanned
         scanned = emitted = 0
-        checkpoint = time.monotonic()
+        checkpoint = self._clock.monotonic()
         try:
             for message in self._events_between(since, job.until, check):
                 check()  # per record too: a batch of 500 may take a while to emit
@@ -231,11 +226,11 @@ class JobRunner:
                 if command is not None:
                     self._emit(command)
                     emitted += 1
-                if time.monotonic() - checkpoint > CHECKPOINT_S:
+                if self._clock.monotonic() - checkpoint > CHECKPOINT_S:
                     job = self.write(
                         dataclasses.replace(job, scanned=scanned, emitted=job.emitted + emitted)
                     )
-                    resume_after, emitted, checkpoint = scanned, 0, time.monotonic()
+                    resume_after, emitted, checkpoint = scanned, 0, self._clock.monotonic()
         except CancelRequested:
             raise CancelRequested(_progress(job, scanned, emitted)) from None
         return _progress(job, scanned, emitted)
@@ -258,7 +253,7 @@ class JobRunner:
             return None
         if not selects(event, sub, job.event_types):
             return None
-        return _command_for(event, sub, job.id)
+        return _command_for(event, sub, job.id, now=self._now())
 
     def _events_between(
         self, since: datetime, until: datetime, check: Callable[[], None]
@@ -266,10 +261,7 @@ class JobRunner:
         """Events with offsets from the first at `since` to the first at `until`, partition
         by partition in order, so a resumed job sees them in the same order."""
         topic = self._settings.topic("events")
-        consumer = Consumer(
-            reader_config(self._settings, client_id="hookline-replayer-events")
-            | {"enable.partition.eof": True}
-        )
+        consumer = self._open_events()
         try:
             metadata = consumer.list_topics(topic, timeout=30).topics[topic]
             for partition in sorted(metadata.partitions):
@@ -282,7 +274,7 @@ class JobRunner:
 
     @staticmethod
     def _read_partition(
-        consumer: Consumer, start: int, end: int, check: Callable[[], None]
+        consumer: EventReader, start: int, end: int, check: Callable[[], None]
     ) -> Iterator[Message]:
         """Records at offsets [start, end) of the one assigned partition; stops at its end
         (transaction markers have offsets but are never delivered)."""
@@ -305,7 +297,7 @@ class JobRunner:
                 yield message
 
     def _bounds(
-        self, consumer: Consumer, topic: str, partition: int, since: datetime, until: datetime
+        self, consumer: EventReader, topic: str, partition: int, since: datetime, until: datetime
     ) -> tuple[int, int]:
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
         # one partition per request: a request naming it twice answers only once
@@ -324,7 +316,7 @@ class JobRunner:
             raise JobFailed("a recover needs 'since'")
         _check_times(job)
         sub = self._subscription(job)
-        rows = recoverable(self._conn, sub.id, since=job.since, statuses=RECOVERABLE)
+        rows = self._history.recoverable(sub.id, since=job.since, statuses=RECOVERABLE)
         scanned, emitted = job.scanned, job.emitted
         for row in rows:
             try:
@@ -358,8 +350,10 @@ def _check_times(job: Job) -> None:
             raise JobFailed(f"{name} {problem}")
 
 
-def _command_for(event: DomainEvent, sub: Subscription, job_id: str) -> DeliveryCommand:
+def _command_for(
+    event: DomainEvent, sub: Subscription, job_id: str, *, now: datetime
+) -> DeliveryCommand:
     """The command the router would have made, marked as a replay of `job_id`."""
     return new_command(
-        event, sub.id, payload=event_body(event), now=_now(), origin="replay", job_id=job_id
+        event, sub.id, payload=event_body(event), now=now, origin="replay", job_id=job_id
     )

@@ -21,26 +21,24 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 
-from api.model.db import connect
 from api.model.errors import ProjectionError
 from api.model.jobs import latest_state
 from api.model.undecodable import dead_letter_undecodable
+from api.replayer.bootstrap import bootstrap
 from api.replayer.job_runner import Cancelled, JobRunner
+from api.replayer.ports import ControlConsumer, Ports
 from core.records import Job
-from hookline.runtime.codecs import CodecRuntime, open_codec
 from hookline.runtime.errors import ProduceFailed
-from hookline.runtime.kafka import consumer_config, producer_config
-from hookline.runtime.producing import Acks
+from hookline.runtime.producing import Acks, KafkaProducer
 from hookline.runtime.settings import Settings
-from hookline.runtime.subscription_table import SubscriptionTable
 from schemas.errors import UndecodableRecord
+from schemas.records_avro import RecordCodec
 
 log = logging.getLogger(__name__)
 
-CLIENT_ID: Final = "hookline-replayer"
 READY_TIMEOUT_S: Final = 60.0
 DEAD_LETTER_TIMEOUT_S: Final = 30.0
 
@@ -74,6 +72,10 @@ class _Control:
 
 
 class Replayer:
+    """`run(stopping)` runs jobs until stopped; `ready` once caught up with its partitions.
+    `run` replays over what `api.replayer.bootstrap` builds; `replay` over the ports it is
+    given (the unit tests)."""
+
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         settings.require("kafka_bootstrap", "database_url")
         self._settings = settings
@@ -94,31 +96,23 @@ class Replayer:
         return self._ready.is_set()
 
     def run(self, stopping: threading.Event) -> None:
-        runtime = open_codec(self._settings, client_id=CLIENT_ID)
-        subscriptions = SubscriptionTable(
-            self._settings, runtime.codec, client_id=f"{CLIENT_ID}-subs"
-        )
-        producer = Producer(producer_config(self._settings, client_id=CLIENT_ID, linger_ms=20))
-        conn = connect(self._settings)
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{CLIENT_ID}-job")
-        consumer: Consumer | None = None
+        with bootstrap(self._settings) as ports:
+            self.replay(ports, stopping)
+
+    def replay(self, ports: Ports, stopping: threading.Event) -> None:
+        subscriptions = ports.subscriptions
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookline-replayer-job")
         runner: JobRunner | None = None
         try:
-            subscriptions.start()
             if not subscriptions.wait_ready(READY_TIMEOUT_S):
                 subscriptions.check()
                 raise ProjectionError("replayer", "the subscriptions table is not caught up")
-            runner = JobRunner(self._settings, runtime.codec, producer, subscriptions, conn)
-            consumer = Consumer(
-                consumer_config(
-                    self._settings, group_id=self._settings.topic("replayer"), client_id=CLIENT_ID
-                )
-                | {"enable.partition.eof": True}
-            )
+            runner = JobRunner(self._settings, ports)
+            consumer = ports.control
             consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
             while not stopping.is_set():
                 for message in consumer.consume(num_messages=500, timeout=0.2):
-                    self._take(runtime, producer, message)
+                    self._take(ports.codec, ports.producer, message)
                 if self._failure is not None:
                     raise ProjectionError("replayer", f"cannot run jobs: {self._failure}")
                 subscriptions.check()  # the jobs read it: a stopped table stops the replayer
@@ -131,21 +125,15 @@ class Replayer:
                 for running in self._state.running.values():
                     running.hand_over()
             worker.shutdown(wait=True)
-            if consumer is not None:
-                consumer.close()
-            producer.flush(10)
-            conn.close()
             if runner is not None:
-                runner.close()  # its connection, if it had to open a new one
-            subscriptions.close()
-            runtime.close()
+                runner.close()  # its database connection
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: ControlConsumer, partitions: list[TopicPartition]) -> None:
         # offsets are never committed, so each assigned partition is read from its start
         self._state.assigned |= {tp.partition for tp in partitions}
         self._state.assigned_once = True
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, _consumer: ControlConsumer, partitions: list[TopicPartition]) -> None:
         gone = {tp.partition for tp in partitions}
         state = self._state
         state.assigned -= gone
@@ -156,7 +144,7 @@ class Replayer:
                 if running.partition in gone:
                     running.hand_over()
 
-    def _take(self, runtime: CodecRuntime, producer: Producer, message: Message) -> None:
+    def _take(self, codec: RecordCodec, producer: KafkaProducer, message: Message) -> None:
         partition = message.partition()
         assert partition is not None
         error = message.error()
@@ -169,10 +157,10 @@ class Replayer:
         if value is None:
             return
         try:
-            job = runtime.codec.decode_job(value)
+            job = codec.decode_job(value)
         except UndecodableRecord as exc:
             letter = Acks(producer, timeout_s=DEAD_LETTER_TIMEOUT_S)
-            dead_letter_undecodable(self._settings, runtime.codec, letter, message, exc)
+            dead_letter_undecodable(self._settings, codec, letter, message, exc)
             try:
                 letter.wait()
             except ProduceFailed as failed:
