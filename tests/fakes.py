@@ -1,5 +1,5 @@
 """In-memory fakes of the services' ports (`deliverer.ports`, `router.ports`,
-`api.projector.ports`), for unit tests of their shells.
+`api.projector.ports`, `api.replayer.ports`), for unit tests of their shells.
 
 Each keeps the promise of the real thing that the shell relies on, and no more: the
 deliverer's consumer serves rebalance callbacks and commit reports inside `consume`, a
@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from api.model.history import StoredCommand
 from api.projector.projection import AttemptInsert, DeliveryUpsert, Offset
 from core.attempts import Observed
 from core.outcome import AttemptOutcome, Response
@@ -69,6 +70,30 @@ class FakeMessage:
 
     def error(self) -> None:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class FakeEof:
+    """The end of a partition as a consumer with `enable.partition.eof` reports it."""
+
+    _topic: str
+    _partition: int
+    _offset: int
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> None:
+        return None
+
+    def error(self) -> KafkaError:
+        return KafkaError(KafkaError._PARTITION_EOF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +364,14 @@ class FakeSubscriptionTable(FakeSubscriptions):
     def snapshot(self) -> Mapping[str, Subscription]:
         return dict(self.known)  # a new mapping, as the table gives after any change
 
+    def check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def wait_for(self, subscription_id: str, *, version: int | None, timeout_s: float) -> bool:
+        row = self.known.get(subscription_id)
+        return row is None if version is None else row is not None and row.version >= version
+
 
 @dataclass(frozen=True, slots=True)
 class _TopicInfo:
@@ -368,10 +401,12 @@ class FakeTransactionalKafka:
     `fail_next_produce` / `fail_next_commit` make the next such call raise that error once;
     `fence()` is a newer instance initialising the same transactional id; `on_poll` runs at
     every `poll` with what it returns (None: nothing left to read), `on_consume` at every
-    `consume`."""
+    `consume`. With `partition_eof` its consumers report each partition's end (as
+    `enable.partition.eof` does); `reader()` reads outside any group."""
 
-    def __init__(self, partitions: Mapping[str, int]) -> None:
+    def __init__(self, partitions: Mapping[str, int], *, partition_eof: bool = False) -> None:
         self.partitions = dict(partitions)
+        self.partition_eof = partition_eof
         self.logs: dict[TP, list[FakeMessage]] = defaultdict(list)
         self.committed: dict[TP, int] = {}
         self.records: list[Committed] = []
@@ -381,12 +416,20 @@ class FakeTransactionalKafka:
         self.fail_next_produce: KafkaError | None = None
         self.fail_next_commit: KafkaError | None = None
         self.on_poll: Callable[[FakeMessage | None], None] = lambda _message: None
-        self.on_consume: Callable[[list[FakeMessage]], None] = lambda _messages: None
+        self.on_consume: Callable[[list[Any]], None] = lambda _messages: None
 
-    def add(self, topic: str, partition: int, *, key: bytes | None, value: bytes | None) -> int:
+    def add(
+        self,
+        topic: str,
+        partition: int,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int = 0,
+    ) -> int:
         """Append a record; returns its offset."""
         log = self.logs[(topic, partition)]
-        log.append(FakeMessage(topic, partition, len(log), key, value))
+        log.append(FakeMessage(topic, partition, len(log), key, value, timestamp_ms))
         return len(log) - 1
 
     def to(self, topic: str) -> list[Committed]:
@@ -405,6 +448,27 @@ class FakeTransactionalKafka:
     def producer(self) -> FakeTransactionalProducer:
         return FakeTransactionalProducer(self)
 
+    def reader(self) -> FakeReader:
+        return FakeReader(self)
+
+    def take(
+        self, positions: dict[TP, int], reported: set[TP], num_messages: int, *, eof: bool
+    ) -> list[Any]:
+        """Up to `num_messages` records from `positions` on, moving them; with `eof`, the
+        end of each partition once reached (again after new records)."""
+        taken: list[Any] = []
+        for tp, position in positions.items():
+            ready = [m for m in self.logs[tp] if m.offset() >= position]
+            for message in ready[: num_messages - len(taken)]:
+                taken.append(message)
+                positions[tp] = message.offset() + 1
+                reported.discard(tp)
+            end = len(self.logs[tp])
+            if eof and positions[tp] >= end and tp not in reported and len(taken) < num_messages:
+                taken.append(FakeEof(tp[0], tp[1], end))
+                reported.add(tp)
+        return taken
+
 
 class FakeEventConsumer:
     """A group member given every partition of the topics it subscribes to, at the offsets
@@ -414,6 +478,7 @@ class FakeEventConsumer:
     def __init__(self, kafka: FakeTransactionalKafka) -> None:
         self._kafka = kafka
         self._positions: dict[TP, int] = {}
+        self._reported: set[TP] = set()
         self.seeks: list[tuple[str, int, int]] = []
         self.closed = False
 
@@ -450,14 +515,10 @@ class FakeEventConsumer:
         self._kafka.on_consume(taken)
         return taken
 
-    def _take(self, num_messages: int) -> list[FakeMessage]:
-        taken: list[FakeMessage] = []
-        for tp, position in self._positions.items():
-            ready = [m for m in self._kafka.logs[tp] if m.offset() >= position]
-            for message in ready[: num_messages - len(taken)]:
-                taken.append(message)
-                self._positions[tp] = message.offset() + 1
-        return taken
+    def _take(self, num_messages: int) -> list[Any]:
+        return self._kafka.take(
+            self._positions, self._reported, num_messages, eof=self._kafka.partition_eof
+        )
 
     def seek(self, partition: TopicPartition) -> None:
         self.seeks.append((partition.topic, partition.partition, partition.offset))
@@ -561,6 +622,47 @@ class FakeTransactionalProducer:
         return 0
 
 
+class FakeReader:
+    """A consumer outside any group (`api.replayer.ports.EventReader`): reads the partitions
+    it is assigned and always reports their end."""
+
+    def __init__(self, kafka: FakeTransactionalKafka) -> None:
+        self._kafka = kafka
+        self._positions: dict[TP, int] = {}
+        self._reported: set[TP] = set()
+        self.closed = False
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        count = self._kafka.partitions.get(topic, 0)
+        return _ClusterInfo({topic: _TopicInfo(dict.fromkeys(range(count)))})
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+        return (0, len(self._kafka.logs[(partition.topic, partition.partition)]))
+
+    def offsets_for_times(
+        self, partitions: list[TopicPartition], timeout: float
+    ) -> list[TopicPartition]:
+        """The first offset at or after each time (ms in `offset`), -1 when none is."""
+        found = []
+        for tp in partitions:
+            log = self._kafka.logs[(tp.topic, tp.partition)]
+            at = next((m.offset() for m in log if m.timestamp()[1] >= tp.offset), -1)
+            found.append(TopicPartition(tp.topic, tp.partition, at))
+        return found
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self._positions = {(tp.topic, tp.partition): tp.offset for tp in partitions}
+        self._reported.clear()
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        taken = self._kafka.take(self._positions, self._reported, num_messages, eof=True)
+        self._kafka.on_consume(taken)
+        return taken
+
+    def close(self) -> None:
+        self.closed = True
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """One batch the projector stored: its rows and the offsets after them, together."""
@@ -619,6 +721,45 @@ class FakeHistory:
         self._database.rebuilt += 1
         self._database.applied.clear()
         self._database.offsets.clear()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeRecoverDatabase:
+    """The history as a recover job reads it: the rows it selects, by subscription (the SQL
+    that selects them is tested on PostgreSQL). `fail_next_select` loses the connection at
+    the next select."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[StoredCommand]] = defaultdict(list)
+        self.connections: list[FakeRecoverHistory] = []
+        self.fail_next_select = False
+
+    def open(self) -> FakeRecoverHistory:
+        connection = FakeRecoverHistory(self)
+        self.connections.append(connection)
+        return connection
+
+
+class FakeRecoverHistory:
+    """One connection to a `FakeRecoverDatabase` (`api.replayer.ports.History`)."""
+
+    def __init__(self, database: FakeRecoverDatabase) -> None:
+        self._database = database
+        self.broken = False
+        self.closed = False
+
+    def recoverable(
+        self, subscription_id: str, *, since: datetime, statuses: Sequence[str]
+    ) -> list[StoredCommand]:
+        assert not self.closed
+        assert not self.broken
+        if self._database.fail_next_select:
+            self._database.fail_next_select = False
+            self.broken = True
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return list(self._database.rows[subscription_id])
 
     def close(self) -> None:
         self.closed = True

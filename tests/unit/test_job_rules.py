@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 
 from api.http.bodies import build_bodies
 from api.model.errors import InvalidInput
+from api.model.history import StoredCommand
 from api.model.jobs import JobQuery, job_key, latest_state, new_job, page_of_jobs
 from api.model.time_bounds import EARLIEST, LATEST, time_problem
 from api.replayer.job_runner import JobRunner, RunnerBroken
-from core.records import Job, JobKind, JobStatus, Subscription
+from api.replayer.ports import Ports
+from core.records import Job, JobKind, JobStatus
 from hookline.runtime.settings import Settings
-from hookline.runtime.subscription_table import SubscriptionTable
 from schemas.catalog import load_catalog
 from tests.factories import subscription
+from tests.fakes import FakeProducer, FakeSubscriptionTable, FakeTransactionalKafka, ManualClock
 from tests.unit.test_records_avro import make_codec
 
 BODIES = build_bodies(load_catalog().names(), ())
@@ -174,60 +175,33 @@ def test_jobs_filter_by_status_and_kind() -> None:
 # -- a job's own error ------------------------------------------------------------------------
 
 
-class _FakeProducer:
-    """Keeps what is produced; `flush` acknowledges all but the last `unacknowledged`."""
-
-    def __init__(self, *, unacknowledged: int = 0) -> None:
-        self.produced: list[tuple[str, bytes]] = []
-        self.unacknowledged = unacknowledged
-        self._callbacks: list[Callable[..., None]] = []
-
-    def produce(
-        self, topic: str, *, key: str, value: bytes, on_delivery: Callable[..., None]
-    ) -> None:
-        self.produced.append((topic, value))
-        self._callbacks.append(on_delivery)
-
-    def poll(self, _timeout: float) -> int:
-        return 0
-
-    def flush(self, _timeout: float) -> int:
-        acknowledged = len(self._callbacks) - self.unacknowledged
-        for on_delivery in self._callbacks[:acknowledged]:
-            on_delivery(None, None)
-        del self._callbacks[:acknowledged]
-        return len(self._callbacks)
-
-
-class _BrokenConnection:
-    """A PostgreSQL connection whose every query fails the way a bug would."""
+class _BuggyHistory:
+    """A history whose every query fails the way a bug would."""
 
     broken = False
-    closed = False
 
-    def cursor(self, **_kwargs: object) -> None:
+    def recoverable(
+        self, subscription_id: str, *, since: datetime, statuses: Sequence[str]
+    ) -> list[StoredCommand]:
         raise RuntimeError("boom")
 
-
-class _OneSubscription:
-    """The subscriptions table, holding the one subscription every job names."""
-
-    def wait_for(self, subscription_id: str, *, version: int | None, timeout_s: float) -> bool:
-        return True
-
-    def get(self, subscription_id: str) -> Subscription | None:
-        return subscription(subscription_id, "order.created")
+    def close(self) -> None:
+        pass
 
 
-def _runner(producer: _FakeProducer) -> JobRunner:
+def _runner(producer: FakeProducer) -> JobRunner:
     settings = Settings(topic_prefix="unit")
-    return JobRunner(
-        settings,
-        make_codec(),
-        cast(Producer, producer),
-        cast(SubscriptionTable, _OneSubscription()),
-        cast(Any, _BrokenConnection()),
+    kafka = FakeTransactionalKafka({})
+    ports = Ports(
+        codec=make_codec(),
+        control=kafka.consumer(),
+        open_events=kafka.reader,
+        producer=producer,
+        subscriptions=FakeSubscriptionTable({"s1": subscription("s1", "order.created")}),
+        open_history=_BuggyHistory,
+        clock=ManualClock(T0),
     )
+    return JobRunner(settings, ports)
 
 
 def _recover() -> Job:
@@ -235,24 +209,28 @@ def _recover() -> Job:
 
 
 def test_an_unexpected_error_ends_the_job_failed_with_its_reason() -> None:
-    producer = _FakeProducer()
+    producer = FakeProducer()
     ended = _runner(producer).run(_recover(), threading.Event())
     assert ended.status == "failed"
     assert ended.error == "unexpected RuntimeError: boom"
-    [(topic, value)] = producer.produced
-    assert topic == "unit.control"
-    assert make_codec().decode_job(value) == ended
+    [record] = producer.produced
+    assert record.topic == "unit.control"
+    assert record.value is not None
+    assert make_codec().decode_job(record.value) == ended
 
 
 def test_an_end_that_cannot_be_recorded_breaks_the_runner() -> None:
+    unacknowledged = FakeProducer()
+    unacknowledged.hold = True
+    runner = _runner(unacknowledged)
     with pytest.raises(RunnerBroken, match="cannot record the end of job"):
-        _runner(_FakeProducer(unacknowledged=1)).run(_recover(), threading.Event())
+        runner.run(_recover(), threading.Event())
 
 
 def test_a_redeliver_record_ends_failed_since_redelivery_is_no_job() -> None:
     """The Avro contract admits the kind; the API redelivers at once and writes no such job."""
     redeliver = new_job("redeliver", tenant="acme", subscription_id=None)
-    ended = _runner(_FakeProducer()).run(redeliver, threading.Event())
+    ended = _runner(FakeProducer()).run(redeliver, threading.Event())
     assert (ended.status, ended.error) == ("failed", "redeliver is not run as a job")
 
 
