@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Final
 
 import orjson
-import psycopg
-from confluent_kafka import ConsumerGroupState, Producer
+from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
+from api.replayer.bootstrap import bootstrap as replayer_bootstrap
 from api.replayer.job_runner import JobRunner
 from bench.cli import SCENARIO_NAMES, add_arguments
 from bench.deliverer import MAX_CONNECTIONS, _bare_loop, _commands
@@ -65,10 +65,9 @@ from deliverer.kafka_io import deliveries_group
 from deliverer.service import new_event_loop
 from hookline.app.localstack.stack import local_settings, start_stack
 from hookline.runtime.codecs import open_codec
-from hookline.runtime.kafka import admin_config, producer_config
+from hookline.runtime.kafka import admin_config
 from hookline.runtime.settings import Secret, Settings
 from hookline.runtime.subscription_log import SubscriptionLog
-from hookline.runtime.subscription_table import SubscriptionTable
 from hookline.runtime.topics import ensure_topics
 from schemas.records_avro import RecordCodec
 
@@ -242,7 +241,7 @@ def run_scenario(
         codes = [p.stop() for p in pipeline.processes]
         source.close()
     try:
-        scan = replay_scan(settings, runtime.codec, subs[-1], since)
+        scan = replay_scan(settings, subs[-1], since)
     finally:
         runtime.close()
     result = ScenarioResult(
@@ -298,19 +297,13 @@ def loadavg() -> tuple[float, float, float]:
     return (round(one, 2), round(five, 2), round(fifteen, 2))
 
 
-def replay_scan(
-    settings: Settings, codec: RecordCodec, sub: Subscription, since: datetime
-) -> float:
+def replay_scan(settings: Settings, sub: Subscription, since: datetime) -> float:
     """Events/s of a real replay job (api.replayer.job_runner) over the scenario's events."""
     if settings.database_url is None:
         return float("nan")
-    table = SubscriptionTable(settings, codec, client_id="bench-e2e-replay-subs")
-    producer = Producer(producer_config(settings, client_id="bench-e2e-replay", linger_ms=20))
-    conn: psycopg.Connection[object] = psycopg.connect(settings.database_url.value, autocommit=True)
-    try:
-        table.start()
-        table.wait_ready(60)
-        runner = JobRunner(settings, codec, producer, table, conn)
+    with replayer_bootstrap(settings) as ports:
+        ports.subscriptions.wait_ready(60)
+        runner = JobRunner(settings, ports)
         now = utc_ms(datetime.now(UTC))
         job = Job(
             id=str(uuid.uuid4()),
@@ -334,10 +327,6 @@ def replay_scan(
         if done.status != "done":
             raise RuntimeError(f"replay job {done.status}: {done.error}")
         return round(done.scanned / elapsed, 1)
-    finally:
-        conn.close()
-        producer.flush(10)
-        table.close()
 
 
 def ceiling(url: str, subs: list[Subscription], count: int, lane_concurrency: int) -> float:
