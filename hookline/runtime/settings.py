@@ -21,6 +21,7 @@ from hookline.runtime.errors import SettingsError
 T = TypeVar("T")
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS: Final = ("text", "json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,13 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _log_format(text: str) -> str:
+    form = text.strip().lower()
+    if form not in LOG_FORMATS:
+        raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}, got {text!r}")
+    return form
+
+
 def _delays(text: str) -> tuple[float, ...]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
@@ -159,6 +167,9 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
     ),
     "log_level": _Spec(
         "HOOKLINE_LOG_LEVEL", _log_level, "least level logged to stderr (WARNING, INFO, DEBUG...)"
+    ),
+    "log_format": _Spec(
+        "HOOKLINE_LOG_FORMAT", _log_format, "text (one line per record) or json (one object)"
     ),
     "instance_id": _Spec(
         "HOOKLINE_INSTANCE_ID",
@@ -216,6 +227,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(".hookline").resolve())
     cache_dir: Path = field(default_factory=lambda: Path("~/.cache/hookline").expanduser())
     log_level: str = "WARNING"
+    log_format: str = "text"
     instance_id: str | None = None
     outbox_dsn: Secret | None = None
     delivery_timeout_s: float = 15.0

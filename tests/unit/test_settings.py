@@ -70,6 +70,7 @@ def test_flags_win_over_the_environment() -> None:
         ),
         ("HOOKLINE_DELIVERY_TIMEOUT_S", "-1", "HOOKLINE_DELIVERY_TIMEOUT_S: expected a positive"),
         ("HOOKLINE_LOG_LEVEL", "loud", "HOOKLINE_LOG_LEVEL: expected one of DEBUG, INFO"),
+        ("HOOKLINE_LOG_FORMAT", "xml", "HOOKLINE_LOG_FORMAT: expected one of text, json"),
         ("HOOKLINE_INSTANCE_ID", "a b", "HOOKLINE_INSTANCE_ID: expected letters"),
         ("HOOKLINE_OUTBOX_DSN", "mysql://x", "HOOKLINE_OUTBOX_DSN: expected a postgresql://"),
     ],
