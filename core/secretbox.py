@@ -16,6 +16,28 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from core.errors import InvalidSecret
 
 NONCE_BYTES = 12
+KEY_BYTES = 32
+MIN_DISTINCT_BYTES = 16
+MAX_PATTERN_BYTES = 16
+PRINTABLE = range(0x20, 0x7F)
+
+
+def key_weakness(key: bytes) -> str | None:
+    """Why `key` cannot be random bytes, or None when it may be.
+
+    32 random bytes hold about 30 different values. Fewer than 16, a pattern of up to 16
+    bytes repeated, or nothing but printable ASCII (the base64 of a typed passphrase) each
+    comes by chance less than once in 10**13 keys: a key showing one was made by hand.
+    """
+    distinct = len(set(key))
+    if distinct < MIN_DISTINCT_BYTES:
+        return f"only {distinct} different byte values"
+    for period in range(1, MAX_PATTERN_BYTES + 1):
+        if key[period:] == key[:-period]:
+            return f"a pattern of {period} bytes repeated"
+    if all(byte in PRINTABLE for byte in key):
+        return "printable text, not random bytes"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ def settings(services: Services) -> Settings:
         kafka_bootstrap=services.kafka_bootstrap,
         database_url=Secret(services.database_url),
         admin_token=Secret("test-admin-token-" + uuid.uuid4().hex),
-        secret_key=Secret("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+        secret_key=Secret("VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc="),
         topic_prefix=f"t{uuid.uuid4().hex[:10]}",
         partitions=3,
         replication_factor=1,

@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 
 from core.addresses import IPNetwork, parse_allowed_networks
+from core.secretbox import KEY_BYTES, key_weakness
 from hookline.runtime.errors import SettingsError
 
 T = TypeVar("T")
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS: Final = ("text", "json")
+# the admin token opens every tenant: at least as long as 24 random bytes in base64
+# (hookline up generates 52 characters)
+MIN_TOKEN_CHARS: Final = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +97,8 @@ def _database_url(text: str) -> Secret:
 
 def _token(text: str) -> Secret:
     text = text.strip()
-    if len(text) < 16:
-        raise ValueError("must be at least 16 characters")
+    if len(text) < MIN_TOKEN_CHARS:
+        raise ValueError(f"must be at least {MIN_TOKEN_CHARS} characters")
     return Secret(text)
 
 
@@ -103,8 +107,13 @@ def _secret_key(text: str) -> Secret:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("expected base64 of 32 random bytes") from None
-    if len(raw) != 32:
-        raise ValueError(f"expected base64 of 32 bytes, got {len(raw)} bytes")
+    if len(raw) != KEY_BYTES:
+        raise ValueError(f"expected base64 of {KEY_BYTES} bytes, got {len(raw)} bytes")
+    weakness = key_weakness(raw)
+    if weakness is not None:
+        raise ValueError(
+            f"a weak key ({weakness}); use 32 random bytes, e.g. `openssl rand -base64 32`"
+        )
     return Secret(text.strip())
 
 

@@ -42,7 +42,7 @@ class ChaosStack:
         self.cache_dir = Settings.load().cache_dir  # Kafka's jars, kept between runs
         self.bootstrap = start_kafka(self.kafka_data, cache_dir=self.cache_dir).bootstrap
         self.database_url = start_postgres(self.postgres_data).url
-        self.secret_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+        self.secret_key = "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc="
 
     def settings(self) -> Settings:
         """Settings with a fresh topic prefix (and so a fresh history schema)."""

@@ -67,6 +67,19 @@ def test_a_bad_setting_is_one_line_naming_the_variable() -> None:
     assert "HOOKLINE_API_PORT" in line
 
 
+def test_a_weak_secret_key_is_refused_in_one_line() -> None:
+    # regression: an all-zero key was accepted, and sealed every signing secret with it
+    line = _one_error_line(
+        _run("deliverer", HOOKLINE_SECRET_KEY="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    )
+    assert line.startswith("hookline deliverer: HOOKLINE_SECRET_KEY: a weak key ("), line
+
+
+def test_a_short_admin_token_is_refused_in_one_line() -> None:
+    line = _one_error_line(_run("api", HOOKLINE_ADMIN_TOKEN="sixteen-chars-ok"))
+    assert line == "hookline api: HOOKLINE_ADMIN_TOKEN: must be at least 32 characters", line
+
+
 def test_a_service_refuses_to_start_without_kafka() -> None:
     line = _one_error_line(_run("router"))
     assert "HOOKLINE_KAFKA_BOOTSTRAP" in line
@@ -93,7 +106,7 @@ def test_a_deliverer_without_its_backlog_topic_says_so_in_one_line(services: Ser
         "HOOKLINE_PARTITIONS": "1",
         "HOOKLINE_REPLICATION_FACTOR": "1",
         "HOOKLINE_MIN_INSYNC_REPLICAS": "1",
-        "HOOKLINE_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        "HOOKLINE_SECRET_KEY": "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc=",
     }
     assert _run("topics", "ensure", **env).returncode == 0
     # a deployment upgraded without `topics ensure`: no backlog changelog yet

@@ -31,7 +31,7 @@ def _env(services: Services, data_dir: Path, port: int) -> dict[str, str]:
         "HOOKLINE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
         "HOOKLINE_DATABASE_URL": services.database_url,
         "HOOKLINE_ADMIN_TOKEN": "e2e-admin-token-" + uuid.uuid4().hex,
-        "HOOKLINE_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        "HOOKLINE_SECRET_KEY": "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc=",
         "HOOKLINE_TOPIC_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
         "HOOKLINE_REPLICATION_FACTOR": "1",
         "HOOKLINE_MIN_INSYNC_REPLICAS": "1",

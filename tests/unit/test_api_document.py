@@ -24,8 +24,8 @@ def _document() -> dict[str, Any]:
     settings = Settings(
         kafka_bootstrap="127.0.0.1:9",
         database_url=Secret("postgresql://nowhere/db"),
-        admin_token=Secret("x" * 20),
-        secret_key=Secret("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+        admin_token=Secret("x" * 32),
+        secret_key=Secret("VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc="),
     )
     app = create_app(settings, CollectorRegistry())  # building never connects
     document: dict[str, Any] = orjson.loads(app[DOCUMENT])

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import secrets
+from pathlib import Path
 
 import pytest
 
+from core.secretbox import key_weakness
+from hookline.app.credentials import with_local_credentials
 from hookline.runtime.errors import SettingsError
 from hookline.runtime.settings import Settings
 
-GOOD_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+GOOD_KEY = "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc="
 
 
 def test_defaults_follow_the_design() -> None:
@@ -54,7 +59,9 @@ def test_flags_win_over_the_environment() -> None:
         ("HOOKLINE_KAFKA_BOOTSTRAP", "localhost", "HOOKLINE_KAFKA_BOOTSTRAP: expected host:port"),
         ("HOOKLINE_SECRET_KEY", "not base64!", "HOOKLINE_SECRET_KEY: expected base64"),
         ("HOOKLINE_SECRET_KEY", "c2hvcnQ=", "HOOKLINE_SECRET_KEY: expected base64 of 32 bytes"),
-        ("HOOKLINE_ADMIN_TOKEN", "short", "HOOKLINE_ADMIN_TOKEN: must be at least 16"),
+        ("HOOKLINE_ADMIN_TOKEN", "short", "HOOKLINE_ADMIN_TOKEN: must be at least 32"),
+        # was accepted: 16 characters passed for the token to every tenant
+        ("HOOKLINE_ADMIN_TOKEN", "x" * 31, "HOOKLINE_ADMIN_TOKEN: must be at least 32 characters"),
         ("HOOKLINE_DATABASE_URL", "mysql://x", "HOOKLINE_DATABASE_URL: expected a postgresql://"),
         ("HOOKLINE_TOPIC_PREFIX", "bad prefix", "HOOKLINE_TOPIC_PREFIX: expected letters"),
         (
@@ -94,7 +101,7 @@ def test_min_insync_above_replication_is_refused() -> None:
 def test_secrets_are_masked_when_printed() -> None:
     settings = Settings.load(
         environ={
-            "HOOKLINE_ADMIN_TOKEN": "super-secret-token-value",
+            "HOOKLINE_ADMIN_TOKEN": "super-secret-token-value-of-32-chars",
             "HOOKLINE_SECRET_KEY": GOOD_KEY,
             "HOOKLINE_DATABASE_URL": "postgresql://u:hunter2@db/x",
         }
@@ -104,7 +111,53 @@ def test_secrets_are_masked_when_printed() -> None:
     assert GOOD_KEY not in shown
     assert "hunter2" not in shown
     assert settings.admin_token is not None
-    assert settings.admin_token.value == "super-secret-token-value"
+    assert settings.admin_token.value == "super-secret-token-value-of-32-chars"
+
+
+def _b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()
+
+
+@pytest.mark.parametrize(
+    ("key", "weakness"),
+    [
+        # regression: an all-zero key was accepted and sealed every signing secret
+        (bytes(32), "only 1 different byte values"),
+        (b"\xff" * 32, "only 1 different byte values"),
+        (bytes(range(15)) * 2 + b"\x00\x01", "only 15 different byte values"),
+        (bytes(range(100, 116)) * 2, "a pattern of 16 bytes repeated"),
+        (bytes(range(200, 220)) + bytes(range(200, 212)), None),
+        (b"correct horse battery staple 123", "printable text, not random bytes"),
+    ],
+)
+def test_a_weak_secret_key_is_refused_in_one_line(key: bytes, weakness: str | None) -> None:
+    assert len(key) == 32
+    environ = {"HOOKLINE_SECRET_KEY": _b64(key)}
+    if weakness is None:
+        assert Settings.load(environ=environ).secret_key is not None
+        return
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(environ=environ)
+    assert str(caught.value).startswith(f"HOOKLINE_SECRET_KEY: a weak key ({weakness}); ")
+    assert "\n" not in str(caught.value)
+
+
+def test_random_keys_pass_the_weak_key_rule() -> None:
+    for _ in range(1000):
+        assert key_weakness(secrets.token_bytes(32)) is None
+
+
+def test_the_generated_local_credentials_pass_the_rules(tmp_path: Path) -> None:
+    settings = with_local_credentials(Settings(), tmp_path)
+    assert settings.admin_token is not None
+    assert settings.secret_key is not None
+    loaded = Settings.load(
+        environ={
+            "HOOKLINE_ADMIN_TOKEN": settings.admin_token.value,
+            "HOOKLINE_SECRET_KEY": settings.secret_key.value,
+        }
+    )
+    assert loaded.secret_key == settings.secret_key
 
 
 def test_require_names_the_missing_setting() -> None:
