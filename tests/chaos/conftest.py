@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from hookline.app.credentials import local_database_passwords
 from hookline.app.localstack import kafka as local_kafka
 from hookline.app.localstack.kafka import start_kafka, stop_kafka
 from hookline.app.localstack.postgres import start_postgres, stop_postgres
@@ -41,7 +42,8 @@ class ChaosStack:
         self.postgres_data.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Settings.load().cache_dir  # Kafka's jars, kept between runs
         self.bootstrap = start_kafka(self.kafka_data, cache_dir=self.cache_dir).bootstrap
-        self.database_url = start_postgres(self.postgres_data).url
+        self.passwords = local_database_passwords(folder)
+        self.database_url = start_postgres(self.postgres_data, passwords=self.passwords).url
         self.secret_key = "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc="
 
     def settings(self) -> Settings:
@@ -95,7 +97,8 @@ class ChaosStack:
         assert stop_postgres(self.postgres_data), "the chaos PostgreSQL was not running"
 
     def start_postgres(self) -> None:
-        url, was = start_postgres(self.postgres_data).url, self.database_url
+        url = start_postgres(self.postgres_data, passwords=self.passwords).url
+        was = self.database_url
         if url != was:
             self.database_url = url  # so the next scenarios find it
             raise AssertionError(f"PostgreSQL came back on {url}, not {was}")

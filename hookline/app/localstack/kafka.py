@@ -20,8 +20,10 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from hookline.app.localstack.process import (
+    PRIVATE_UMASK,
     folder_lock,
     free_port,
+    make_private,
     pid_alive,
     port_is_free,
     read_state,
@@ -115,6 +117,7 @@ def start_kafka(data: Path, *, cache_dir: Path, timeout_s: float = START_TIMEOUT
     """Start the broker in `data` (its jars in `cache_dir`), or reuse the one running there."""
     data = data.resolve()
     with folder_lock(data):
+        make_private(data)
         state_file = data / "state.json"
         state = read_state(state_file)
         if state is not None:
@@ -189,6 +192,7 @@ def _format(libs: Path, props: Path, data: Path) -> None:
         text=True,
         check=False,
         cwd=data,
+        umask=PRIVATE_UMASK,
     )
     if result.returncode != 0:
         raise LocalStackError("kafka", f"storage format failed: {result.stderr.strip()[-300:]}")
@@ -209,6 +213,7 @@ def _launch(libs: Path, props: Path, data: Path) -> int:
             stdin=subprocess.DEVNULL,
             cwd=data,
             start_new_session=True,
+            umask=PRIVATE_UMASK,
         )
     _CHILDREN[process.pid] = process
     return process.pid

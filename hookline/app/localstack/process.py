@@ -10,9 +10,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
 T = TypeVar("T")
+
+# the umask of the servers' processes: their data, logs and configuration are their owner's
+PRIVATE_UMASK: Final = 0o077
+
+
+def make_private(folder: Path) -> None:
+    """Only the owner may list, read or enter `folder` (data written before stays behind it)."""
+    folder.chmod(0o700)
 
 
 def free_port() -> int:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hookline.app.credentials import local_database_passwords
 from hookline.app.localstack.kafka import start_kafka, stop_kafka
 from hookline.app.localstack.postgres import start_postgres, stop_postgres
 from hookline.runtime.settings import Settings
@@ -21,10 +22,11 @@ class LocalStack:
 
 def start_stack(data_dir: Path, *, cache_dir: Path) -> LocalStack:
     """Start (or find running) Kafka and PostgreSQL under `data_dir`, Kafka's jars in
-    `cache_dir` (the `cache_dir` setting)."""
+    `cache_dir` (the `cache_dir` setting), PostgreSQL's passwords with the local credentials."""
     started = time.monotonic()
     kafka = start_kafka(data_dir / "kafka", cache_dir=cache_dir)
-    postgres = start_postgres(data_dir / "postgres")
+    passwords = local_database_passwords(data_dir)
+    postgres = start_postgres(data_dir / "postgres", passwords=passwords)
     return LocalStack(
         kafka.bootstrap,
         postgres.url,
