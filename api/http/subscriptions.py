@@ -19,6 +19,7 @@ from api.http.context import (
     bodies,
     caller,
     changing,
+    counting,
     read_json,
     read_query,
     resources,
@@ -26,6 +27,7 @@ from api.http.context import (
     visible_subscription,
 )
 from api.http.fields import Parsed
+from api.http.quotas import ensure_within_quotas
 from api.http.views import subscription_view
 from api.model.errors import ApiError, Unavailable
 from core.commands import event_body, new_command
@@ -95,7 +97,9 @@ async def create(request: web.Request) -> web.Response:
             ),
         ),
     )
-    await _write(request, sub, subscription_id)
+    async with counting(request, tenant):
+        ensure_within_quotas(settings(request), resources(request).subscriptions, sub)
+        await _write(request, sub, subscription_id)
     return answer(subscription_view(sub, secret=secret), status=201)
 
 
@@ -142,7 +146,11 @@ async def _update(request: web.Request, sub: Subscription, parsed: Parsed) -> we
         item.name: parsed.get(item) for item in spec.update_subscription.fields if item in parsed
     }
     updated = dataclasses.replace(sub, **changes, updated_at=_now(), version=sub.version + 1)
-    await _write(request, updated, sub.id)
+    async with counting(request, sub.tenant):
+        ensure_within_quotas(
+            settings(request), resources(request).subscriptions, updated, previous=sub
+        )
+        await _write(request, updated, sub.id)
     return answer(subscription_view(updated))
 
 

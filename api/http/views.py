@@ -216,6 +216,9 @@ PROBLEM: Final = _obj(
             "type": "array",
             "items": _obj({"field": _STR, "message": _STR}),
         },
+        "quota": _STR,
+        "limit": {"type": "number"},
+        "current": {"type": "number"},
     },
     required=["type", "title", "status", "detail"],
 )
