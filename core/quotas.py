@@ -86,16 +86,13 @@ def check_write(
     *,
     previous: Subscription | None = None,
 ) -> QuotaBreach | None:
-    """Whether `candidate` (a new subscription, or `previous` updated) fits its tenant's quotas
-    beside the `existing` subscriptions (every tenant's; `previous` among them or not).
+    """Whether `candidate` (a new subscription, or `previous` updated) fits its tenant's counts
+    beside the `existing` subscriptions (every tenant's; `previous` among them or not). Its
+    headers are judged by `check_headers` on their clear values, before they are sealed.
 
-    An update is refused only for what it changes: headers it keeps, or a URL it keeps, never
-    turn a write into a refusal after an operator lowered a quota.
+    An update is refused only for what it changes: a URL it keeps never turns a write into a
+    refusal after an operator lowered a quota.
     """
-    if previous is None or candidate.headers != previous.headers:
-        breach = check_headers(quotas, candidate.headers)
-        if breach is not None:
-            return breach
     target = target_key(candidate.url)
     new_target = previous is None or target_key(previous.url) != target
     if previous is not None and not new_target:

@@ -3,7 +3,7 @@ subscription quotas checked against the API's subscriptions table before a write
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from api.model.errors import QuotaExceeded, RateLimited
@@ -12,6 +12,7 @@ from core.quotas import (
     Bucket,
     PublishRate,
     SubscriptionQuotas,
+    check_headers,
     check_write,
     is_full,
     take,
@@ -72,14 +73,14 @@ def ensure_within_quotas(
     candidate: Subscription,
     *,
     previous: Subscription | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
     """QuotaExceeded (409) when writing `candidate` takes its tenant past a quota, counted on
-    the API's subscriptions table (which every API process follows)."""
-    breach = check_write(
-        subscription_quotas(settings),
-        table.snapshot().values(),
-        candidate,
-        previous=previous,
-    )
+    the API's subscriptions table (which every API process follows); `headers` are the clear
+    custom headers the request writes (None: it keeps the subscription's)."""
+    quotas = subscription_quotas(settings)
+    breach = None if headers is None else check_headers(quotas, headers)
+    if breach is None:
+        breach = check_write(quotas, table.snapshot().values(), candidate, previous=previous)
     if breach is not None:
         raise QuotaExceeded(breach)
