@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Final, TypeAlias
 
+import idna
+
 from core.errors import TargetRefused
 
 IPAddress: TypeAlias = IPv4Address | IPv6Address
@@ -95,14 +97,40 @@ _PURE_WRAPPERS: Final = (_MAPPED, _NAT64_WELL_KNOWN, _SIXTOFOUR, _TEREDO)
 _V4_PART: Final = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
 
 
+def normalise_host(host: str) -> str:
+    """The host as the HTTP client sends to it: what yarl (under aiohttp) makes of a URL host.
+
+    ASCII is lower-cased; anything else goes through IDNA with the UTS 46 mapping (NFKC), so
+    fullwidth digits and ideographic full stops become ASCII: fullwidth ``169.254.169.254`` is
+    ``169.254.169.254``. (yarl also refuses hosts holding default-ignorable code points,
+    which the mapping deletes; judging the mapped host for those only refuses more.) Raises
+    ValueError for a host neither IDNA 2008 nor yarl's IDNA 2003 fallback can encode.
+    """
+    if host.isascii():
+        return host.lower()
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except UnicodeError:
+        pass  # yarl falls back to Python's IDNA 2003 codec; so do we
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError(f"the host is not a valid internationalised name: {exc}") from None
+
+
 def parse_host_literal(host: str) -> IPAddress | None:
     """The IP address a URL host denotes if it is an IP literal, else None (a DNS name).
 
-    Accepts everything the system resolver's inet_aton accepts (``2130706433``, ``0x7f.1``,
+    The host is read as the HTTP client will send to it (`normalise_host`), then accepts
+    everything the system resolver's inet_aton accepts (``2130706433``, ``0x7f.1``,
     ``0177.0.0.1``, ``127.1``), one trailing dot, bracketed IPv6 and IPv6 zone ids (dropped:
-    the policy judges the address, not the interface).
+    the policy judges the address, not the interface). A host that cannot be normalised is
+    no literal (and no URL the deliverer can send to).
     """
-    text = host.strip()
+    try:
+        text = normalise_host(host.strip())
+    except ValueError:
+        return None
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     if ":" in text:

@@ -73,7 +73,12 @@ SubscriptionStatus = Literal["active", "paused", "disabled"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subscription:
-    """An endpoint's wish to receive some event types; a tombstone on the topic deletes it."""
+    """An endpoint's wish to receive some event types; a tombstone on the topic deletes it.
+
+    Custom header values are sealed at rest like the signing secrets (`sealed_headers`, name
+    -> AES-GCM nonce + ciphertext). `headers` holds clear values only in records written
+    before that; the API seals them on the subscription's next write.
+    """
 
     id: str
     tenant: str
@@ -82,6 +87,7 @@ class Subscription:
     filter: Mapping[str, FilterValue] = field(default_factory=dict)
     description: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
+    sealed_headers: Mapping[str, bytes] = field(default_factory=dict)
     rate_limit: float | None = None
     ordered: bool = False
     status: SubscriptionStatus = "active"

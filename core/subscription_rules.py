@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
-from core.addresses import IPNetwork, ensure_literal_host_allowed
+from core.addresses import IPNetwork, ensure_literal_host_allowed, normalise_host
 from core.errors import InvalidCustomHeader, InvalidField, TargetRefused
 from core.matching import WILDCARD
 from core.records import FilterValue
@@ -44,6 +44,12 @@ def check_url(url: str, *, allowed: Sequence[IPNetwork]) -> str:
     if any(c.isspace() or ord(c) < 0x20 for c in url):
         raise InvalidField("url", "the URL contains whitespace or control characters")
     try:
+        normalise_host(parts.hostname)
+    except ValueError as exc:
+        raise InvalidField("url", str(exc)) from None
+    try:
+        # The deliverer's guard reads the host through the same normalisation, so a
+        # fullwidth-digit spelling of a refused address is refused here too.
         ensure_literal_host_allowed(parts.hostname, allowed=allowed)
     except TargetRefused as exc:
         raise InvalidField("url", exc.reason) from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Final
 from weakref import WeakValueDictionary
 
@@ -24,6 +24,7 @@ from api.http.context import (
     DOCUMENT,
     MAX_BODY_BYTES,
     PROBLEM_JSON,
+    PUBLISH_LIMITER,
     REGISTRY,
     RESOURCES,
     SETTINGS,
@@ -32,10 +33,18 @@ from api.http.context import (
 )
 from api.http.kafka_bridge import AsyncProducer
 from api.http.openapi import build_document, event_body_schema
+from api.http.quotas import PublishLimiter, publish_rate
 from api.http.read_back import ReadBack
 from api.http.routes import Handler, operations
 from api.model.db import open_pool
-from api.model.errors import PROBLEM_TYPE_BASE, ApiError, InvalidInput, Unavailable
+from api.model.errors import (
+    PROBLEM_TYPE_BASE,
+    ApiError,
+    InvalidInput,
+    QuotaExceeded,
+    RateLimited,
+    Unavailable,
+)
 from api.model.jobs import JobTable
 from core.errors import InvalidField
 from core.records import JsonValue
@@ -58,24 +67,32 @@ def problem(
     detail: str,
     *,
     slug: str,
-    errors: list[JsonValue] | None = None,
+    members: Mapping[str, JsonValue] | None = None,
 ) -> web.Response:
+    """An RFC 9457 document; `members` are the problem type's own (`errors`, `limit`...)."""
     body: dict[str, JsonValue] = {
         "type": PROBLEM_TYPE_BASE + slug,
         "title": title,
         "status": status,
         "detail": detail,
+        **(members or {}),
     }
-    if errors is not None:
-        body["errors"] = errors
     return web.Response(body=orjson.dumps(body), status=status, content_type=PROBLEM_JSON)
 
 
 def _problem_of(exc: ApiError) -> web.Response:
-    errors: list[JsonValue] | None = None
+    members: dict[str, JsonValue] = {}
     if isinstance(exc, InvalidInput):
-        errors = [{"field": e.field, "message": e.message} for e in exc.errors]
-    return problem(exc.status, exc.title, exc.detail, slug=exc.slug, errors=errors)
+        members["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
+    if isinstance(exc, QuotaExceeded):
+        members["quota"] = exc.breach.quota
+        members["limit"] = exc.breach.limit
+        if exc.breach.current is not None:
+            members["current"] = exc.breach.current
+    response = problem(exc.status, exc.title, exc.detail, slug=exc.slug, members=members)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 def _problems_middleware(registry: CollectorRegistry) -> web.middleware:  # type: ignore[valid-type]
@@ -128,6 +145,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
     app[REGISTRY] = registry
     app[BODIES] = bodies
     app[WRITE_LOCKS] = WeakValueDictionary()
+    app[PUBLISH_LIMITER] = PublishLimiter(publish_rate(settings), clock=time.monotonic)
     app[DOCUMENT] = orjson.dumps(build_document(ops, version=__version__))
     for op in ops:
         app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)

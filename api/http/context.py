@@ -19,6 +19,7 @@ from api.http.auth import Principal, TokenStore
 from api.http.bodies import Bodies
 from api.http.fields import JsonSchema, QueryParam
 from api.http.kafka_bridge import AsyncProducer
+from api.http.quotas import PublishLimiter
 from api.http.read_back import ReadBack
 from api.model.errors import BadRequest, FieldProblem, InvalidInput, NotFound, PayloadTooLarge
 from api.model.jobs import JobTable
@@ -55,6 +56,7 @@ BODIES: Final = web.AppKey("bodies", Bodies)
 DOCUMENT: Final = web.AppKey("openapi", bytes)
 RESOURCES: Final = web.AppKey("resources", Resources)
 WRITE_LOCKS: Final = web.AppKey("write_locks", WeakValueDictionary[str, asyncio.Lock])
+PUBLISH_LIMITER: Final = web.AppKey("publish_limiter", PublishLimiter)
 
 
 def resources(request: web.Request) -> Resources:
@@ -116,13 +118,24 @@ def answer(value: JsonValue, *, status: int = 200) -> web.Response:
 async def changing(request: web.Request, who: Principal) -> AsyncIterator[Subscription]:
     """The path's subscription, re-read under this process's write lock for it, so
     concurrent writes (a rotate racing a delete) apply one after the other."""
-    subscription_id = request.match_info["id"]
-    locks = request.app[WRITE_LOCKS]
-    lock = locks.get(subscription_id)
-    if lock is None:
-        lock = locks[subscription_id] = asyncio.Lock()
-    async with lock:
+    async with _write_lock(request, request.match_info["id"]):
         yield visible_subscription(request, who)
+
+
+@asynccontextmanager
+async def counting(request: web.Request, tenant: str) -> AsyncIterator[None]:
+    """This process's lock on a tenant's quota counts, held from the check until the write is
+    read back, so two concurrent creates cannot both take the last place."""
+    async with _write_lock(request, f"tenant/{tenant}"):
+        yield
+
+
+def _write_lock(request: web.Request, key: str) -> asyncio.Lock:
+    locks = request.app[WRITE_LOCKS]
+    lock = locks.get(key)
+    if lock is None:
+        lock = locks[key] = asyncio.Lock()
+    return lock
 
 
 def visible_subscription(request: web.Request, who: Principal) -> Subscription:

@@ -19,6 +19,7 @@ from api.model.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     Unauthorized,
     Unavailable,
 )
@@ -37,6 +38,7 @@ _ERRORS: Final[dict[int, type[ApiError]]] = {
         Conflict,
         PayloadTooLarge,
         InvalidInput,
+        RateLimited,
         Unavailable,
     )
 }

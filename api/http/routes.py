@@ -129,7 +129,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {202: Answer("accepted", ACCEPTED_EVENT)},
             body=event_body,
             body_name="EventPublish",
-            errors=BODY_ERRORS,
+            errors=(*BODY_ERRORS, 429),
         ),
         Operation(
             "POST",
@@ -151,7 +151,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {201: Answer("created, with its secret", SUBSCRIPTION_WITH_SECRET)},
             body=bodies.create_subscription.schema(),
             body_name=bodies.create_subscription.name,
-            errors=BODY_ERRORS,
+            errors=(*BODY_ERRORS, 409),
         ),
         Operation(
             "GET",
@@ -184,7 +184,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("updated", SUBSCRIPTION)},
             body=bodies.update_subscription.schema(),
             body_name=bodies.update_subscription.name,
-            errors=(404, *BODY_ERRORS),
+            errors=(404, 409, *BODY_ERRORS),
         ),
         Operation(
             "DELETE",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -19,6 +20,7 @@ from api.http.context import (
     bodies,
     caller,
     changing,
+    counting,
     read_json,
     read_query,
     resources,
@@ -26,11 +28,13 @@ from api.http.context import (
     visible_subscription,
 )
 from api.http.fields import Parsed
+from api.http.quotas import ensure_within_quotas
 from api.http.views import subscription_view
 from api.model.errors import ApiError, Unavailable
 from core.commands import event_body, new_command
 from core.cursors import decode_cursor, encode_cursor
 from core.records import DomainEvent, FilterValue, Ref, StoredSecret, Subscription, utc_ms
+from core.secretbox import SecretBox
 from core.signing import generate_secret
 
 ROTATION_OVERLAP: Final = timedelta(hours=24)
@@ -57,6 +61,14 @@ async def _write(request: web.Request, sub: Subscription | None, subscription_id
         raise Unavailable(f"subscription {subscription_id}: written, but not read back in time")
 
 
+def _sealed(box: SecretBox, subscription_id: str, headers: Mapping[str, str]) -> dict[str, bytes]:
+    """Custom header values as stored on the topic: sealed like the signing secrets."""
+    return {
+        name: box.seal_header(value, subscription_id=subscription_id, name=name)
+        for name, value in headers.items()
+    }
+
+
 def _current_secret(request: web.Request, sub: Subscription) -> str:
     box = resources(request).secrets
     current = next((s for s in sub.secrets if s.expires_at is None), None)
@@ -75,6 +87,7 @@ async def create(request: web.Request) -> web.Response:
     now = _now()
     filter_: dict[str, FilterValue] = parsed.get_or(spec.sub.filter, {})
     headers: dict[str, str] = parsed.get_or(spec.sub.headers, {})
+    box = resources(request).secrets
     sub = Subscription(
         id=subscription_id,
         tenant=tenant,
@@ -82,20 +95,20 @@ async def create(request: web.Request) -> web.Response:
         event_types=parsed.get(spec.sub.event_types),
         filter=filter_,
         description=parsed.get_or(spec.sub.description, ""),
-        headers=headers,
+        sealed_headers=_sealed(box, subscription_id, headers),
         rate_limit=parsed.get_or(spec.sub.rate_limit, None),
         ordered=parsed.get_or(spec.sub.ordered, False),
         status=parsed.get_or(spec.sub.status, "active"),  # type: ignore[arg-type]
         created_at=now,
         updated_at=now,
         version=1,
-        secrets=(
-            StoredSecret(
-                resources(request).secrets.seal(secret, subscription_id=subscription_id), None
-            ),
-        ),
+        secrets=(StoredSecret(box.seal(secret, subscription_id=subscription_id), None),),
     )
-    await _write(request, sub, subscription_id)
+    async with counting(request, tenant):
+        ensure_within_quotas(
+            settings(request), resources(request).subscriptions, sub, headers=headers
+        )
+        await _write(request, sub, subscription_id)
     return answer(subscription_view(sub, secret=secret), status=201)
 
 
@@ -141,8 +154,24 @@ async def _update(request: web.Request, sub: Subscription, parsed: Parsed) -> we
     changes = {
         item.name: parsed.get(item) for item in spec.update_subscription.fields if item in parsed
     }
-    updated = dataclasses.replace(sub, **changes, updated_at=_now(), version=sub.version + 1)
-    await _write(request, updated, sub.id)
+    headers: dict[str, str] | None = changes.pop("headers", None)
+    box = resources(request).secrets
+    if headers is not None:
+        changes["sealed_headers"] = _sealed(box, sub.id, headers)
+    elif sub.headers:  # clear values of a record written before they were sealed
+        changes["sealed_headers"] = {**sub.sealed_headers, **_sealed(box, sub.id, sub.headers)}
+    updated = dataclasses.replace(
+        sub, **changes, headers={}, updated_at=_now(), version=sub.version + 1
+    )
+    async with counting(request, sub.tenant):
+        ensure_within_quotas(
+            settings(request),
+            resources(request).subscriptions,
+            updated,
+            previous=sub,
+            headers=headers,
+        )
+        await _write(request, updated, sub.id)
     return answer(subscription_view(updated))
 
 

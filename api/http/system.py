@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.http.context import (
     DOCUMENT,
     JSON,
+    PUBLISH_LIMITER,
     REGISTRY,
     answer,
     bodies,
@@ -39,12 +40,14 @@ async def event_types(request: web.Request) -> web.Response:
 
 
 async def publish(request: web.Request) -> web.Response:
-    """One event, validated against its type's schema; 202 once Kafka acknowledged it."""
+    """One event, validated against its type's schema; 202 once Kafka acknowledged it; 429
+    when its tenant publishes faster than its rate."""
     who = await caller(request)
     spec = bodies(request)
     e = spec.event
     parsed = spec.publish_event.parse(await read_json(request))
     tenant = who.tenant_for_write(parsed.get_or(e.tenant, None))
+    request.app[PUBLISH_LIMITER].admit(tenant)
     subject = parsed.get(e.subject)
     actor = parsed.get_or(e.actor, None)
     data: dict[str, JsonValue] = parsed.get(e.data)

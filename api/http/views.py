@@ -41,7 +41,11 @@ SUBSCRIPTION: Final = _obj(
             "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
         },
         "description": _STR,
-        "headers": {"type": "object", "additionalProperties": _STR},
+        "headers": {
+            "type": "object",
+            "additionalProperties": _STR,
+            "description": "the custom headers; every value shows as `****`",
+        },
         "rate_limit": {"type": ["number", "null"]},
         "ordered": {"type": "boolean"},
         "status": {"type": "string", "enum": ["active", "paused", "disabled"]},
@@ -58,6 +62,11 @@ SUBSCRIPTION_WITH_SECRET: Final[JsonSchema] = {
 }
 
 
+MASKED: Final = "****"
+"""Every custom header value as the API shows it: values are often credentials
+(`Authorization: Bearer ...`), and any prefix shown would tell part of a short one."""
+
+
 def subscription_view(sub: Subscription, *, secret: str | None = None) -> dict[str, JsonValue]:
     view: dict[str, JsonValue] = {
         "id": sub.id,
@@ -66,7 +75,7 @@ def subscription_view(sub: Subscription, *, secret: str | None = None) -> dict[s
         "event_types": list(sub.event_types),
         "filter": dict(sub.filter),
         "description": sub.description,
-        "headers": dict(sub.headers),
+        "headers": dict.fromkeys((*sub.sealed_headers, *sub.headers), MASKED),
         "rate_limit": sub.rate_limit,
         "ordered": sub.ordered,
         "status": sub.status,
@@ -216,6 +225,9 @@ PROBLEM: Final = _obj(
             "type": "array",
             "items": _obj({"field": _STR, "message": _STR}),
         },
+        "quota": _STR,
+        "limit": {"type": "number"},
+        "current": {"type": "number"},
     },
     required=["type", "title", "status", "detail"],
 )

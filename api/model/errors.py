@@ -8,6 +8,8 @@ HooklineError (core.errors)
  │    ├── NotFound              404 an unknown id, or a record of another tenant
  │    ├── Conflict              409 the record is not in a state the request applies to
  │    │    └── JobEnded         409 a cancel of a job that has already ended
+ │    ├── QuotaExceeded         409 the write would take its tenant past a quota
+ │    │    └── RateLimited      429 the tenant publishes faster than its rate: retry later
  │    ├── PayloadTooLarge       413 a body over the limit
  │    ├── InvalidInput          422 fields break their rules; `errors` names each field
  │    └── Unavailable           503 Kafka or PostgreSQL did not answer in time
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from core.errors import HooklineError
+from core.quotas import QuotaBreach
 
 PROBLEM_TYPE_BASE = "https://hookline.dev/problems/"
 
@@ -90,6 +93,29 @@ class JobEnded(Conflict):
         super().__init__(f"job {job_id!r} has already ended: it is {job_status}")
         self.job_id = job_id
         self.job_status = job_status
+
+
+class QuotaExceeded(ApiError):
+    """A quota refused the request; the problem names it (`quota`, `limit`, `current`)."""
+
+    status = 409
+    slug = "quota-exceeded"
+    title = "Quota exceeded"
+
+    def __init__(self, breach: QuotaBreach) -> None:
+        super().__init__(breach.detail)
+        self.breach = breach
+
+
+class RateLimited(QuotaExceeded):
+    """Over the publish rate: `Retry-After` says when a token is back."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, breach: QuotaBreach, retry_after_s: int) -> None:
+        super().__init__(breach)
+        self.retry_after_s = retry_after_s
 
 
 class PayloadTooLarge(ApiError):

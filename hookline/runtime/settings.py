@@ -213,6 +213,34 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
     "lane_concurrency": _Spec(
         "HOOKLINE_LANE_CONCURRENCY", _int_range(1, 10_000), "concurrent requests per subscription"
     ),
+    "max_subscriptions_per_tenant": _Spec(
+        "HOOKLINE_MAX_SUBSCRIPTIONS_PER_TENANT",
+        _int_range(1, 1_000_000),
+        "subscriptions one tenant may hold (every service keeps them all in memory)",
+    ),
+    "max_subscriptions_per_url": _Spec(
+        "HOOKLINE_MAX_SUBSCRIPTIONS_PER_URL",
+        _int_range(1, 1_000_000),
+        "subscriptions one tenant may hold to one URL: requests one event makes to it",
+    ),
+    "max_custom_headers": _Spec(
+        "HOOKLINE_MAX_CUSTOM_HEADERS", _int_range(0, 50), "custom headers per subscription"
+    ),
+    "max_custom_header_bytes": _Spec(
+        "HOOKLINE_MAX_CUSTOM_HEADER_BYTES",
+        _int_range(0, 1024 * 1024),
+        "bytes of a subscription's custom header names and values together",
+    ),
+    "publish_rate_per_s": _Spec(
+        "HOOKLINE_PUBLISH_RATE_PER_S",
+        _positive_float,
+        "events per second one tenant may publish over POST /v1/events, per API process",
+    ),
+    "publish_burst": _Spec(
+        "HOOKLINE_PUBLISH_BURST",
+        _int_range(1, 1_000_000),
+        "events one tenant may publish at once above its rate, per API process",
+    ),
 }
 
 DAY_MS: Final = 86_400_000
@@ -245,6 +273,12 @@ class Settings:
     disable_after_s: float = 5 * 86_400.0
     max_in_flight: int = 10_000
     lane_concurrency: int = 16
+    max_subscriptions_per_tenant: int = 1000
+    max_subscriptions_per_url: int = 10
+    max_custom_headers: int = 20
+    max_custom_header_bytes: int = 8192
+    publish_rate_per_s: float = 200.0
+    publish_burst: int = 400
 
     @classmethod
     def load(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 import pytest
+from yarl import URL
 
 from core.addresses import (
     Allowed,
@@ -13,6 +14,7 @@ from core.addresses import (
     check_address,
     check_resolved,
     ensure_literal_host_allowed,
+    normalise_host,
     parse_allowed_networks,
     parse_host_literal,
 )
@@ -323,3 +325,48 @@ def test_parse_allowed_networks_names_the_bad_entry(bad: str) -> None:
     with pytest.raises(ValueError, match="allowed target network") as caught:
         parse_allowed_networks(f"::1/128,{bad}")
     assert repr(bad) in str(caught.value)
+
+
+# Unicode spellings of refused addresses: yarl (under aiohttp, so under the deliverer's guard)
+# maps them to ASCII with IDNA/UTS 46, so the create-time check must read them the same way.
+UNICODE_HOSTS = [
+    (
+        "\uff11\uff16\uff19.\uff12\uff15\uff14.\uff11\uff16\uff19.\uff12\uff15\uff14",
+        "169.254.169.254",
+    ),
+    ("169\u3002254\u3002169\u3002254", "169.254.169.254"),  # ideographic full stops
+    ("1\uff127.0.0.1", "127.0.0.1"),
+    ("\uff10\uff58\uff17\uff46.\uff11", "127.0.0.1"),  # fullwidth 0x7f.1
+    ("\uff12\uff11\uff13\uff10\uff17\uff10\uff16\uff14\uff13\uff13", "127.0.0.1"),
+    ("\uff11\uff10.0.0.1", "10.0.0.1"),
+]
+
+
+@pytest.mark.parametrize(("host", "expected"), UNICODE_HOSTS)
+def test_unicode_digit_hosts_are_the_literal_they_map_to(host: str, expected: str) -> None:
+    """Regression: fullwidth-digit 169.254.169.254 passed the create-time check as a DNS name."""
+    assert parse_host_literal(host) == ip_address(expected)
+    with pytest.raises(TargetRefused):
+        ensure_literal_host_allowed(host, allowed=())
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        *(host for host, _ in UNICODE_HOSTS),
+        "EXAMPLE.com",
+        "\uff25\uff38ample.com",
+        "b\u00fccher.de",
+        "\u2160" + "27.0.0.1",  # roman numeral one maps to a letter, not a digit
+        "0x7F.1",
+        "127.0.0.1.",
+    ],
+)
+def test_normalise_host_agrees_with_the_http_client(host: str) -> None:
+    """One normalisation: the host the create-time check judges is the one aiohttp sends to."""
+    assert normalise_host(host) == URL(f"https://{host}/").raw_host
+
+
+def test_normalise_host_refuses_what_idna_cannot_encode() -> None:
+    with pytest.raises(ValueError, match="internationalised"):
+        normalise_host("a\u00e9..b")

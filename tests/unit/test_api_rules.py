@@ -117,6 +117,10 @@ def test_good_urls(url: str) -> None:
         "http://example.com:99999/",
         "https://example.com/" + "a" * 2048,
         "https://exa mple.com/",
+        # regression: fullwidth digits and ideographic full stops spell 169.254.169.254
+        "https://\uff11\uff16\uff19.\uff12\uff15\uff14.\uff11\uff16\uff19.\uff12\uff15\uff14/",
+        "https://169\u3002254\u3002169\u3002254/",
+        "https://a\u00e9..b/",  # no IDNA encoding: the deliverer could never send to it
     ],
 )
 def test_bad_urls(url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -377,6 +378,32 @@ def test_unknown_event_type_and_bad_envelope_fields_are_refused() -> None:
     with pytest.raises(InvalidEventData) as caught:
         codec.encode_event(event("webhook.ping", {"subscription_id": "s1"}, occurred_at=naive))
     assert caught.value.field == "occurred_at"
+
+
+def test_a_subscription_written_before_header_values_were_sealed_reads_them_in_clear() -> None:
+    """Records on the log from before `sealed_headers` keep their clear `headers`."""
+    reader = make_codec()
+    definition = copy.deepcopy(reader.records.subscription.definition)
+    assert isinstance(definition, dict)
+    definition["fields"] = [f for f in definition["fields"] if f["name"] != "sealed_headers"]
+    older = AvroSchema.parse(definition)
+    record = subscription_to_avro(full_subscription())
+    del record["sealed_headers"]
+    codec = RecordCodec(
+        records=reader.records,
+        catalog=reader.catalog,
+        writer_lookup={older.fingerprint: older}.get,
+    )
+    decoded = codec.decode_subscription(encode(older, record))
+    assert decoded.headers == {"x-team": "ops"}
+    assert decoded.sealed_headers == {}
+    assert decoded == full_subscription()
+
+
+def test_sealed_header_values_round_trip() -> None:
+    codec = make_codec()
+    original = full_subscription(headers={}, sealed_headers={"Authorization": b"\x02" * 40})
+    assert codec.decode_subscription(codec.encode_subscription(original)) == original
 
 
 # -- decoding refuses what the records cannot hold ----------------------------------------

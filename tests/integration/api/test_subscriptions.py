@@ -37,7 +37,7 @@ async def test_create_read_update_delete(api: Api) -> None:
     read = await api.ok("GET", path)
     assert "secret" not in read
     assert read["filter"] == {"project_id": "p-1"}
-    assert read["headers"] == {"X-Team": "blue"}
+    assert read["headers"] == {"X-Team": "****"}  # values are sealed and never shown
     assert read["rate_limit"] == 5.0
     assert (await api.ok("GET", f"{path}/secret"))["secret"] == created["secret"]
 

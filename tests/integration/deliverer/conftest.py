@@ -83,9 +83,12 @@ class Kit:
         status: str = "active",
         previous_secret: str | None = None,
         headers: Mapping[str, str] | None = None,
+        sealed_headers: Mapping[str, str] | None = None,
         tenant: str = "default",
         sub_id: str | None = None,
     ) -> Subscription:
+        """`headers` are written in clear, as before values were sealed; `sealed_headers`
+        sealed, as the API writes them now."""
         sub_id = sub_id or str(uuid.uuid4())
         secret = generate_secret()
         now = utc_ms(datetime.now(UTC))
@@ -103,6 +106,10 @@ class Kit:
             tenant=tenant,
             url=url,
             headers=dict(headers or {}),
+            sealed_headers={
+                name: self.box.seal_header(value, subscription_id=sub_id, name=name)
+                for name, value in (sealed_headers or {}).items()
+            },
             rate_limit=rate_limit,
             ordered=ordered,
             status=status,

@@ -1,5 +1,6 @@
 """Signatures verify with the independent `standardwebhooks` package and with our verifier:
-non-ASCII and 1 MiB bodies, and two signatures while a secret is rotated."""
+non-ASCII and 1 MiB bodies, and two signatures while a secret is rotated; custom headers
+sealed at rest arrive in clear."""
 
 from __future__ import annotations
 
@@ -60,3 +61,28 @@ async def test_signatures_verify_for_non_ascii_large_and_rotated(kit: Kit) -> No
             got = by_id[command.event_id]
             assert len(got.headers["webhook-signature"].split(" ")) == 1
             _check(got.body, dict(got.headers), kit.secrets[plain.id][0])
+
+
+async def test_sealed_and_older_clear_custom_headers_arrive_in_clear(kit: Kit) -> None:
+    """Header values are sealed on the topic; the deliverer opens them for the request, and
+    a record written before sealing (clear values) keeps working."""
+    token = "Bearer s3cr3t-" + generate_secret()
+    async with Receiver() as receiver:
+        sealed = kit.subscription(
+            receiver.url("/sealed"), sealed_headers={"Authorization": token, "X-Team": "ops"}
+        )
+        older = kit.subscription(receiver.url("/older"), headers={"X-Legacy": "clear value"})
+        receiver.secrets = [*kit.secrets[sealed.id], *kit.secrets[older.id]]
+        assert token.encode() not in kit.codec.encode_subscription(sealed)
+        to_sealed, to_older = kit.command(sealed), kit.command(older)
+        kit.send([to_sealed, to_older])
+        async with running(kit.settings):
+            await eventually_async(
+                lambda: len(receiver.received) >= 2, "len(receiver.received) >= 2", timeout_s=30
+            )
+        by_id = {r.webhook_id: r for r in receiver.received}
+        got = by_id[to_sealed.event_id]
+        assert got.verified
+        assert got.headers["authorization"] == token
+        assert got.headers["x-team"] == "ops"
+        assert by_id[to_older.event_id].headers["x-legacy"] == "clear value"
