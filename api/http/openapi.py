@@ -19,6 +19,7 @@ from api.model.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     Unauthorized,
     Unavailable,
 )
@@ -34,6 +35,7 @@ _ERRORS: Final[dict[int, type[ApiError]]] = {
         Unauthorized,
         Forbidden,
         NotFound,
+        RequestTimeout,
         Conflict,
         PayloadTooLarge,
         InvalidInput,

@@ -193,6 +193,24 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
     "lane_concurrency": _Spec(
         "HOOKLINE_LANE_CONCURRENCY", _int_range(1, 10_000), "concurrent requests per subscription"
     ),
+    "api_header_timeout_s": _Spec(
+        "HOOKLINE_API_HEADER_TIMEOUT_S",
+        _positive_float,
+        "a new API connection's first request head must be complete within this",
+    ),
+    "api_body_timeout_s": _Spec(
+        "HOOKLINE_API_BODY_TIMEOUT_S", _positive_float, "deadline to read a request body (408)"
+    ),
+    "api_idle_timeout_s": _Spec(
+        "HOOKLINE_API_IDLE_TIMEOUT_S",
+        _positive_float,
+        "an API keep-alive connection closes when its next request head is not complete by then",
+    ),
+    "api_max_connections": _Spec(
+        "HOOKLINE_API_MAX_CONNECTIONS",
+        _int_range(1, 10_000_000),
+        "open connections an API process serves; more are answered 503 and closed",
+    ),
 }
 
 DAY_MS: Final = 86_400_000
@@ -224,6 +242,10 @@ class Settings:
     disable_after_s: float = 5 * 86_400.0
     max_in_flight: int = 10_000
     lane_concurrency: int = 16
+    api_header_timeout_s: float = 10.0
+    api_body_timeout_s: float = 30.0
+    api_idle_timeout_s: float = 30.0
+    api_max_connections: int = 4096
 
     @classmethod
     def load(
