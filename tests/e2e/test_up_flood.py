@@ -1,9 +1,9 @@
-"""`hookline up` under a flood of connections that never finish their heads, as many as the
-machine lets this test hold (20,000 where the hard open-files limit allows): its API fills
-only its share of the process's descriptors, refuses the rest at once, keeps serving the
-client it admitted, and the deliverer in the same process keeps delivering webhooks.
-Before the cap, ~19,800 such connections left the deliverer failing with "Too many open
-files"."""
+"""`hookline up` under a flood of 20,000 connections that never finish their heads, more
+than its open-files limit: its API fills only its share of the process's descriptors,
+refuses the rest at once, keeps serving the client it admitted, and the deliverer in the
+same process keeps delivering webhooks. Before the cap, ~19,800 such connections left the
+deliverer failing with "Too many open files". The flood comes from flooder processes
+(tests/e2e/flooder.py), as many as the test's own limit needs to hold 20,000."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import os
 import resource
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -31,14 +32,13 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.e2e
 
 FLOOD = 20_000
-OWN_FILES = 300  # what this test process keeps for itself: pytest, the receiver, its client
-PARTIAL_HEAD = b"POST /v1/events HTTP/1.1\r\nHost: api\r\nX-Slow: "
+OWN_FILES = 300  # what a process keeps for itself besides the flood it holds
 
 
 @pytest.fixture
 def open_files() -> Iterator[int]:
-    """This process's soft open-files limit raised as far as it goes (the `up` started from
-    it inherits it), put back afterwards."""
+    """This process's soft open-files limit raised as far as it goes (the `up` and the
+    flooders started from it inherit it), put back afterwards."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     raised = FLOOD + OWN_FILES if hard == resource.RLIM_INFINITY else hard
     resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
@@ -91,6 +91,32 @@ def _call(
     return response.status, response.read()
 
 
+def _flooder(port: int, count: int, held: ExitStack) -> subprocess.Popen[str]:
+    """A process holding `count` never-ending heads against the API until the test ends."""
+    flooder = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.flooder", str(port), str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+    def stop() -> None:
+        if flooder.stdin is not None:
+            flooder.stdin.close()  # its cue to let go of the connections and exit
+        if flooder.stdout is not None:
+            flooder.stdout.close()
+        try:
+            flooder.wait(30)
+        except subprocess.TimeoutExpired:
+            flooder.kill()
+            flooder.wait(10)
+
+    held.callback(stop)
+    return flooder
+
+
 def _samples(text: str) -> dict[str, float]:
     return {
         sample.name: sample.value
@@ -128,10 +154,11 @@ def test_up_keeps_delivering_with_its_api_flooded(
         assert status == 201, body
         receiver.secrets.append(orjson.loads(body)["secret"])
 
-        flood = min(FLOOD, open_files - OWN_FILES)
-        for _ in range(flood):
-            sock = held.enter_context(socket.create_connection(("127.0.0.1", port), timeout=30))
-            sock.sendall(PARTIAL_HEAD)
+        processes = -(-FLOOD // (open_files - OWN_FILES))
+        shares = [FLOOD // processes + (i < FLOOD % processes) for i in range(processes)]
+        flooders = [_flooder(port, count, held) for count in shares]
+        counts = [flooder.stdout.readline().split() for flooder in flooders if flooder.stdout]
+        assert [(int(c[1]), int(c[3])) for c in counts] == [(n, 0) for n in shares], counts
 
         with socket.create_connection(("127.0.0.1", port), timeout=30) as late:
             assert late.recv(64).startswith(b"HTTP/1.1 503 "), "the API is not at its cap"
@@ -146,7 +173,7 @@ def test_up_keeps_delivering_with_its_api_flooded(
         event_id = orjson.loads(body)["id"]
         eventually(
             lambda: event_id in receiver.ids("/hook"),
-            f"the webhook arrives with {flood} connections held against the API",
+            f"the webhook arrives with {FLOOD} connections held against the API",
             timeout_s=90,
         )
         assert receiver.received[0].verified
