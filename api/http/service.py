@@ -24,7 +24,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 class ApiService:
-    """Serves the admin API on `settings.api_host:api_port` until `stopping` is set."""
+    """Serves the admin API on `settings.api_host:api_port` until `stopping` is set, every
+    connection through a `ConnectionGate` (its cap and head deadline) and aiohttp's
+    keep-alive timer set to `api_idle_timeout_s`."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self._settings = settings
