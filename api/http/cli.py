@@ -7,6 +7,7 @@ import argparse
 from prometheus_client import CollectorRegistry
 
 from hookline.runtime.commands import Command
+from hookline.runtime.openfiles import OWN_FILES, within_open_files
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import run_until_signalled
 
@@ -15,6 +16,7 @@ def api_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap", "database_url", "admin_token", "secret_key")
     from api.http.service import ApiService
 
+    settings = within_open_files(settings, reserved=OWN_FILES)
     return run_until_signalled(ApiService(settings, CollectorRegistry()))
 
 

@@ -21,7 +21,14 @@ from api.http.fields import JsonSchema, QueryParam
 from api.http.kafka_bridge import AsyncProducer
 from api.http.quotas import PublishLimiter
 from api.http.read_back import ReadBack
-from api.model.errors import BadRequest, FieldProblem, InvalidInput, NotFound, PayloadTooLarge
+from api.model.errors import (
+    BadRequest,
+    FieldProblem,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+)
 from api.model.jobs import JobTable
 from core.errors import InvalidField
 from core.records import JsonValue, Subscription
@@ -77,13 +84,19 @@ async def caller(request: web.Request) -> Principal:
 
 
 async def read_json(request: web.Request) -> JsonValue:
-    """The body as JSON; 413 over the limit, 400 when it is not JSON."""
+    """The body as JSON; 413 over the limit, 408 when it is not all there within
+    `api_body_timeout_s` (a client trickling a body holds a connection no longer), 400 when
+    it is not JSON."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    timeout_s = settings(request).api_body_timeout_s
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes") from None
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
     if not raw.strip():
         raise BadRequest("the request needs a JSON body")
     try:

@@ -20,6 +20,7 @@ from api.model.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     Unauthorized,
     Unavailable,
 )
@@ -35,6 +36,7 @@ _ERRORS: Final[dict[int, type[ApiError]]] = {
         Unauthorized,
         Forbidden,
         NotFound,
+        RequestTimeout,
         Conflict,
         PayloadTooLarge,
         InvalidInput,

@@ -34,9 +34,9 @@ from api.http.views import (
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Every authenticated operation may answer these; bodies add 400, 413, 422.
+# Every authenticated operation may answer these; bodies add 400, 408, 413, 422.
 AUTH_ERRORS: Final = (401, 403, 503)
-BODY_ERRORS: Final = (400, 413, 422)
+BODY_ERRORS: Final = (400, 408, 413, 422)
 
 
 @dataclass(frozen=True, slots=True)

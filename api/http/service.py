@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from api.http.app import create_app
+from api.http.connections import ConnectionGate, ConnectionLimits
 from hookline.runtime.settings import Settings
 
 
@@ -23,11 +24,14 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 class ApiService:
-    """Serves the admin API on `settings.api_host:api_port` until `stopping` is set."""
+    """Serves the admin API on `settings.api_host:api_port` until `stopping` is set, every
+    connection through a `ConnectionGate` (its cap and head deadline) and aiohttp's
+    keep-alive timer set to `api_idle_timeout_s`."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self._settings = settings
         self._app = create_app(settings, registry)
+        self._registry = registry
         self._ready = threading.Event()
         self._port: int | None = None
 
@@ -49,15 +53,24 @@ class ApiService:
             loop.close()
 
     async def _serve(self, stopping: threading.Event) -> None:
-        runner = web.AppRunner(self._app, access_log=None)
+        settings = self._settings
+        runner = web.AppRunner(
+            self._app, access_log=None, keepalive_timeout=settings.api_idle_timeout_s
+        )
         await runner.setup()
+        assert runner.server is not None
+        limits = ConnectionLimits(settings.api_max_connections, settings.api_header_timeout_s)
+        gate = ConnectionGate(runner.server, limits, self._registry)
+        listener = None
         try:
-            site = web.TCPSite(runner, self._settings.api_host, self._settings.api_port)
-            await site.start()
-            address = runner.addresses[0]
-            self._port = int(address[1])
+            listener = await asyncio.get_running_loop().create_server(
+                gate, settings.api_host, settings.api_port
+            )
+            self._port = int(listener.sockets[0].getsockname()[1])
             self._ready.set()
             await asyncio.to_thread(stopping.wait)
         finally:
             self._ready.clear()
+            if listener is not None:
+                listener.close()  # accept no more; the runner then drains the open ones
             await runner.cleanup()

@@ -6,6 +6,7 @@ HooklineError (core.errors)
  │    ├── Unauthorized          401 no token, or one that is not known
  │    ├── Forbidden             403 a tenant token on an admin-only route
  │    ├── NotFound              404 an unknown id, or a record of another tenant
+ │    ├── RequestTimeout        408 the body did not arrive within its deadline
  │    ├── Conflict              409 the record is not in a state the request applies to
  │    │    └── JobEnded         409 a cancel of a job that has already ended
  │    ├── QuotaExceeded         409 the write would take its tenant past a quota
@@ -78,6 +79,12 @@ class NotFound(ApiError):
         super().__init__(f"no {kind} with id {record_id!r}")
         self.kind = kind
         self.record_id = record_id
+
+
+class RequestTimeout(ApiError):
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
 
 
 class Conflict(ApiError):

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from core.errors import HooklineError
 from hookline.app.commands import resolve_infrastructure
 from hookline.app.credentials import with_local_credentials
+from hookline.runtime.openfiles import OWN_FILES, within_open_files
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import Service, Supervisor
 from hookline.runtime.topics import ensure_topics
@@ -88,7 +89,16 @@ def prepare(settings: Settings) -> Settings:
     return settings
 
 
+def reserved_files() -> int:
+    """Descriptors the API's connections must leave to the rest of the platform: every
+    webhook connection the deliverer may hold open, and the process's own."""
+    from deliverer.sender import MAX_CONNECTIONS
+
+    return MAX_CONNECTIONS + OWN_FILES
+
+
 def start_platform(settings: Settings) -> Platform:
+    settings = within_open_files(settings, reserved=reserved_files())
     registry = CollectorRegistry()
     supervisor = Supervisor(build_services(settings, registry))
     supervisor.start()

@@ -241,6 +241,24 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
         _int_range(1, 1_000_000),
         "events one tenant may publish at once above its rate, per API process",
     ),
+    "api_header_timeout_s": _Spec(
+        "HOOKLINE_API_HEADER_TIMEOUT_S",
+        _positive_float,
+        "a new API connection's first request head must be complete within this",
+    ),
+    "api_body_timeout_s": _Spec(
+        "HOOKLINE_API_BODY_TIMEOUT_S", _positive_float, "deadline to read a request body (408)"
+    ),
+    "api_idle_timeout_s": _Spec(
+        "HOOKLINE_API_IDLE_TIMEOUT_S",
+        _positive_float,
+        "an API keep-alive connection closes when its next request head is not complete by then",
+    ),
+    "api_max_connections": _Spec(
+        "HOOKLINE_API_MAX_CONNECTIONS",
+        _int_range(1, 10_000_000),
+        "open connections an API process serves; more are answered 503 and closed",
+    ),
 }
 
 DAY_MS: Final = 86_400_000
@@ -279,6 +297,10 @@ class Settings:
     max_custom_header_bytes: int = 8192
     publish_rate_per_s: float = 200.0
     publish_burst: int = 400
+    api_header_timeout_s: float = 10.0
+    api_body_timeout_s: float = 30.0
+    api_idle_timeout_s: float = 30.0
+    api_max_connections: int = 4096
 
     @classmethod
     def load(
