@@ -88,20 +88,41 @@ def database_url(services: Services) -> str:
     return services.database_url
 
 
+def delete_topics(bootstrap: str, wanted: Callable[[str], bool]) -> None:
+    """Delete the topics a test made, without waiting: a broker holds files open for every
+    partition, and a suite that kept them all would run it out of file descriptors."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        names = [name for name in admin.list_topics(timeout=10).topics if wanted(name)]
+    except Exception:  # noqa: BLE001 - cleanup only: a broker a test broke keeps its topics
+        return
+    if names:
+        admin.delete_topics(names, operation_timeout=0)
+
+
 @pytest.fixture
-def topic_name() -> Callable[[str], str]:
-    """Fresh, uuid-suffixed topic names, so tests never see each other's records."""
+def topic_name(kafka_bootstrap: str) -> Iterator[Callable[[str], str]]:
+    """Fresh, uuid-suffixed topic names, so tests never see each other's records; the topics
+    are deleted after the test."""
+    made: set[str] = set()
 
     def make(base: str) -> str:
-        return f"test.{base}.{uuid.uuid4().hex[:12]}"
+        name = f"test.{base}.{uuid.uuid4().hex[:12]}"
+        made.add(name)
+        return name
 
-    return make
+    yield make
+    if made:
+        delete_topics(kafka_bootstrap, made.__contains__)
 
 
 @pytest.fixture
-def settings(services: Services) -> Settings:
-    """Settings on the test services with a topic prefix of this test's own."""
-    return Settings(
+def settings(services: Services) -> Iterator[Settings]:
+    """Settings on the test services with a topic prefix of this test's own; the topics under
+    that prefix are deleted after the test."""
+    made = Settings(
         kafka_bootstrap=services.kafka_bootstrap,
         database_url=Secret(services.database_url),
         admin_token=Secret("test-admin-token-" + uuid.uuid4().hex),
@@ -113,3 +134,6 @@ def settings(services: Services) -> Settings:
         allowed_target_networks=(),
         data_dir=REPO / ".hookline" / "test",
     )
+    yield made
+    prefix = f"{made.topic_prefix}."
+    delete_topics(services.kafka_bootstrap, lambda name: name.startswith(prefix))

@@ -30,7 +30,7 @@ from core.records import DeliveryCommand, utc_ms
 from hookline.runtime.kafka import reader_config
 from hookline.runtime.settings import Secret, Settings
 from hookline.runtime.topics import ensure_topics
-from tests.conftest import REPO, Services
+from tests.conftest import REPO, Services, delete_topics
 
 
 def make_settings(services: Services, **changes: Any) -> Settings:
@@ -66,6 +66,8 @@ def api_settings(services: Services) -> Iterator[Settings]:
     ensure_topics(settings)
     yield settings
     drop_schema(settings)
+    prefix = f"{settings.topic_prefix}."
+    delete_topics(services.kafka_bootstrap, lambda name: name.startswith(prefix))
 
 
 class Api:
