@@ -4,7 +4,9 @@ testcontainers where a Docker engine answers (psycopg's --test-dsn fixture is th
 from __future__ import annotations
 
 import os
+import queue
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -88,22 +90,46 @@ def database_url(services: Services) -> str:
     return services.database_url
 
 
-def delete_topics(bootstrap: str, wanted: Callable[[str], bool]) -> None:
-    """Delete the topics a test made, without waiting: a broker holds files open for every
-    partition, and a suite that kept them all would run it out of file descriptors."""
-    from confluent_kafka.admin import AdminClient
+class TopicJanitor:
+    """Deletes the topics each test made, on a thread of its own so no test waits for it: a
+    broker holds files open for every partition, and a suite (or many runs on one local
+    stack) that kept them all ran it out of file descriptors."""
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    try:
-        names = [name for name in admin.list_topics(timeout=10).topics if wanted(name)]
-    except Exception:  # noqa: BLE001 - cleanup only: a broker a test broke keeps its topics
-        return
-    if names:
-        admin.delete_topics(names, operation_timeout=0)
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._wanted: queue.Queue[Callable[[str], bool] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="topic-janitor", daemon=True)
+        self._thread.start()
+
+    def delete(self, wanted: Callable[[str], bool]) -> None:
+        self._wanted.put(wanted)
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        self._wanted.put(None)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        while (wanted := self._wanted.get()) is not None:
+            try:
+                names = [name for name in admin.list_topics(timeout=10).topics if wanted(name)]
+                for future in admin.delete_topics(names, request_timeout=10).values():
+                    future.result(timeout=15)
+            except Exception:  # noqa: BLE001, S112 - cleanup only: a broken broker keeps them
+                continue
+
+
+@pytest.fixture(scope="session")
+def topic_janitor(services: Services) -> Iterator[TopicJanitor]:
+    janitor = TopicJanitor(services.kafka_bootstrap)
+    yield janitor
+    janitor.close()
 
 
 @pytest.fixture
-def topic_name(kafka_bootstrap: str) -> Iterator[Callable[[str], str]]:
+def topic_name(topic_janitor: TopicJanitor) -> Iterator[Callable[[str], str]]:
     """Fresh, uuid-suffixed topic names, so tests never see each other's records; the topics
     are deleted after the test."""
     made: set[str] = set()
@@ -114,12 +140,11 @@ def topic_name(kafka_bootstrap: str) -> Iterator[Callable[[str], str]]:
         return name
 
     yield make
-    if made:
-        delete_topics(kafka_bootstrap, made.__contains__)
+    topic_janitor.delete(made.__contains__)
 
 
 @pytest.fixture
-def settings(services: Services) -> Iterator[Settings]:
+def settings(services: Services, topic_janitor: TopicJanitor) -> Iterator[Settings]:
     """Settings on the test services with a topic prefix of this test's own; the topics under
     that prefix are deleted after the test."""
     made = Settings(
@@ -136,4 +161,4 @@ def settings(services: Services) -> Iterator[Settings]:
     )
     yield made
     prefix = f"{made.topic_prefix}."
-    delete_topics(services.kafka_bootstrap, lambda name: name.startswith(prefix))
+    topic_janitor.delete(lambda name: name.startswith(prefix))

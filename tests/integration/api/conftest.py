@@ -30,7 +30,7 @@ from core.records import DeliveryCommand, utc_ms
 from hookline.runtime.kafka import reader_config
 from hookline.runtime.settings import Secret, Settings
 from hookline.runtime.topics import ensure_topics
-from tests.conftest import REPO, Services, delete_topics
+from tests.conftest import REPO, Services, TopicJanitor
 
 
 def make_settings(services: Services, **changes: Any) -> Settings:
@@ -60,14 +60,14 @@ def drop_schema(settings: Settings) -> None:
 
 
 @pytest.fixture(scope="module")
-def api_settings(services: Services) -> Iterator[Settings]:
+def api_settings(services: Services, topic_janitor: TopicJanitor) -> Iterator[Settings]:
     """One prefix (topics and database schema) for a whole test module."""
     settings = make_settings(services)
     ensure_topics(settings)
     yield settings
     drop_schema(settings)
     prefix = f"{settings.topic_prefix}."
-    delete_topics(services.kafka_bootstrap, lambda name: name.startswith(prefix))
+    topic_janitor.delete(lambda name: name.startswith(prefix))
 
 
 class Api:
