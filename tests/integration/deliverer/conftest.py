@@ -30,7 +30,7 @@ from core.secretbox import SecretBox
 from core.signing import generate_secret
 from core.webhook import render_body
 from deliverer.service import Deliverer
-from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.kafka import producer_config, reader_config
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
@@ -53,13 +53,6 @@ def dsettings(settings: Settings) -> Settings:
     )
     ensure_topics(tuned)
     return tuned
-
-
-@pytest.fixture
-def codec_runtime(dsettings: Settings) -> Iterator[CodecRuntime]:
-    runtime = open_codec(dsettings, client_id="test-deliverer-codec")
-    yield runtime
-    runtime.close()
 
 
 @dataclass
@@ -175,8 +168,8 @@ def open_kit(settings: Settings, codec: RecordCodec) -> Iterator[Kit]:
 
 
 @pytest.fixture
-def kit(dsettings: Settings, codec_runtime: CodecRuntime) -> Iterator[Kit]:
-    with open_kit(dsettings, codec_runtime.codec) as opened:
+def kit(dsettings: Settings, runtime: CodecRuntime) -> Iterator[Kit]:
+    with open_kit(dsettings, runtime.codec) as opened:
         yield opened
 
 
@@ -250,8 +243,8 @@ class TopicReader:
 
 
 @pytest.fixture
-def outputs(dsettings: Settings, codec_runtime: CodecRuntime) -> Iterator[Outputs]:
-    out = Outputs(dsettings, codec_runtime.codec)
+def outputs(dsettings: Settings, runtime: CodecRuntime) -> Iterator[Outputs]:
+    out = Outputs(dsettings, runtime.codec)
     yield out
     out.close()
 
