@@ -32,6 +32,7 @@ from core.webhook import render_body
 from deliverer.service import Deliverer
 from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.kafka import producer_config, reader_config
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.subscription_table import SubscriptionTable
@@ -136,15 +137,11 @@ class Kit:
 
     def send(self, commands: Sequence[DeliveryCommand]) -> None:
         topic = self.settings.topic("deliveries")
+        acks = Acks(self.producer, timeout_s=60)
         for command in commands:
             value = self.codec.encode_delivery_command(command)
-            while True:
-                try:
-                    self.producer.produce(topic, key=command.subscription_id, value=value)
-                    break
-                except BufferError:
-                    self.producer.poll(0.05)
-        assert self.producer.flush(60) == 0
+            acks.produce(topic, key=command.subscription_id, value=value)
+        acks.wait()
 
 
 @contextmanager
