@@ -39,6 +39,7 @@ from deliverer.service import Deliverer, new_event_loop
 from hookline.app.localstack.stack import local_settings, start_stack
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.kafka import producer_config
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Secret, Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.subscription_table import SubscriptionTable
@@ -139,15 +140,11 @@ def _commands(subs: list[Subscription], count: int) -> list[DeliveryCommand]:
 def _produce(settings: Settings, codec: RecordCodec, commands: list[DeliveryCommand]) -> None:
     producer = Producer(producer_config(settings, client_id="bench-commands", linger_ms=20))
     topic = settings.topic("deliveries")
+    acks = Acks(producer, timeout_s=60)
     for command in commands:
         value = codec.encode_delivery_command(command)
-        while True:
-            try:
-                producer.produce(topic, key=command.subscription_id, value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    assert producer.flush(60) == 0
+        acks.produce(topic, key=command.subscription_id, value=value)
+    acks.wait()
 
 
 def _run_deliverer(settings: Settings, count: int) -> tuple[float, int]:

@@ -8,6 +8,7 @@ from confluent_kafka import Producer
 
 from bench.e2e_stats import Published
 from hookline.runtime.kafka import producer_config
+from hookline.runtime.producing import produce_within
 from hookline.runtime.settings import Settings
 from producers.publisher import build_event, encode_event
 from schemas.records_avro import RecordCodec
@@ -61,12 +62,7 @@ class EventSource:
             tenant=f"t{sub}",
         )
         value = encode_event(self._codec, event)
-        while True:
-            try:
-                self._producer.produce(self._topic, key=event.subject.id, value=value)
-                break
-            except BufferError:
-                self._producer.poll(0.01)
+        produce_within(self._producer, self._topic, key=event.subject.id, value=value, poll_s=0.01)
         self._producer.poll(0)
         return event.id
 

@@ -27,6 +27,7 @@ from core.records import DomainEvent, FilterValue, JsonValue, Ref, Subscription,
 from hookline.app.localstack.stack import local_settings, start_stack
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.kafka import producer_config
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.topics import ensure_topics
@@ -114,18 +115,14 @@ def _produce(settings: Settings, codec: RecordCodec, count: int) -> int:
     overhead = len(codec.encode_event(_event(0, "")))
     padding = "x" * (EVENT_BYTES - overhead)
     producer = Producer(producer_config(settings, client_id="bench-events", linger_ms=20))
+    acks = Acks(producer, timeout_s=120)
     written = 0
     for n in range(count):
         event = _event(n, padding)
         value = codec.encode_event(event)
         written += len(value)
-        while True:
-            try:
-                producer.produce(settings.topic("events"), key=event.subject.id, value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    assert producer.flush(120) == 0
+        acks.produce(settings.topic("events"), key=event.subject.id, value=value)
+    acks.wait()
     return written
 
 

@@ -30,6 +30,11 @@ def utc_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+def epoch_ms(moment: datetime) -> int:
+    """`moment` as whole milliseconds since the epoch: how due and creation times are kept."""
+    return int(moment.timestamp() * 1000)
+
+
 @dataclass(frozen=True, slots=True)
 class Ref:
     """A typed reference to an entity: the event's subject or its actor."""

@@ -135,16 +135,6 @@ class Taken:
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Depth:
-    """What the metrics show of the store."""
-
-    total: int
-    oldest_created_ms: int | None
-    top: list[tuple[str, int]]
-    timers: dict[str, int]
-
-
 _PUT: Final = "INSERT OR REPLACE INTO backlog VALUES (?, ?, ?, ?, ?, ?, 0, ?)"
 _DELETE: Final = "DELETE FROM backlog WHERE partition = ? AND key = ?"
 TIMER_BUCKETS: Final = (("1m", 60_000), ("10m", 600_000), ("1h", 3_600_000), ("later", None))

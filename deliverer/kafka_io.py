@@ -1,7 +1,7 @@
 """The deliverer's Kafka side, driven from its event loop thread with non-blocking calls only.
 
 One consumer (group `<prefix>.deliverer`) reads `deliveries`; a partition it is given stays
-paused until the dispatcher has restored that partition's backlog from its changelog. A
+paused until its backlog has been restored from the changelog (`deliverer.restoring`). A
 second consumer (group `<prefix>.deliverer.retries`) reads the legacy `retry.<tier>` topics
 (written by versions before the backlog store) and forwards each record to `deliveries`
 at once, where a command not yet due goes into the backlog: nothing waits in a tier. One

@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, Message
 from prometheus_client import Counter as MetricCounter
 
 from core.attempts import Plan
-from core.records import utc_ms
+from core.records import epoch_ms, utc_ms
 from core.undecodable import Source, undecodable_letter
 from deliverer.backlog import Entry, Taken
 from deliverer.errors import OutputLost
@@ -150,7 +150,7 @@ class Outputs:
         except UndecodableRecord:
             due = None  # forwarded as it is: `deliveries` dead-letters it with its coordinates
         key = message.key()
-        headers = None if due is None else [(DUE_HEADER, str(int(due.timestamp() * 1000)).encode())]
+        headers = None if due is None else [(DUE_HEADER, str(epoch_ms(due)).encode())]
         return [
             Record(
                 self.topics.deliveries,

@@ -31,8 +31,18 @@ from deliverer.backlog import Restored
 from deliverer.ports import OnAssign, OnCommit
 from deliverer.sender import Attempted
 from hookline.runtime.producing import OnDelivery
+from hookline.runtime.settings import Settings
 
 TP = tuple[str, int]
+
+
+def undialled_settings() -> Settings:
+    """The addresses a shell requires at start (Kafka, PostgreSQL), never dialled: its ports
+    are the fakes below."""
+    return Settings.load(
+        environ={},
+        overrides={"kafka_bootstrap": "fake:9092", "database_url": "postgresql://fake/db"},
+    )
 
 
 @dataclass(frozen=True, slots=True)

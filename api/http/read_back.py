@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 
 from core.records import Subscription
-from hookline.runtime.subscription_table import SubscriptionTable
+from hookline.runtime.subscription_table import SubscriptionTable, holds_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,13 +16,6 @@ class _Waiter:
     version: int | None
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
-
-
-def _satisfied(version: int | None, row: Subscription | None) -> bool:
-    """`version` (or newer) is in the table; None waits for the subscription to be gone."""
-    if version is None:
-        return row is None
-    return row is not None and row.version >= version
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -41,7 +34,7 @@ class ReadBack:
         """Called on the table's thread after each change is visible."""
         with self._lock:
             waiters = self._waiters.get(subscription_id, [])
-            woken = [w for w in waiters if _satisfied(w.version, row)]
+            woken = [w for w in waiters if holds_version(row, w.version)]
         for waiter in woken:
             waiter.loop.call_soon_threadsafe(_resolve, waiter.future)
 
@@ -58,7 +51,7 @@ class ReadBack:
         with self._lock:
             self._waiters.setdefault(subscription_id, []).append(waiter)
         try:
-            if _satisfied(version, table.get(subscription_id)):
+            if holds_version(table.get(subscription_id), version):
                 return True
             try:
                 await asyncio.wait_for(waiter.future, timeout_s)

@@ -24,7 +24,7 @@ from api.model.time_bounds import time_problem
 from api.replayer.ports import EventReader, History, Ports
 from core.commands import event_body, new_command
 from core.delivery_status import RECOVERABLE
-from core.records import DeliveryCommand, DomainEvent, Job, Subscription, utc_ms
+from core.records import DeliveryCommand, DomainEvent, Job, Subscription, epoch_ms, utc_ms
 from core.replay import selects
 from hookline.runtime.errors import ProduceFailed, ProduceTimeout
 from hookline.runtime.producing import Acks
@@ -74,10 +74,6 @@ def _stop_check(cancel: threading.Event, requested: threading.Event | None) -> C
             raise CancelRequested if requested is not None and requested.is_set() else Cancelled
 
     return check
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 class JobRunner:
@@ -241,7 +237,7 @@ class JobRunner:
         _kind, timestamp_ms = message.timestamp()
         assert job.since is not None
         assert job.until is not None
-        if not _ms(job.since) <= timestamp_ms < _ms(job.until):
+        if not epoch_ms(job.since) <= timestamp_ms < epoch_ms(job.until):
             return None
         value = message.value()
         if value is None:
@@ -302,10 +298,10 @@ class JobRunner:
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
         # one partition per request: a request naming it twice answers only once
         [first] = consumer.offsets_for_times(
-            [TopicPartition(topic, partition, _ms(since))], timeout=30
+            [TopicPartition(topic, partition, epoch_ms(since))], timeout=30
         )
         [last] = consumer.offsets_for_times(
-            [TopicPartition(topic, partition, _ms(until))], timeout=30
+            [TopicPartition(topic, partition, epoch_ms(until))], timeout=30
         )
         start = first.offset if first.offset >= 0 else high
         end = last.offset if last.offset >= 0 else high

@@ -21,6 +21,15 @@ def newest_version(previous: Subscription | None, record: Subscription) -> Subsc
     return record
 
 
+def holds_version(row: Subscription | None, version: int | None) -> bool:
+    """Whether a subscription's row is `version` or newer; a `version` of None asks that the
+    subscription is gone. What a writer waits for before it answers (`wait_for`, the API's
+    read-back)."""
+    if version is None:
+        return row is None
+    return row is not None and row.version >= version
+
+
 class SubscriptionTable(CompactedTable[Subscription]):
     def __init__(
         self,
@@ -43,9 +52,6 @@ class SubscriptionTable(CompactedTable[Subscription]):
         """Wait until the table holds `version` (or newer) of a subscription; None = deleted."""
 
         def holds(rows: Mapping[str, Subscription]) -> bool:
-            row = rows.get(subscription_id)
-            if version is None:
-                return row is None
-            return row is not None and row.version >= version
+            return holds_version(rows.get(subscription_id), version)
 
         return self.wait_until(holds, timeout_s=timeout_s)

@@ -31,6 +31,18 @@ def _run(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _fresh_topics(services: Services) -> tuple[str, dict[str, str]]:
+    """A topic prefix of the test's own, and the settings for one-replica topics under it."""
+    prefix = f"cli{uuid.uuid4().hex[:8]}"
+    return prefix, {
+        "HOOKLINE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "HOOKLINE_TOPIC_PREFIX": prefix,
+        "HOOKLINE_PARTITIONS": "1",
+        "HOOKLINE_REPLICATION_FACTOR": "1",
+        "HOOKLINE_MIN_INSYNC_REPLICAS": "1",
+    }
+
+
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr, result.stderr
@@ -40,14 +52,7 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_topics_ensure_creates_then_reports_ok(services: Services) -> None:
-    prefix = f"cli{uuid.uuid4().hex[:8]}"
-    env = {
-        "HOOKLINE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-        "HOOKLINE_TOPIC_PREFIX": prefix,
-        "HOOKLINE_PARTITIONS": "1",
-        "HOOKLINE_REPLICATION_FACTOR": "1",
-        "HOOKLINE_MIN_INSYNC_REPLICAS": "1",
-    }
+    prefix, env = _fresh_topics(services)
     first = _run("topics", "ensure", **env)
     assert first.returncode == 0, first
     created = first.stdout.splitlines()
@@ -99,15 +104,8 @@ def test_stack_start_reuses_the_running_test_stack(services: Services) -> None:
 def test_a_deliverer_without_its_backlog_topic_says_so_in_one_line(services: Services) -> None:
     from confluent_kafka.admin import AdminClient
 
-    prefix = f"cli{uuid.uuid4().hex[:8]}"
-    env = {
-        "HOOKLINE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-        "HOOKLINE_TOPIC_PREFIX": prefix,
-        "HOOKLINE_PARTITIONS": "1",
-        "HOOKLINE_REPLICATION_FACTOR": "1",
-        "HOOKLINE_MIN_INSYNC_REPLICAS": "1",
-        "HOOKLINE_SECRET_KEY": "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc=",
-    }
+    prefix, env = _fresh_topics(services)
+    env["HOOKLINE_SECRET_KEY"] = "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc="
     assert _run("topics", "ensure", **env).returncode == 0
     # a deployment upgraded without `topics ensure`: no backlog changelog yet
     backlog = f"{prefix}.deliverer-backlog"
@@ -135,14 +133,7 @@ def test_an_outbox_relay_that_cannot_reach_its_database_says_so_in_one_line(
 ) -> None:
     # regression: OutboxError (and psycopg's error under --create-table) was no
     # HooklineError, so a wrong --outbox-dsn ended in a traceback and exit code 1
-    prefix = f"cli{uuid.uuid4().hex[:8]}"
-    env = {
-        "HOOKLINE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
-        "HOOKLINE_TOPIC_PREFIX": prefix,
-        "HOOKLINE_PARTITIONS": "1",
-        "HOOKLINE_REPLICATION_FACTOR": "1",
-        "HOOKLINE_MIN_INSYNC_REPLICAS": "1",
-    }
+    _, env = _fresh_topics(services)
     assert _run("topics", "ensure", **env).returncode == 0
     unreachable = f"postgresql://hookline@127.0.0.1:{free_port()}/hookline"
     line = _one_error_line(_run("outbox-relay", "--outbox-dsn", unreachable, *extra, **env))

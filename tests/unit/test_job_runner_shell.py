@@ -18,7 +18,6 @@ from api.replayer.job_runner import JobRunner
 from api.replayer.ports import Ports
 from api.replayer.service import Replayer
 from core.records import Job, JobKind
-from hookline.runtime.settings import Settings
 from tests.factories import subscription
 from tests.fakes import (
     FakeEof,
@@ -28,6 +27,7 @@ from tests.fakes import (
     FakeSubscriptionTable,
     FakeTransactionalKafka,
     ManualClock,
+    undialled_settings,
 )
 from tests.unit.test_records_avro import SAMPLE_DATA, event, make_codec
 from tests.waiting import eventually
@@ -39,11 +39,7 @@ class Shell:
     """One replayer's ports over fakes: `control` and `events` of two partitions each."""
 
     def __init__(self) -> None:
-        # required by the replayer, never dialled: its ports are the fakes below
-        self.settings = Settings.load(
-            environ={},
-            overrides={"kafka_bootstrap": "fake:9092", "database_url": "postgresql://fake/db"},
-        )
+        self.settings = undialled_settings()
         self.control = self.settings.topic("control")
         self.events = self.settings.topic("events")
         self.codec = make_codec()

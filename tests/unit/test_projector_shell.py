@@ -18,13 +18,13 @@ from api.projector.ports import Ports
 from api.projector.service import Projector
 from core.ids import delivery_id
 from core.records import DeliveryCommand
-from hookline.runtime.settings import Settings
 from tests.fakes import (
     TP,
     FakeDatabase,
     FakeMessage,
     FakeProducer,
     FakeTransactionalKafka,
+    undialled_settings,
 )
 from tests.unit.test_records_avro import make_codec
 
@@ -35,11 +35,7 @@ class Shell:
     """One projector over fakes, one partition of each topic it reads."""
 
     def __init__(self) -> None:
-        # required by the projector, never dialled: its ports are the fakes below
-        self.settings = Settings.load(
-            environ={},
-            overrides={"kafka_bootstrap": "fake:9092", "database_url": "postgresql://fake/db"},
-        )
+        self.settings = undialled_settings()
         self.deliveries = self.settings.topic("deliveries")
         self.dead_letters = self.settings.topic("dead-letters")
         self.codec = make_codec()

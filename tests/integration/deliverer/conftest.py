@@ -30,8 +30,9 @@ from core.secretbox import SecretBox
 from core.signing import generate_secret
 from core.webhook import render_body
 from deliverer.service import Deliverer
-from hookline.runtime.codecs import CodecRuntime, open_codec
+from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.kafka import producer_config, reader_config
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.subscription_table import SubscriptionTable
@@ -53,13 +54,6 @@ def dsettings(settings: Settings) -> Settings:
     )
     ensure_topics(tuned)
     return tuned
-
-
-@pytest.fixture
-def codec_runtime(dsettings: Settings) -> Iterator[CodecRuntime]:
-    runtime = open_codec(dsettings, client_id="test-deliverer-codec")
-    yield runtime
-    runtime.close()
 
 
 @dataclass
@@ -150,15 +144,11 @@ class Kit:
 
     def send(self, commands: Sequence[DeliveryCommand]) -> None:
         topic = self.settings.topic("deliveries")
+        acks = Acks(self.producer, timeout_s=60)
         for command in commands:
             value = self.codec.encode_delivery_command(command)
-            while True:
-                try:
-                    self.producer.produce(topic, key=command.subscription_id, value=value)
-                    break
-                except BufferError:
-                    self.producer.poll(0.05)
-        assert self.producer.flush(60) == 0
+            acks.produce(topic, key=command.subscription_id, value=value)
+        acks.wait()
 
 
 @contextmanager
@@ -182,8 +172,8 @@ def open_kit(settings: Settings, codec: RecordCodec) -> Iterator[Kit]:
 
 
 @pytest.fixture
-def kit(dsettings: Settings, codec_runtime: CodecRuntime) -> Iterator[Kit]:
-    with open_kit(dsettings, codec_runtime.codec) as opened:
+def kit(dsettings: Settings, runtime: CodecRuntime) -> Iterator[Kit]:
+    with open_kit(dsettings, runtime.codec) as opened:
         yield opened
 
 
@@ -257,8 +247,8 @@ class TopicReader:
 
 
 @pytest.fixture
-def outputs(dsettings: Settings, codec_runtime: CodecRuntime) -> Iterator[Outputs]:
-    out = Outputs(dsettings, codec_runtime.codec)
+def outputs(dsettings: Settings, runtime: CodecRuntime) -> Iterator[Outputs]:
+    out = Outputs(dsettings, runtime.codec)
     yield out
     out.close()
 

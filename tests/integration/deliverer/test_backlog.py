@@ -16,6 +16,7 @@ from confluent_kafka import Producer
 
 from hookline.app.receiver import Answer, Hang, Receiver
 from hookline.runtime.kafka import producer_config
+from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings
 from tests.e2e.conftest import ServiceProcess
 from tests.integration.deliverer.conftest import Kit, Outputs, running
@@ -150,14 +151,10 @@ async def test_a_million_command_backlog_keeps_memory_bounded(kit: Kit) -> None:
 def _produce_many(settings: Settings, key: str, value: bytes, count: int) -> None:
     producer = Producer(producer_config(settings, client_id="test-million") | {"linger.ms": 50})
     topic = settings.topic("deliveries")
+    acks = Acks(producer, timeout_s=120)
     for _ in range(count):
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    assert producer.flush(120) == 0
+        acks.produce(topic, key=key, value=value)
+    acks.wait()
 
 
 async def test_a_retry_left_in_a_tier_by_an_older_version_is_delivered_when_due(

@@ -29,6 +29,7 @@ from core.records import (
 )
 from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.kafka import admin_config, producer_config, reader_config
+from hookline.runtime.producing import produce_within
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from router.service import Router
@@ -93,14 +94,9 @@ def produce_raw(settings: Settings, records: Sequence[tuple[str, bytes]]) -> lis
             assert offset is not None
             placed[n] = (partition, offset)
 
-        while True:
-            try:
-                producer.produce(
-                    settings.topic("events"), key=key, value=value, on_delivery=delivered
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_within(
+            producer, settings.topic("events"), key=key, value=value, on_delivery=delivered
+        )
     assert producer.flush(60) == 0
     return [placed[n] for n in range(len(records))]
 
