@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.http.auth import Principal, TokenStore
 from api.http.bodies import Bodies
-from api.http.fields import JsonSchema, QueryParam
+from api.http.fields import JsonSchema, PathParam, QueryParam
 from api.http.kafka_bridge import AsyncProducer
 from api.http.read_back import ReadBack
 from api.model.errors import BadRequest, FieldProblem, InvalidInput, NotFound, PayloadTooLarge
@@ -106,6 +106,18 @@ def read_query(request: web.Request, params: tuple[QueryParam[Any], ...]) -> dic
     if problems:
         raise InvalidInput(problems)
     return values
+
+
+def read_path(request: web.Request, params: tuple[PathParam[Any], ...]) -> None:
+    """Every path value checked against its parameter; InvalidInput names each bad one."""
+    problems: list[FieldProblem] = []
+    for param in params:
+        try:
+            param.read(request.match_info)
+        except InvalidField as exc:
+            problems.append(FieldProblem(exc.field, exc.reason))
+    if problems:
+        raise InvalidInput(problems)
 
 
 def answer(value: JsonValue, *, status: int = 200) -> web.Response:
