@@ -75,13 +75,15 @@ async def caller(request: web.Request) -> Principal:
 
 
 async def read_json(request: web.Request) -> JsonValue:
-    """The body as JSON; 413 over the limit, 400 when it is not JSON."""
+    """The body as JSON; 413 over the limit, 400 when it cannot be read or is not JSON."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes") from None
+    except web.RequestPayloadError:  # bytes that do not follow their Content-Encoding
+        raise BadRequest("the body cannot be read: it does not follow its encoding") from None
     if not raw.strip():
         raise BadRequest("the request needs a JSON body")
     try:
