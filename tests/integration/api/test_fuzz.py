@@ -13,7 +13,8 @@ The routes come from `build_document` (the function `/openapi.json` serves), so 
 is fuzzed without a change here. What aiohttp's HTTP parser refuses never reaches the app
 and is not generated: a NUL or CR in a header, a request line over 8 KiB, a
 `Content-Encoding` it has no decoder for (`br` without Brotli), a second `Content-Type`; it
-answers those with its own plain-text 400.
+answers those with its own plain-text 400. The one such answer allowed here is to a body that
+breaks its `Content-Encoding` (see `_parser_refused_encoding`).
 """
 
 from __future__ import annotations
@@ -321,10 +322,19 @@ def encoded_cursor(parts: list[str]) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
+def _parser_refused_encoding(request: Request, reply: Reply) -> bool:
+    """aiohttp's parser decodes a body while it arrives; when the bytes break their
+    `Content-Encoding` before a handler reads them (one that never reads its body, or a
+    route that does not match), the parser answers its own plain-text 400 in the app's
+    place."""
+    encoded = any(name == b"Content-Encoding" for name, _ in request.headers)
+    return encoded and reply.status == 400 and reply.content_type == "text/plain"
+
+
 def assert_answer_is_total(request: Request, reply: Reply) -> None:
     where = f"{request.method} {request.target!r} headers={request.headers!r}"
     assert reply.status < 500, f"{where} -> {reply.status}: {reply.body[:500]!r}"
-    if not 200 <= reply.status < 300:
+    if not 200 <= reply.status < 300 and not _parser_refused_encoding(request, reply):
         problem_of(reply, request=request)
 
 
