@@ -1,7 +1,8 @@
 """Opaque pagination cursors: URL-safe base64 of the last row's sort key.
 
 A cursor is only ever produced by the API from a row it returned, so decoding checks the
-shape strictly and anything else is an `InvalidField` naming `cursor`.
+shape strictly (strings a store can hold, `core.text_bounds`) and anything else is an
+`InvalidField` naming `cursor`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import binascii
 import orjson
 
 from core.errors import InvalidField
+from core.text_bounds import text_problem
 
 FIELD = "cursor"
 
@@ -32,7 +34,7 @@ def decode_cursor(text: str, *, arity: int) -> tuple[str, ...]:
     if (
         not isinstance(key, list)
         or len(key) != arity
-        or not all(isinstance(part, str) for part in key)
+        or not all(isinstance(part, str) and text_problem(part) is None for part in key)
     ):
         raise InvalidField(FIELD, "not a cursor returned by this API")
     return tuple(key)

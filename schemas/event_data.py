@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.records import JsonValue, utc_ms
+from core.time_bounds import bounded_utc
 from schemas.codec import AvroRecord, AvroSchema
 from schemas.errors import InvalidEventData
 
@@ -32,13 +33,17 @@ def format_rfc3339(moment: datetime) -> str:
 
 
 def parse_rfc3339(text: str) -> datetime:
-    """An RFC 3339 date-time with an offset, as an aware UTC datetime; ValueError otherwise."""
+    """An RFC 3339 date-time with an offset, as an aware UTC datetime within
+    `core.time_bounds`; otherwise ValueError, whose message is the reason to show."""
     if "T" not in text.upper():
-        raise ValueError("expected an RFC 3339 date-time such as 2024-05-01T12:00:00Z")
-    moment = datetime.fromisoformat(text)
+        raise ValueError("not an RFC 3339 date-time: expected one such as 2024-05-01T12:00:00Z")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"not an RFC 3339 date-time: {exc}") from None
     if moment.tzinfo is None:
-        raise ValueError("an RFC 3339 date-time needs an offset or Z")
-    return utc_ms(moment)
+        raise ValueError("not an RFC 3339 date-time: it needs an offset or Z")
+    return bounded_utc(moment)
 
 
 def validate(schema: AvroSchema, data: object, *, event_type: str) -> AvroRecord:
@@ -211,13 +216,16 @@ class _Checker:
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 raise self.fail(path, "a datetime needs a timezone")
-            return utc_ms(value)
+            try:
+                return bounded_utc(value)
+            except ValueError as exc:
+                raise self.fail(path, str(exc)) from None
         if not isinstance(value, str):
             raise self.expect(path, "an RFC 3339 date-time string", value)
         try:
             return parse_rfc3339(value)
         except ValueError as exc:
-            raise self.fail(path, f"not an RFC 3339 date-time: {exc}") from None
+            raise self.fail(path, str(exc)) from None
 
     def uuid(self, value: str, path: str) -> str:
         try:

@@ -30,12 +30,13 @@ from api.http.context import (
     SETTINGS,
     WRITE_LOCKS,
     Resources,
+    read_path,
 )
 from api.http.kafka_bridge import AsyncProducer
 from api.http.openapi import build_document, event_body_schema
 from api.http.quotas import PublishLimiter, publish_rate
 from api.http.read_back import ReadBack
-from api.http.routes import Handler, operations
+from api.http.routes import Handler, Operation, operations
 from api.model.db import open_pool
 from api.model.errors import (
     PROBLEM_TYPE_BASE,
@@ -148,9 +149,22 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
     app[PUBLISH_LIMITER] = PublishLimiter(publish_rate(settings), clock=time.monotonic)
     app[DOCUMENT] = orjson.dumps(build_document(ops, version=__version__))
     for op in ops:
-        app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)
+        app.router.add_route(op.method, op.path, _path_checked(op), name=op.operation_id)
     app.cleanup_ctx.append(_resources)
     return app
+
+
+def _path_checked(op: Operation) -> Handler:
+    """The operation's handler behind the check of its path values, so no handler (and no
+    store) ever meets an id that breaks its parameter's rule."""
+    if not op.path_params:
+        return op.handler
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        read_path(request, op.path_params)
+        return await op.handler(request)
+
+    return handler
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

@@ -52,6 +52,8 @@ class TokenStore:
         token = authorization[len(_SCHEME) :].strip()
         if not token:
             raise Unauthorized("send 'Authorization: Bearer <token>'")
+        if not token.isascii():  # bytes that are not UTF-8 arrive as lone surrogates
+            raise Unauthorized("the token is not known")
         if same_token(token, self._admin_token):
             return Principal(None)
         digest = hash_token(token)

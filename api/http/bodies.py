@@ -15,6 +15,7 @@ from api.http.fields import (
     Field,
     JsonSchema,
     Kind,
+    PathParam,
     QueryParam,
     array,
     boolean,
@@ -27,7 +28,7 @@ from api.http.fields import (
     text,
     timestamp,
 )
-from api.model import time_bounds
+from core import time_bounds
 from core.addresses import IPNetwork
 from core.delivery_status import STATUSES
 from core.errors import InvalidField
@@ -51,7 +52,7 @@ from core.tokens import TENANT_PATTERN
 ID_CHARS: Final = 200
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 100
-JOB_TIMES: Final = "UTC " + time_bounds.RANGE
+TIMES: Final = "UTC " + time_bounds.RANGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +151,18 @@ class JobListQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class PathParams:
+    subscription_id: PathParam[str]
+    job_id: PathParam[str]
+    delivery_id: PathParam[str]
+    tenant: PathParam[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Bodies:
     """Everything a request may carry, by operation."""
 
+    path: PathParams
     sub: SubscriptionFields
     create_subscription: Body
     update_subscription: Body
@@ -246,7 +256,7 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         id=Field("id", text(max_chars=36, min_chars=1), description="a UUID; generated if omitted"),
         type=Field("type", text(enum=sorted(catalog)), required=True),
         tenant=sub.tenant,
-        occurred_at=Field("occurred_at", timestamp(), description="defaults to now"),
+        occurred_at=Field("occurred_at", timestamp(), description="defaults to now; " + TIMES),
         subject=Field("subject", ref, required=True),
         actor=Field("actor", ref.nullable()),
         data=Field("data", _object_kind(), required=True, description="follows the type's schema"),
@@ -268,11 +278,11 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         ),
     )
     job = JobFields(
-        since=Field("since", timestamp(job_time=True), required=True, description=JOB_TIMES),
+        since=Field("since", timestamp(), required=True, description=TIMES),
         until=Field(
             "until",
-            timestamp(job_time=True).nullable(),
-            description="defaults to the job's start; " + JOB_TIMES,
+            timestamp().nullable(),
+            description="defaults to the job's start; " + TIMES,
         ),
         event_types=Field(
             "event_types",
@@ -281,7 +291,14 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         ),
     )
     status_enum = list(STATUSES)
+    record_id = text(max_chars=ID_CHARS, min_chars=1)
     return Bodies(
+        path=PathParams(
+            subscription_id=PathParam("id", "subscription_id", record_id),
+            job_id=PathParam("id", "job_id", record_id),
+            delivery_id=PathParam("id", "delivery_id", record_id),
+            tenant=PathParam("tenant", "tenant", tenant_kind),
+        ),
         sub=sub,
         create_subscription=create,
         update_subscription=update,

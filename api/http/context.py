@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.http.auth import Principal, TokenStore
 from api.http.bodies import Bodies
-from api.http.fields import JsonSchema, QueryParam
+from api.http.fields import JsonSchema, PathParam, QueryParam
 from api.http.kafka_bridge import AsyncProducer
 from api.http.quotas import PublishLimiter
 from api.http.read_back import ReadBack
@@ -86,7 +86,7 @@ async def caller(request: web.Request) -> Principal:
 async def read_json(request: web.Request) -> JsonValue:
     """The body as JSON; 413 over the limit, 408 when it is not all there within
     `api_body_timeout_s` (a client trickling a body holds a connection no longer), 400 when
-    it is not JSON."""
+    it cannot be read or is not JSON."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     timeout_s = settings(request).api_body_timeout_s
@@ -97,6 +97,8 @@ async def read_json(request: web.Request) -> JsonValue:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes") from None
     except TimeoutError:
         raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from None
+    except web.RequestPayloadError:  # bytes that do not follow their Content-Encoding
+        raise BadRequest("the body cannot be read: it does not follow its encoding") from None
     if not raw.strip():
         raise BadRequest("the request needs a JSON body")
     try:
@@ -121,6 +123,18 @@ def read_query(request: web.Request, params: tuple[QueryParam[Any], ...]) -> dic
     if problems:
         raise InvalidInput(problems)
     return values
+
+
+def read_path(request: web.Request, params: tuple[PathParam[Any], ...]) -> None:
+    """Every path value checked against its parameter; InvalidInput names each bad one."""
+    problems: list[FieldProblem] = []
+    for param in params:
+        try:
+            param.read(request.match_info)
+        except InvalidField as exc:
+            problems.append(FieldProblem(exc.field, exc.reason))
+    if problems:
+        raise InvalidInput(problems)
 
 
 def answer(value: JsonValue, *, status: int = 200) -> web.Response:

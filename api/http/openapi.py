@@ -3,7 +3,6 @@ the handlers parse with; served at `/openapi.json`."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -25,10 +24,8 @@ from api.model.errors import (
     Unavailable,
 )
 from core.records import JsonValue
-from core.tokens import TENANT_PATTERN
 from schemas.catalog import EventCatalog
 
-_PARAM: Final = re.compile(r"\{(\w+)\}")
 _ERRORS: Final[dict[int, type[ApiError]]] = {
     e.status: e
     for e in (
@@ -43,10 +40,6 @@ _ERRORS: Final[dict[int, type[ApiError]]] = {
         RateLimited,
         Unavailable,
     )
-}
-_PATH_PARAMS: Final[dict[str, JsonSchema]] = {
-    "tenant": {"type": "string", "pattern": TENANT_PATTERN, "maxLength": 64},
-    "id": {"type": "string", "minLength": 1, "maxLength": 200},
 }
 
 
@@ -81,8 +74,14 @@ def _problem(code: int) -> JsonValue:
 
 def _operation(op: Operation, components: dict[str, JsonValue]) -> dict[str, JsonValue]:
     parameters: list[JsonValue] = [
-        {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS[name]}
-        for name in _PARAM.findall(op.path)
+        {
+            "name": p.placeholder,
+            "in": "path",
+            "required": True,
+            "schema": p.kind.schema,
+            "description": f"`{p.name}` in problems",
+        }
+        for p in op.path_params
     ]
     parameters += [
         {"name": p.name, "in": "query", "required": False, "schema": p.schema} for p in op.query
@@ -97,8 +96,8 @@ def _operation(op: Operation, components: dict[str, JsonValue]) -> dict[str, Jso
     errors = set(op.errors)
     if not op.public:
         errors |= set(AUTH_ERRORS)
-    if _PARAM.search(op.path):
-        errors.add(404)
+    if op.path_params:
+        errors |= {404, 422}
     for code in sorted(errors):
         responses[str(code)] = _problem(code)
     out: dict[str, JsonValue] = {

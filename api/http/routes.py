@@ -6,6 +6,7 @@ it, so a route cannot exist without being documented.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from api.http import deliveries, subscriptions, system
 from api.http.bodies import Bodies
-from api.http.fields import JsonSchema, QueryParam
+from api.http.fields import JsonSchema, PathParam, QueryParam
 from api.http.views import (
     ACCEPTED_EVENT,
     DELIVERY,
@@ -37,6 +38,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Every authenticated operation may answer these; bodies add 400, 408, 413, 422.
 AUTH_ERRORS: Final = (401, 403, 503)
 BODY_ERRORS: Final = (400, 408, 413, 422)
+_PLACEHOLDER: Final = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +62,23 @@ class Operation:
     body: JsonSchema | None = None
     body_name: str | None = None
     query: tuple[QueryParam[Any], ...] = ()
+    path_params: tuple[PathParam[Any], ...] = ()
     public: bool = False
     errors: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        """Every placeholder of the path is declared, so every path value is parsed before
+        its handler runs and documented."""
+        declared = sorted(p.placeholder for p in self.path_params)
+        if sorted(_PLACEHOLDER.findall(self.path)) != declared:
+            raise ValueError(f"{self.method} {self.path}: its placeholders are not {declared}")
 
 
 def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
     """Every operation, in the order the document lists them."""
     paging = (bodies.limit, bodies.cursor)
     sub_id = "/v1/subscriptions/{id}"
+    path = bodies.path
     return (
         Operation(
             "GET",
@@ -139,6 +150,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "Create a token for a tenant (admin only)",
             "tenants",
             {201: Answer("the token, shown once", TOKEN)},
+            path_params=(path.tenant,),
             errors=(422,),
         ),
         Operation(
@@ -172,6 +184,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "Read a subscription",
             "subscriptions",
             {200: Answer("the subscription", SUBSCRIPTION)},
+            path_params=(path.subscription_id,),
             errors=(404,),
         ),
         Operation(
@@ -184,6 +197,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("updated", SUBSCRIPTION)},
             body=bodies.update_subscription.schema(),
             body_name=bodies.update_subscription.name,
+            path_params=(path.subscription_id,),
             errors=(404, 409, *BODY_ERRORS),
         ),
         Operation(
@@ -194,6 +208,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "Delete a subscription",
             "subscriptions",
             {204: Answer("deleted")},
+            path_params=(path.subscription_id,),
             errors=(404,),
         ),
         Operation(
@@ -204,6 +219,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "Read the current signing secret",
             "subscriptions",
             {200: Answer("the secret", SECRET)},
+            path_params=(path.subscription_id,),
             errors=(404,),
         ),
         Operation(
@@ -214,6 +230,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "Rotate the secret; the old one stays valid for 24 h",
             "subscriptions",
             {200: Answer("rotated, with the new secret", SUBSCRIPTION_WITH_SECRET)},
+            path_params=(path.subscription_id,),
             errors=(404,),
         ),
         Operation(
@@ -224,6 +241,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "Send the subscription a webhook.ping",
             "subscriptions",
             {202: Answer("the ping's delivery", SENT)},
+            path_params=(path.subscription_id,),
             errors=(404,),
         ),
         Operation(
@@ -236,6 +254,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {202: Answer("the job", JOB)},
             body=bodies.replay.schema(),
             body_name=bodies.replay.name,
+            path_params=(path.subscription_id,),
             errors=(404, *BODY_ERRORS),
         ),
         Operation(
@@ -248,6 +267,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {202: Answer("the job", JOB)},
             body=bodies.recover.schema(),
             body_name=bodies.recover.name,
+            path_params=(path.subscription_id,),
             errors=(404, *BODY_ERRORS),
         ),
         Operation(
@@ -269,6 +289,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "A job and its progress",
             "jobs",
             {200: Answer("the job", JOB)},
+            path_params=(path.job_id,),
             errors=(404,),
         ),
         Operation(
@@ -279,6 +300,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "Cancel a running job; it stops at its next checkpoint",
             "jobs",
             {202: Answer("the job, cancelled", JOB)},
+            path_params=(path.job_id,),
             errors=(404, 409),
         ),
         Operation(
@@ -300,6 +322,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "One delivery and its attempts",
             "deliveries",
             {200: Answer("the delivery", DELIVERY_WITH_ATTEMPTS)},
+            path_params=(path.delivery_id,),
             errors=(404,),
         ),
         Operation(
@@ -310,6 +333,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "Send it again now (same webhook-id)",
             "deliveries",
             {202: Answer("the delivery sent again", SENT)},
+            path_params=(path.delivery_id,),
             errors=(404,),
         ),
     )

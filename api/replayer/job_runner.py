@@ -20,12 +20,12 @@ import psycopg
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from api.model.reissue import reissue_command
-from api.model.time_bounds import time_problem
 from api.replayer.ports import EventReader, History, Ports
 from core.commands import event_body, new_command
 from core.delivery_status import RECOVERABLE
 from core.records import DeliveryCommand, DomainEvent, Job, Subscription, epoch_ms, utc_ms
 from core.replay import selects
+from core.time_bounds import time_problem
 from hookline.runtime.errors import ProduceFailed, ProduceTimeout
 from hookline.runtime.producing import Acks
 from hookline.runtime.settings import Settings

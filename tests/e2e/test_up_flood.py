@@ -59,7 +59,7 @@ def up(services: Services, tmp_path: Path) -> Iterator[tuple[int, str, subproces
         "HOOKLINE_KAFKA_BOOTSTRAP": services.kafka_bootstrap,
         "HOOKLINE_DATABASE_URL": services.database_url,
         "HOOKLINE_ADMIN_TOKEN": token,
-        "HOOKLINE_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        "HOOKLINE_SECRET_KEY": "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc=",
         "HOOKLINE_TOPIC_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
         "HOOKLINE_REPLICATION_FACTOR": "1",
         "HOOKLINE_MIN_INSYNC_REPLICAS": "1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ from api.http.bodies import build_bodies
 from api.http.context import DOCUMENT
 from api.http.routes import operations
 from api.model.errors import InvalidInput
+from core.errors import InvalidField
 from hookline.runtime.settings import Secret, Settings
 from schemas.catalog import load_catalog
 
@@ -71,3 +73,23 @@ def test_parsing_names_every_bad_field() -> None:
     parsed = BODIES.update_subscription.parse({"ordered": True})
     assert parsed.get(BODIES.sub.ordered) is True
     assert BODIES.sub.url not in parsed
+
+
+def test_every_path_value_is_declared_so_it_is_parsed_before_its_handler() -> None:
+    document = _document()
+    for op in operations(BODIES, {}):
+        entry = document["paths"][op.path][op.method.lower()]
+        in_path = [p["name"] for p in entry.get("parameters", []) if p["in"] == "path"]
+        assert in_path == [p.placeholder for p in op.path_params]
+        if in_path:
+            assert "422" in entry["responses"]
+    read = next(op for op in operations(BODIES, {}) if op.operation_id == "getDelivery")
+    with pytest.raises(ValueError, match="placeholders"):
+        dataclasses.replace(read, path_params=())
+
+
+def test_a_path_value_no_store_can_hold_is_refused_naming_what_it_identifies() -> None:
+    with pytest.raises(InvalidField) as caught:
+        BODIES.path.delivery_id.read({"id": "x\x00"})
+    assert caught.value.field == "delivery_id"
+    assert BODIES.path.subscription_id.read({"id": "s-1"}) == "s-1"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,10 +19,10 @@ from api.http.bodies import build_bodies
 from api.model.errors import InvalidInput
 from api.model.history import StoredCommand
 from api.model.jobs import JobQuery, job_key, latest_state, new_job, page_of_jobs
-from api.model.time_bounds import EARLIEST, LATEST, time_problem
 from api.replayer.job_runner import JobRunner, RunnerBroken
 from api.replayer.ports import Ports
 from core.records import Job, JobKind, JobStatus
+from core.time_bounds import EARLIEST, LATEST, bounded_utc, time_problem
 from hookline.runtime.settings import Settings
 from schemas.catalog import load_catalog
 from tests.factories import subscription
@@ -61,6 +61,19 @@ def test_a_job_time_outside_the_bounds_names_its_field(since: str, message: str)
     with pytest.raises(InvalidInput) as caught:
         BODIES.recover.parse({"since": since})
     assert [p.field for p in caught.value.errors] == ["since"]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+        datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-14))),
+        EARLIEST - timedelta(milliseconds=1),
+    ],
+)
+def test_a_time_without_a_utc_form_or_out_of_bounds_is_a_value_error(moment: datetime) -> None:
+    with pytest.raises(ValueError, match="must be from 1970"):
+        bounded_utc(moment)
 
 
 def test_the_bounds_themselves_are_accepted() -> None:

@@ -325,6 +325,23 @@ def test_bad_timestamps_are_named(ended_at: object) -> None:
     assert error.field == "ended_at"
 
 
+@pytest.mark.parametrize(
+    "ended_at",
+    [
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "1969-12-31T23:59:59Z",
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+    ],
+)
+def test_timestamps_out_of_bounds_are_named_not_an_overflow(ended_at: object) -> None:
+    """Regression: a data timestamp before year 1 in UTC raised OverflowError (a 500)."""
+    data = {**SAMPLE_DATA["meeting.ended"], "ended_at": ended_at}
+    error = _invalid("meeting.ended", data)
+    assert error.field == "ended_at"
+    assert "must be from 1970" in error.reason
+
+
 def test_naive_datetime_is_refused() -> None:
     data = {**SAMPLE_DATA["meeting.ended"], "ended_at": datetime(2025, 1, 1)}
     assert "timezone" in _invalid("meeting.ended", data).reason
