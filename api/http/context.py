@@ -15,13 +15,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from api.http.auth import Principal, TokenStore
+from api.http.auth import Authenticator, Principal
 from api.http.bodies import Bodies
 from api.http.fields import JsonSchema, QueryParam
 from api.http.kafka_bridge import AsyncProducer
 from api.http.read_back import ReadBack
 from api.model.errors import BadRequest, FieldProblem, InvalidInput, NotFound, PayloadTooLarge
 from api.model.jobs import JobTable
+from api.model.tokens import TokenTable
 from core.errors import InvalidField
 from core.records import JsonValue, Subscription
 from core.secretbox import SecretBox
@@ -45,7 +46,8 @@ class Resources:
     jobs: JobTable
     producer: AsyncProducer
     pool: AsyncConnectionPool
-    tokens: TokenStore
+    tokens: TokenTable
+    auth: Authenticator
     secrets: SecretBox
 
 
@@ -55,6 +57,8 @@ BODIES: Final = web.AppKey("bodies", Bodies)
 DOCUMENT: Final = web.AppKey("openapi", bytes)
 RESOURCES: Final = web.AppKey("resources", Resources)
 WRITE_LOCKS: Final = web.AppKey("write_locks", WeakValueDictionary[str, asyncio.Lock])
+PRINCIPAL: Final = web.RequestKey("principal", Principal)
+"""Where the route's guard (`api.http.app`) leaves the authenticated caller in a request."""
 
 
 def resources(request: web.Request) -> Resources:
@@ -70,12 +74,18 @@ def settings(request: web.Request) -> Settings:
 
 
 async def caller(request: web.Request) -> Principal:
-    """The authenticated caller; Unauthorized (401) without a known bearer token."""
-    return await resources(request).tokens.authenticate(request.headers.get("Authorization"))
+    """The authenticated caller. The app guards every route that is not public: it has
+    authenticated the request (401) and checked the route's scope (403) before the handler
+    runs, and left the caller here."""
+    try:
+        return request[PRINCIPAL]
+    except KeyError:
+        raise RuntimeError(f"{request.method} {request.path}: the route is not guarded") from None
 
 
-async def read_json(request: web.Request) -> JsonValue:
-    """The body as JSON; 413 over the limit, 400 when it is not JSON."""
+async def read_json(request: web.Request, *, optional: bool = False) -> JsonValue:
+    """The body as JSON; 413 over the limit, 400 when it is not JSON. An empty body reads
+    as `{}` when the body is `optional`, else answers 400."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -83,6 +93,8 @@ async def read_json(request: web.Request) -> JsonValue:
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes") from None
     if not raw.strip():
+        if optional:
+            return {}
         raise BadRequest("the request needs a JSON body")
     try:
         value: JsonValue = orjson.loads(raw)

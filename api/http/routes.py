@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from api.http import deliveries, subscriptions, system
+from api.http import deliveries, subscriptions, system, tokens
 from api.http.bodies import Bodies
 from api.http.fields import JsonSchema, QueryParam
 from api.http.views import (
@@ -22,6 +22,7 @@ from api.http.views import (
     EVENT_TYPE,
     HEALTH,
     JOB,
+    NEW_TOKEN,
     READY,
     SECRET,
     SENT,
@@ -31,10 +32,12 @@ from api.http.views import (
     data_of,
     page_of,
 )
+from core.records import TokenScope
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Every authenticated operation may answer these; bodies add 400, 413, 422.
+# Every authenticated operation may answer these (403: a scope it lacks, or a tenant token
+# on an admin-only route); bodies add 400, 413, 422.
 AUTH_ERRORS: Final = (401, 403, 503)
 BODY_ERRORS: Final = (400, 413, 422)
 
@@ -50,6 +53,10 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Operation:
+    """One route. `scope` is what a token needs to call it (None only on public routes):
+    `read` for every GET, `publish` to publish events, `write` for every other change; the
+    app refuses a token without it (403) before the handler runs."""
+
     method: str
     path: str
     handler: Handler
@@ -59,15 +66,22 @@ class Operation:
     answers: Mapping[int, Answer]
     body: JsonSchema | None = None
     body_name: str | None = None
+    body_required: bool = True
     query: tuple[QueryParam[Any], ...] = ()
     public: bool = False
+    scope: TokenScope | None = None
     errors: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.public != (self.scope is None):
+            raise ValueError(f"{self.operation_id}: a route is public or needs a scope")
 
 
 def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
     """Every operation, in the order the document lists them."""
     paging = (bodies.limit, bodies.cursor)
     sub_id = "/v1/subscriptions/{id}"
+    tokens_path = "/v1/tenants/{tenant}/tokens"
     return (
         Operation(
             "GET",
@@ -118,6 +132,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "The event-type catalog",
             "events",
             {200: Answer("the catalog", data_of(EVENT_TYPE))},
+            scope="read",
         ),
         Operation(
             "POST",
@@ -130,16 +145,44 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             body=event_body,
             body_name="EventPublish",
             errors=BODY_ERRORS,
+            scope="publish",
         ),
         Operation(
             "POST",
-            "/v1/tenants/{tenant}/tokens",
-            system.create_token,
+            tokens_path,
+            tokens.create,
             "createTenantToken",
-            "Create a token for a tenant (admin only)",
+            "Create a token for a tenant (admin only); every scope, no expiry unless asked",
             "tenants",
-            {201: Answer("the token, shown once", TOKEN)},
+            {201: Answer("the token, shown once", NEW_TOKEN)},
+            body=bodies.create_token.schema(),
+            body_name=bodies.create_token.name,
+            body_required=False,
+            errors=BODY_ERRORS,
+            scope="write",
+        ),
+        Operation(
+            "GET",
+            tokens_path,
+            tokens.list_all,
+            "listTenantTokens",
+            "List a tenant's tokens that are not revoked, without the tokens (admin only)",
+            "tenants",
+            {200: Answer("a page", page_of(TOKEN))},
+            query=paging,
             errors=(422,),
+            scope="read",
+        ),
+        Operation(
+            "DELETE",
+            tokens_path + "/{id}",
+            tokens.revoke,
+            "revokeTenantToken",
+            "Revoke a token: every API process refuses it within seconds (admin only)",
+            "tenants",
+            {204: Answer("revoked")},
+            errors=(404, 422),
+            scope="write",
         ),
         Operation(
             "POST",
@@ -152,6 +195,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             body=bodies.create_subscription.schema(),
             body_name=bodies.create_subscription.name,
             errors=BODY_ERRORS,
+            scope="write",
         ),
         Operation(
             "GET",
@@ -163,6 +207,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("a page", page_of(SUBSCRIPTION))},
             query=paging,
             errors=(422,),
+            scope="read",
         ),
         Operation(
             "GET",
@@ -173,6 +218,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "subscriptions",
             {200: Answer("the subscription", SUBSCRIPTION)},
             errors=(404,),
+            scope="read",
         ),
         Operation(
             "PATCH",
@@ -185,6 +231,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             body=bodies.update_subscription.schema(),
             body_name=bodies.update_subscription.name,
             errors=(404, *BODY_ERRORS),
+            scope="write",
         ),
         Operation(
             "DELETE",
@@ -195,6 +242,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "subscriptions",
             {204: Answer("deleted")},
             errors=(404,),
+            scope="write",
         ),
         Operation(
             "GET",
@@ -205,6 +253,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "subscriptions",
             {200: Answer("the secret", SECRET)},
             errors=(404,),
+            scope="read",
         ),
         Operation(
             "POST",
@@ -215,6 +264,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "subscriptions",
             {200: Answer("rotated, with the new secret", SUBSCRIPTION_WITH_SECRET)},
             errors=(404,),
+            scope="write",
         ),
         Operation(
             "POST",
@@ -225,6 +275,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "subscriptions",
             {202: Answer("the ping's delivery", SENT)},
             errors=(404,),
+            scope="write",
         ),
         Operation(
             "POST",
@@ -237,6 +288,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             body=bodies.replay.schema(),
             body_name=bodies.replay.name,
             errors=(404, *BODY_ERRORS),
+            scope="write",
         ),
         Operation(
             "POST",
@@ -249,6 +301,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             body=bodies.recover.schema(),
             body_name=bodies.recover.name,
             errors=(404, *BODY_ERRORS),
+            scope="write",
         ),
         Operation(
             "GET",
@@ -260,6 +313,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("a page", page_of(JOB))},
             query=(*paging, *bodies.job_params),
             errors=(422,),
+            scope="read",
         ),
         Operation(
             "GET",
@@ -270,6 +324,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "jobs",
             {200: Answer("the job", JOB)},
             errors=(404,),
+            scope="read",
         ),
         Operation(
             "POST",
@@ -280,6 +335,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "jobs",
             {202: Answer("the job, cancelled", JOB)},
             errors=(404, 409),
+            scope="write",
         ),
         Operation(
             "GET",
@@ -291,6 +347,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("a page", page_of(DELIVERY))},
             query=(*paging, *bodies.delivery_params),
             errors=(422,),
+            scope="read",
         ),
         Operation(
             "GET",
@@ -301,6 +358,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "deliveries",
             {200: Answer("the delivery", DELIVERY_WITH_ATTEMPTS)},
             errors=(404,),
+            scope="read",
         ),
         Operation(
             "POST",
@@ -311,5 +369,6 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "deliveries",
             {202: Answer("the delivery sent again", SENT)},
             errors=(404,),
+            scope="write",
         ),
     )
