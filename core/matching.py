@@ -17,6 +17,13 @@ from core.records import DomainEvent, FilterValue, JsonValue, Subscription
 
 WILDCARD: Final = "*"
 NOUN_WILDCARD_SUFFIX: Final = ".*"
+PLATFORM_PREFIX: Final = "webhook."
+"""The event types the platform itself sends (`webhook.ping`); tenants do not publish them."""
+
+
+def is_platform_type(event_type: str) -> bool:
+    """True for an event type reserved for the platform (`webhook.*`)."""
+    return event_type.startswith(PLATFORM_PREFIX)
 
 
 def pattern_matches(pattern: str, event_type: str) -> bool:

@@ -192,3 +192,25 @@ class Job:
     error: str | None = None
     created_at: datetime
     updated_at: datetime
+
+
+TokenScope = Literal["read", "write", "publish"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiToken:
+    """A tenant's API token, keyed by id on `hookline.tokens`; only its SHA-256 is kept.
+
+    `scopes` say what it may do (`read`, `write`, `publish`); it is refused from `expires_at`
+    on (None: never expires) and from `revoked_at` on (None: not revoked). A revoked token
+    stays revoked: its last record on the compacted topic says so for as long as the topic
+    lives, so nothing written later brings it back.
+    """
+
+    id: str
+    token_hash: str
+    tenant: str
+    scopes: tuple[TokenScope, ...]
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None

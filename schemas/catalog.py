@@ -74,6 +74,7 @@ class RecordSchemas:
     delivery_attempt: AvroSchema
     dead_letter: AvroSchema
     job: AvroSchema
+    token: AvroSchema
 
     def all(self) -> tuple[AvroSchema, ...]:
         return (
@@ -83,6 +84,7 @@ class RecordSchemas:
             self.delivery_attempt,
             self.dead_letter,
             self.job,
+            self.token,
         )
 
 
@@ -119,6 +121,7 @@ def load_record_schemas() -> RecordSchemas:
         delivery_attempt=load("delivery_attempt.avsc"),
         dead_letter=load("dead_letter.avsc"),
         job=load("job.avsc"),
+        token=load("token.avsc"),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, cast
 import orjson
 
 from core.records import (
+    ApiToken,
     DeadLetter,
     DeliveryAttempt,
     DeliveryCommand,
@@ -26,6 +27,7 @@ from core.records import (
     Ref,
     StoredSecret,
     Subscription,
+    TokenScope,
     utc_ms,
 )
 from schemas import event_data
@@ -38,6 +40,7 @@ _ORIGINS = frozenset({"route", "replay", "recover", "redeliver", "test"})
 _OUTCOMES = frozenset({"delivered", "retrying", "dead", "failed"})
 _JOB_KINDS = frozenset({"replay", "recover", "redeliver"})
 _JOB_STATUSES = frozenset({"running", "done", "failed", "cancelled"})
+_SCOPES: tuple[TokenScope, ...] = ("read", "write", "publish")
 
 
 class RecordCodec:
@@ -151,6 +154,12 @@ class RecordCodec:
 
     def decode_job(self, value: bytes) -> Job:
         return job_from_avro(self._decode(value, self.records.job))
+
+    def encode_token(self, token: ApiToken) -> bytes:
+        return encode(self.records.token, token_to_avro(token))
+
+    def decode_token(self, value: bytes) -> ApiToken:
+        return token_from_avro(self._decode(value, self.records.token))
 
 
 # -- pure mappings, one pair per record ---------------------------------------------------
@@ -333,6 +342,32 @@ def job_from_avro(rec: AvroRecord) -> Job:
         error=rec["error"],
         created_at=rec["created_at"],
         updated_at=rec["updated_at"],
+    )
+
+
+def token_to_avro(token: ApiToken) -> AvroRecord:
+    return {
+        "id": token.id,
+        "token_hash": token.token_hash,
+        "tenant": token.tenant,
+        "scopes": list(token.scopes),
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+    }
+
+
+def token_from_avro(rec: AvroRecord) -> ApiToken:
+    """A scope this reader does not know is dropped: a newer writer's token keeps only the
+    powers this version can name, never more."""
+    return ApiToken(
+        id=rec["id"],
+        token_hash=rec["token_hash"],
+        tenant=rec["tenant"],
+        scopes=tuple(s for s in _SCOPES if s in rec["scopes"]),
+        created_at=rec["created_at"],
+        expires_at=rec["expires_at"],
+        revoked_at=rec["revoked_at"],
     )
 
 

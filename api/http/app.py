@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from typing import Final
 from weakref import WeakValueDictionary
 
@@ -17,12 +18,13 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from api.http.auth import TokenStore
+from api.http.auth import Authenticator, migrate_legacy_tokens
 from api.http.bodies import build_bodies
 from api.http.context import (
     BODIES,
     DOCUMENT,
     MAX_BODY_BYTES,
+    PRINCIPAL,
     PROBLEM_JSON,
     PUBLISH_LIMITER,
     REGISTRY,
@@ -37,18 +39,12 @@ from api.http.openapi import build_document, event_body_schema
 from api.http.quotas import PublishLimiter, publish_rate
 from api.http.read_back import ReadBack
 from api.http.routes import Handler, Operation, operations
-from api.model.db import open_pool
-from api.model.errors import (
-    PROBLEM_TYPE_BASE,
-    ApiError,
-    InvalidInput,
-    QuotaExceeded,
-    RateLimited,
-    Unavailable,
-)
+from api.model.db import open_pool, schema_name
+from api.model.errors import PROBLEM_TYPE_BASE, ApiError, InvalidInput, Unavailable
 from api.model.jobs import JobTable
+from api.model.tokens import TokenTable
 from core.errors import InvalidField
-from core.records import JsonValue
+from core.records import ApiToken, JsonValue
 from core.secretbox import SecretBox
 from hookline import __version__
 from hookline.runtime.codecs import open_codec
@@ -68,32 +64,58 @@ def problem(
     detail: str,
     *,
     slug: str,
-    members: Mapping[str, JsonValue] | None = None,
+    errors: list[JsonValue] | None = None,
+    extensions: Mapping[str, JsonValue] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """An RFC 9457 document; `members` are the problem type's own (`errors`, `limit`...)."""
     body: dict[str, JsonValue] = {
+        **(extensions or {}),
         "type": PROBLEM_TYPE_BASE + slug,
         "title": title,
         "status": status,
         "detail": detail,
-        **(members or {}),
     }
-    return web.Response(body=orjson.dumps(body), status=status, content_type=PROBLEM_JSON)
+    if errors is not None:
+        body["errors"] = errors
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def _problem_of(exc: ApiError) -> web.Response:
-    members: dict[str, JsonValue] = {}
+    errors: list[JsonValue] | None = None
     if isinstance(exc, InvalidInput):
-        members["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
-    if isinstance(exc, QuotaExceeded):
-        members["quota"] = exc.breach.quota
-        members["limit"] = exc.breach.limit
-        if exc.breach.current is not None:
-            members["current"] = exc.breach.current
-    response = problem(exc.status, exc.title, exc.detail, slug=exc.slug, members=members)
-    if isinstance(exc, RateLimited):
-        response.headers["Retry-After"] = str(exc.retry_after_s)
-    return response
+        errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+    return problem(
+        exc.status,
+        exc.title,
+        exc.detail,
+        slug=exc.slug,
+        errors=errors,
+        extensions=exc.extensions(),
+        headers=exc.headers(),
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def guarded(op: Operation, handler: Handler) -> Handler:
+    """`handler` behind the route's guard when it is not public: the caller is authenticated
+    (401) and must hold the route's scope (403) before the handler runs; the handler finds
+    the caller with `context.caller`. A public route's handler is returned as it is."""
+    if op.scope is None:
+        return handler
+    scope = op.scope
+
+    async def guard(request: web.Request) -> web.StreamResponse:
+        who = request.app[RESOURCES].auth.authenticate(request.headers.get("Authorization"))
+        who.require_scope(scope)
+        request[PRINCIPAL] = who
+        return await handler(request)
+
+    return guard
 
 
 def _problems_middleware(registry: CollectorRegistry) -> web.middleware:  # type: ignore[valid-type]
@@ -149,7 +171,9 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
     app[PUBLISH_LIMITER] = PublishLimiter(publish_rate(settings), clock=time.monotonic)
     app[DOCUMENT] = orjson.dumps(build_document(ops, version=__version__))
     for op in ops:
-        app.router.add_route(op.method, op.path, _path_checked(op), name=op.operation_id)
+        app.router.add_route(
+            op.method, op.path, guarded(op, _path_checked(op)), name=op.operation_id
+        )
     app.cleanup_ctx.append(_resources)
     return app
 
@@ -177,16 +201,24 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         settings, codec.codec, client_id=f"{CLIENT_ID}-subs", on_change=read_back.on_change
     )
     jobs = JobTable(settings, codec.codec, client_id=f"{CLIENT_ID}-jobs")
+    tokens = TokenTable(settings, codec.codec, client_id=f"{CLIENT_ID}-tokens")
     producer = AsyncProducer.open(settings, client_id=CLIENT_ID)
     pool = None
     try:
         subscriptions.start()
         jobs.start()
+        tokens.start()
         pool = await open_pool(settings)
-        for table in (subscriptions, jobs):
+        for table in (subscriptions, jobs, tokens):
             if not await asyncio.to_thread(table.wait_ready, READY_TIMEOUT_S):
                 table.check()
                 raise Unavailable(f"{type(table).__name__} not caught up in time")
+
+        async def send_token(token: ApiToken) -> None:
+            value = codec.codec.encode_token(token)
+            await producer.send(settings.topic("tokens"), key=token.id, value=value)
+
+        await migrate_legacy_tokens(pool, schema_name(settings), tokens, send_token)
         app[RESOURCES] = Resources(
             codec=codec,
             subscriptions=subscriptions,
@@ -194,7 +226,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             jobs=jobs,
             producer=producer,
             pool=pool,
-            tokens=TokenStore(pool, admin_token=settings.admin_token.value),
+            tokens=tokens,
+            auth=Authenticator(tokens.find, admin_token=settings.admin_token.value, now=_now),
             secrets=SecretBox.from_base64(settings.secret_key.value),
         )
         yield
@@ -202,6 +235,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         if pool is not None:
             await pool.close()
         await asyncio.to_thread(producer.close)
+        await asyncio.to_thread(tokens.close)
         await asyncio.to_thread(jobs.close)
         await asyncio.to_thread(subscriptions.close)
         await asyncio.to_thread(codec.close)

@@ -19,6 +19,7 @@ from api.http.fields import (
     QueryParam,
     array,
     boolean,
+    integer,
     mapping,
     positive_number,
     query_int,
@@ -27,13 +28,14 @@ from api.http.fields import (
     scalar,
     text,
     timestamp,
+    unique,
 )
 from core import time_bounds
 from core.addresses import IPNetwork
 from core.delivery_status import STATUSES
 from core.errors import InvalidField
 from core.matching import WILDCARD
-from core.records import FilterValue, JobKind, JobStatus, JsonValue
+from core.records import FilterValue, JobKind, JobStatus, JsonValue, TokenScope
 from core.subscription_rules import (
     MAX_DESCRIPTION_CHARS,
     MAX_EVENT_TYPES,
@@ -47,7 +49,7 @@ from core.subscription_rules import (
     check_rate_limit,
     check_url,
 )
-from core.tokens import TENANT_PATTERN
+from core.tokens import MAX_EXPIRES_IN_S, SCOPES, TENANT_PATTERN
 
 ID_CHARS: Final = 200
 DEFAULT_LIMIT: Final = 50
@@ -95,6 +97,11 @@ def _object_kind() -> Kind[dict[str, JsonValue]]:
     return Kind({"type": "object"}, parse)
 
 
+def _scopes(names: tuple[str, ...]) -> tuple[TokenScope, ...]:
+    """Names the enum already held to `SCOPES`, typed as scopes."""
+    return tuple(scope for scope in SCOPES if scope in names)
+
+
 def patterns_enum(catalog: Collection[str]) -> list[str]:
     """Every accepted event-type entry: `*`, each `noun.*`, each exact name."""
     nouns = sorted({name.split(".", 1)[0] + ".*" for name in catalog})
@@ -135,6 +142,12 @@ class JobFields:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenFields:
+    expires_in_s: Field[int]
+    scopes: Field[tuple[TokenScope, ...]]
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryQuery:
     subscription_id: QueryParam[str]
     event_id: QueryParam[str]
@@ -155,6 +168,7 @@ class PathParams:
     subscription_id: PathParam[str]
     job_id: PathParam[str]
     delivery_id: PathParam[str]
+    token_id: PathParam[str]
     tenant: PathParam[str]
 
 
@@ -171,6 +185,8 @@ class Bodies:
     job: JobFields
     replay: Body
     recover: Body
+    token: TokenFields
+    create_token: Body
     limit: QueryParam[int]
     cursor: QueryParam[str]
     deliveries: DeliveryQuery
@@ -290,6 +306,18 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             description="limit the replay to these types (within the subscription's)",
         ),
     )
+    token = TokenFields(
+        expires_in_s=Field(
+            "expires_in_s",
+            integer(minimum=1, maximum=MAX_EXPIRES_IN_S),
+            description="seconds until the token expires (at most ten years); never if omitted",
+        ),
+        scopes=Field(
+            "scopes",
+            unique(array(text(enum=SCOPES), max_items=len(SCOPES), min_items=1)).then(_scopes),
+            description="`read` (GETs), `write` (changes), `publish` (events); all if omitted",
+        ),
+    )
     status_enum = list(STATUSES)
     record_id = text(max_chars=ID_CHARS, min_chars=1)
     return Bodies(
@@ -297,6 +325,7 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             subscription_id=PathParam("id", "subscription_id", record_id),
             job_id=PathParam("id", "job_id", record_id),
             delivery_id=PathParam("id", "delivery_id", record_id),
+            token_id=PathParam("id", "token_id", record_id),
             tenant=PathParam("tenant", "tenant", tenant_kind),
         ),
         sub=sub,
@@ -307,6 +336,12 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         job=job,
         replay=Body("ReplayRequest", (job.since, job.until, job.event_types)),
         recover=Body("RecoverRequest", (job.since,)),
+        token=token,
+        create_token=Body(
+            "TokenCreate",
+            (token.expires_in_s, token.scopes),
+            description="an empty body (or none) makes a token with every scope that never expires",
+        ),
         limit=query_int("limit", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT),
         cursor=query_text("cursor", max_chars=1000),
         deliveries=DeliveryQuery(

@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from api.http.auth import Principal, TokenStore
+from api.http.auth import Authenticator, Principal
 from api.http.bodies import Bodies
 from api.http.fields import JsonSchema, PathParam, QueryParam
 from api.http.kafka_bridge import AsyncProducer
@@ -30,6 +30,7 @@ from api.model.errors import (
     RequestTimeout,
 )
 from api.model.jobs import JobTable
+from api.model.tokens import TokenTable
 from core.errors import InvalidField
 from core.records import JsonValue, Subscription
 from core.secretbox import SecretBox
@@ -53,7 +54,8 @@ class Resources:
     jobs: JobTable
     producer: AsyncProducer
     pool: AsyncConnectionPool
-    tokens: TokenStore
+    tokens: TokenTable
+    auth: Authenticator
     secrets: SecretBox
 
 
@@ -64,6 +66,8 @@ DOCUMENT: Final = web.AppKey("openapi", bytes)
 RESOURCES: Final = web.AppKey("resources", Resources)
 WRITE_LOCKS: Final = web.AppKey("write_locks", WeakValueDictionary[str, asyncio.Lock])
 PUBLISH_LIMITER: Final = web.AppKey("publish_limiter", PublishLimiter)
+PRINCIPAL: Final = web.RequestKey("principal", Principal)
+"""Where the route's guard (`api.http.app`) leaves the authenticated caller in a request."""
 
 
 def resources(request: web.Request) -> Resources:
@@ -79,14 +83,20 @@ def settings(request: web.Request) -> Settings:
 
 
 async def caller(request: web.Request) -> Principal:
-    """The authenticated caller; Unauthorized (401) without a known bearer token."""
-    return await resources(request).tokens.authenticate(request.headers.get("Authorization"))
+    """The authenticated caller. The app guards every route that is not public: it has
+    authenticated the request (401) and checked the route's scope (403) before the handler
+    runs, and left the caller here."""
+    try:
+        return request[PRINCIPAL]
+    except KeyError:
+        raise RuntimeError(f"{request.method} {request.path}: the route is not guarded") from None
 
 
-async def read_json(request: web.Request) -> JsonValue:
+async def read_json(request: web.Request, *, optional: bool = False) -> JsonValue:
     """The body as JSON; 413 over the limit, 408 when it is not all there within
     `api_body_timeout_s` (a client trickling a body holds a connection no longer), 400 when
-    it cannot be read or is not JSON."""
+    it cannot be read or is not JSON. An empty body reads as `{}` when the body is
+    `optional`, else answers 400."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     timeout_s = settings(request).api_body_timeout_s
@@ -100,6 +110,8 @@ async def read_json(request: web.Request) -> JsonValue:
     except web.RequestPayloadError:  # bytes that do not follow their Content-Encoding
         raise BadRequest("the body cannot be read: it does not follow its encoding") from None
     if not raw.strip():
+        if optional:
+            return {}
         raise BadRequest("the request needs a JSON body")
     try:
         value: JsonValue = orjson.loads(raw)

@@ -126,6 +126,35 @@ def positive_number(*, maximum: float = 1e6) -> Kind[float]:
     return Kind({"type": "number", "exclusiveMinimum": 0, "maximum": maximum}, parse)
 
 
+def integer(*, minimum: int, maximum: int) -> Kind[int]:
+    """A whole number within bounds; `3.0` is one too, as JSON Schema's `integer` says."""
+
+    def parse(value: object, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidField(path, f"expected a whole number, got {_type_name(value)}")
+        if isinstance(value, float) and not value.is_integer():  # also NaN and infinities
+            raise InvalidField(path, "expected a whole number")
+        if not minimum <= value <= maximum:
+            raise InvalidField(path, f"expected a whole number from {minimum} to {maximum}")
+        return int(value)
+
+    return Kind({"type": "integer", "minimum": minimum, "maximum": maximum}, parse)
+
+
+def unique(kind: Kind[tuple[T, ...]]) -> Kind[tuple[T, ...]]:
+    """An array kind whose items may not repeat; a repeat is named by its index."""
+    inner = kind.parse
+
+    def parse(value: object, path: str) -> tuple[T, ...]:
+        items = inner(value, path)
+        for i, item in enumerate(items):
+            if item in items[:i]:
+                raise InvalidField(f"{path}[{i}]", "appears more than once")
+        return items
+
+    return Kind({**kind.schema, "uniqueItems": True}, parse)
+
+
 def timestamp() -> Kind[datetime]:
     """An RFC 3339 date-time within `core.time_bounds`."""
 

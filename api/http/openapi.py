@@ -62,14 +62,30 @@ def event_body_schema(bodies: Bodies, catalog: EventCatalog) -> JsonSchema:
     return {"oneOf": variants}
 
 
+_DESCRIPTIONS: Final[dict[int, str]] = {
+    401: "Unauthorized: no bearer token, or one that is unknown, expired or revoked",
+    403: "Forbidden: the token lacks the route's scope (named in `scope`), or the route is"
+    " the admin's",
+}
+_CHALLENGE: Final[JsonValue] = {
+    "description": 'the Bearer challenge (RFC 6750): `Bearer realm="hookline"`, with'
+    ' `error="invalid_token"` when a token was sent but refused',
+    "required": True,
+    "schema": {"type": "string", "pattern": "^Bearer "},
+}
+
+
 def _problem(code: int) -> JsonValue:
     error = _ERRORS[code]
-    return {
-        "description": error.title,
+    response: dict[str, JsonValue] = {
+        "description": _DESCRIPTIONS.get(code, error.title),
         "content": {
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
         },
     }
+    if code == 401:
+        response["headers"] = {"WWW-Authenticate": _CHALLENGE}
+    return response
 
 
 def _operation(op: Operation, components: dict[str, JsonValue]) -> dict[str, JsonValue]:
@@ -112,13 +128,15 @@ def _operation(op: Operation, components: dict[str, JsonValue]) -> dict[str, Jso
         assert op.body_name is not None
         components[op.body_name] = op.body
         out["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{op.body_name}"}}
             },
         }
-    if op.public:
-        out["security"] = []
+    # OpenAPI 3.1 lets a non-OAuth scheme name the roles an operation needs: its scope
+    out["security"] = [] if op.scope is None else [{"bearer": [op.scope]}]
+    if op.scope is not None:
+        out["description"] = f"Needs a token with the `{op.scope}` scope."
     return out
 
 
@@ -132,7 +150,10 @@ def build_document(ops: Sequence[Operation], *, version: str) -> dict[str, JsonV
         "info": {
             "title": "hookline admin API",
             "version": version,
-            "description": "Subscriptions, events, delivery history, replay and recovery.",
+            "description": "Subscriptions, events, delivery history, replay and recovery."
+            " Every route but the public ones needs `Authorization: Bearer <token>`: the"
+            " admin token, or a tenant token holding the route's scope (`read` for GETs,"
+            " `write` for changes, `publish` for events).",
         },
         "paths": dict(paths),
         "components": {

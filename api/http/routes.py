@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from api.http import deliveries, subscriptions, system
+from api.http import deliveries, subscriptions, system, tokens
 from api.http.bodies import Bodies
 from api.http.fields import JsonSchema, PathParam, QueryParam
 from api.http.views import (
@@ -23,6 +23,7 @@ from api.http.views import (
     EVENT_TYPE,
     HEALTH,
     JOB,
+    NEW_TOKEN,
     READY,
     SECRET,
     SENT,
@@ -32,10 +33,12 @@ from api.http.views import (
     data_of,
     page_of,
 )
+from core.records import TokenScope
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Every authenticated operation may answer these; bodies add 400, 408, 413, 422.
+# Every authenticated operation may answer these (403: a scope it lacks, or a tenant token
+# on an admin-only route); bodies add 400, 408, 413, 422.
 AUTH_ERRORS: Final = (401, 403, 503)
 BODY_ERRORS: Final = (400, 408, 413, 422)
 _PLACEHOLDER: Final = re.compile(r"\{(\w+)\}")
@@ -52,6 +55,11 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Operation:
+    """One route. `scope` is what a token needs to call it (None only on public routes):
+    `read` for every GET but the signing secret's, `publish` to publish events, `write` for
+    every other change and for reading a signing secret (it can sign the tenant's webhooks); the
+    app refuses a token without it (403) before the handler runs."""
+
     method: str
     path: str
     handler: Handler
@@ -61,17 +69,21 @@ class Operation:
     answers: Mapping[int, Answer]
     body: JsonSchema | None = None
     body_name: str | None = None
+    body_required: bool = True
     query: tuple[QueryParam[Any], ...] = ()
     path_params: tuple[PathParam[Any], ...] = ()
     public: bool = False
+    scope: TokenScope | None = None
     errors: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:
         """Every placeholder of the path is declared, so every path value is parsed before
-        its handler runs and documented."""
+        its handler runs and documented; a route is public or names the scope it needs."""
         declared = sorted(p.placeholder for p in self.path_params)
         if sorted(_PLACEHOLDER.findall(self.path)) != declared:
             raise ValueError(f"{self.method} {self.path}: its placeholders are not {declared}")
+        if self.public != (self.scope is None):
+            raise ValueError(f"{self.operation_id}: a route is public or needs a scope")
 
 
 def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
@@ -79,6 +91,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
     paging = (bodies.limit, bodies.cursor)
     sub_id = "/v1/subscriptions/{id}"
     path = bodies.path
+    tokens_path = "/v1/tenants/{tenant}/tokens"
     return (
         Operation(
             "GET",
@@ -129,6 +142,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "The event-type catalog",
             "events",
             {200: Answer("the catalog", data_of(EVENT_TYPE))},
+            scope="read",
         ),
         Operation(
             "POST",
@@ -141,17 +155,47 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             body=event_body,
             body_name="EventPublish",
             errors=(*BODY_ERRORS, 429),
+            scope="publish",
         ),
         Operation(
             "POST",
-            "/v1/tenants/{tenant}/tokens",
-            system.create_token,
+            tokens_path,
+            tokens.create,
             "createTenantToken",
-            "Create a token for a tenant (admin only)",
+            "Create a token for a tenant (admin only); every scope, no expiry unless asked",
             "tenants",
-            {201: Answer("the token, shown once", TOKEN)},
+            {201: Answer("the token, shown once", NEW_TOKEN)},
+            body=bodies.create_token.schema(),
+            body_name=bodies.create_token.name,
+            body_required=False,
+            path_params=(path.tenant,),
+            errors=BODY_ERRORS,
+            scope="write",
+        ),
+        Operation(
+            "GET",
+            tokens_path,
+            tokens.list_all,
+            "listTenantTokens",
+            "List a tenant's tokens that are not revoked, without the tokens (admin only)",
+            "tenants",
+            {200: Answer("a page", page_of(TOKEN))},
+            query=paging,
             path_params=(path.tenant,),
             errors=(422,),
+            scope="read",
+        ),
+        Operation(
+            "DELETE",
+            tokens_path + "/{id}",
+            tokens.revoke,
+            "revokeTenantToken",
+            "Revoke a token: every API process refuses it within seconds (admin only)",
+            "tenants",
+            {204: Answer("revoked")},
+            path_params=(path.tenant, path.token_id),
+            errors=(404, 422),
+            scope="write",
         ),
         Operation(
             "POST",
@@ -164,6 +208,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             body=bodies.create_subscription.schema(),
             body_name=bodies.create_subscription.name,
             errors=(*BODY_ERRORS, 409),
+            scope="write",
         ),
         Operation(
             "GET",
@@ -175,6 +220,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("a page", page_of(SUBSCRIPTION))},
             query=paging,
             errors=(422,),
+            scope="read",
         ),
         Operation(
             "GET",
@@ -186,6 +232,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("the subscription", SUBSCRIPTION)},
             path_params=(path.subscription_id,),
             errors=(404,),
+            scope="read",
         ),
         Operation(
             "PATCH",
@@ -199,6 +246,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             body_name=bodies.update_subscription.name,
             path_params=(path.subscription_id,),
             errors=(404, 409, *BODY_ERRORS),
+            scope="write",
         ),
         Operation(
             "DELETE",
@@ -210,17 +258,19 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {204: Answer("deleted")},
             path_params=(path.subscription_id,),
             errors=(404,),
+            scope="write",
         ),
         Operation(
             "GET",
             sub_id + "/secret",
             subscriptions.read_secret,
             "getSubscriptionSecret",
-            "Read the current signing secret",
+            "Read the current signing secret (scope write: the secret signs the tenant's webhooks)",
             "subscriptions",
             {200: Answer("the secret", SECRET)},
             path_params=(path.subscription_id,),
             errors=(404,),
+            scope="write",
         ),
         Operation(
             "POST",
@@ -232,6 +282,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("rotated, with the new secret", SUBSCRIPTION_WITH_SECRET)},
             path_params=(path.subscription_id,),
             errors=(404,),
+            scope="write",
         ),
         Operation(
             "POST",
@@ -243,6 +294,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {202: Answer("the ping's delivery", SENT)},
             path_params=(path.subscription_id,),
             errors=(404,),
+            scope="write",
         ),
         Operation(
             "POST",
@@ -256,6 +308,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             body_name=bodies.replay.name,
             path_params=(path.subscription_id,),
             errors=(404, *BODY_ERRORS),
+            scope="write",
         ),
         Operation(
             "POST",
@@ -269,6 +322,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             body_name=bodies.recover.name,
             path_params=(path.subscription_id,),
             errors=(404, *BODY_ERRORS),
+            scope="write",
         ),
         Operation(
             "GET",
@@ -280,6 +334,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("a page", page_of(JOB))},
             query=(*paging, *bodies.job_params),
             errors=(422,),
+            scope="read",
         ),
         Operation(
             "GET",
@@ -291,6 +346,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("the job", JOB)},
             path_params=(path.job_id,),
             errors=(404,),
+            scope="read",
         ),
         Operation(
             "POST",
@@ -302,6 +358,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {202: Answer("the job, cancelled", JOB)},
             path_params=(path.job_id,),
             errors=(404, 409),
+            scope="write",
         ),
         Operation(
             "GET",
@@ -313,6 +370,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("a page", page_of(DELIVERY))},
             query=(*paging, *bodies.delivery_params),
             errors=(422,),
+            scope="read",
         ),
         Operation(
             "GET",
@@ -324,6 +382,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {200: Answer("the delivery", DELIVERY_WITH_ATTEMPTS)},
             path_params=(path.delivery_id,),
             errors=(404,),
+            scope="read",
         ),
         Operation(
             "POST",
@@ -335,5 +394,6 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             {202: Answer("the delivery sent again", SENT)},
             path_params=(path.delivery_id,),
             errors=(404,),
+            scope="write",
         ),
     )

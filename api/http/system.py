@@ -1,4 +1,4 @@
-"""Handlers of events, the catalog, tokens, health, readiness, metrics and the document."""
+"""Handlers of events, the catalog, health, readiness, metrics and the document."""
 
 from __future__ import annotations
 
@@ -24,9 +24,8 @@ from api.http.context import (
 )
 from api.http.views import event_type_view
 from api.model.errors import InvalidInput, Unavailable
-from core.errors import InvalidField
+from core.matching import PLATFORM_PREFIX, is_platform_type
 from core.records import DomainEvent, JsonValue, Ref, utc_ms
-from core.tokens import check_tenant
 from schemas.errors import InvalidEventData, UnknownEventType
 
 CHECK_TIMEOUT_S: Final = 2.0
@@ -41,19 +40,28 @@ async def event_types(request: web.Request) -> web.Response:
 
 async def publish(request: web.Request) -> web.Response:
     """One event, validated against its type's schema; 202 once Kafka acknowledged it; 429
-    when its tenant publishes faster than its rate."""
+    when its tenant publishes faster than its rate.
+
+    The `webhook.*` types are the platform's own (the test ping): a tenant token may not
+    publish them (422 naming `type`, like any other value its rules refuse); the admin may.
+    """
     who = await caller(request)
     spec = bodies(request)
     e = spec.event
     parsed = spec.publish_event.parse(await read_json(request))
     tenant = who.tenant_for_write(parsed.get_or(e.tenant, None))
+    event_type = parsed.get(e.type)
+    if who.tenant is not None and is_platform_type(event_type):
+        raise InvalidInput.one(
+            e.type.name, f"{event_type!r}: the {PLATFORM_PREFIX}* types are the platform's own"
+        )
     request.app[PUBLISH_LIMITER].admit(tenant)
     subject = parsed.get(e.subject)
     actor = parsed.get_or(e.actor, None)
     data: dict[str, JsonValue] = parsed.get(e.data)
     event = DomainEvent(
         id=parsed.get_or(e.id, None) or str(uuid.uuid4()),
-        type=parsed.get(e.type),
+        type=event_type,
         tenant=tenant,
         occurred_at=parsed.get_or(e.occurred_at, None) or utc_ms(datetime.now(UTC)),
         subject=Ref(subject.type, subject.id),
@@ -79,22 +87,15 @@ async def publish(request: web.Request) -> web.Response:
     return answer({"id": decoded_id}, status=202)
 
 
-async def create_token(request: web.Request) -> web.Response:
-    who = await caller(request)
-    who.require_admin()
-    try:
-        tenant = check_tenant(request.match_info["tenant"])
-    except InvalidField as exc:
-        raise InvalidInput.one(exc.field, exc.reason) from None
-    token = await resources(request).tokens.create(tenant)
-    return answer({"token": token, "tenant": tenant}, status=201)
-
-
 async def healthz(request: web.Request) -> web.Response:
     """200 while the process can work; a table whose reader stopped is never restarted, so
     503 names it: the process must be restarted."""
     res = resources(request)
-    for name, table in (("subscriptions", res.subscriptions), ("jobs", res.jobs)):
+    for name, table in (
+        ("subscriptions", res.subscriptions),
+        ("jobs", res.jobs),
+        ("tokens", res.tokens),
+    ):
         if table.failure is not None:
             raise Unavailable(f"the {name} table stopped: {table.failure}")
     return answer({"status": "ok"})
@@ -116,6 +117,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks = {
         "subscriptions": res.subscriptions.ready,
         "jobs": res.jobs.ready,
+        "tokens": res.tokens.ready,
         "postgres": await _postgres_answers(request),
         "kafka": await asyncio.to_thread(res.producer.reachable, CHECK_TIMEOUT_S),
     }

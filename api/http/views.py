@@ -10,7 +10,8 @@ from typing import Final, get_args
 from api.http.fields import JsonSchema
 from api.model.history import AttemptRow, DeliveryRow
 from core.delivery_status import STATUSES
-from core.records import Job, JobKind, JobStatus, JsonValue, Subscription
+from core.records import ApiToken, Job, JobKind, JobStatus, JsonValue, Subscription
+from core.tokens import SCOPES
 from schemas.catalog import EventType
 from schemas.event_data import format_rfc3339
 
@@ -209,7 +210,39 @@ def event_type_view(entry: EventType) -> dict[str, JsonValue]:
 
 
 ACCEPTED_EVENT: Final = _obj({"id": {"type": "string", "format": "uuid"}})
-TOKEN: Final = _obj({"token": _STR, "tenant": _STR})
+TOKEN: Final = _obj(
+    {
+        "id": _STR,
+        "tenant": _STR,
+        "scopes": {"type": "array", "items": {"type": "string", "enum": list(SCOPES)}},
+        "created_at": _TIME,
+        "expires_at": _TIME_OR_NULL,
+    }
+)
+NEW_TOKEN: Final[JsonSchema] = {
+    **TOKEN,
+    "properties": {
+        **TOKEN["properties"],  # type: ignore[dict-item]
+        "token": {"type": "string", "pattern": "^hl_"},
+    },
+    "required": [*TOKEN["required"], "token"],  # type: ignore[misc]
+}
+
+
+def token_view(token: ApiToken, *, secret: str | None = None) -> dict[str, JsonValue]:
+    """A token as listed; `secret` (the token itself) only in the answer that created it."""
+    view: dict[str, JsonValue] = {
+        "id": token.id,
+        "tenant": token.tenant,
+        "scopes": list(token.scopes),
+        "created_at": _time(token.created_at),
+        "expires_at": _time(token.expires_at),
+    }
+    if secret is not None:
+        view["token"] = secret
+    return view
+
+
 SENT: Final = _obj({"delivery_id": _STR, "event_id": _STR, "origin": _STR})
 HEALTH: Final = _obj({"status": _STR})
 READY: Final = _obj(
@@ -221,6 +254,7 @@ PROBLEM: Final = _obj(
         "title": _STR,
         "status": {"type": "integer"},
         "detail": _STR,
+        "scope": {"type": "string", "description": "the scope the token lacks (403)"},
         "errors": {
             "type": "array",
             "items": _obj({"field": _STR, "message": _STR}),

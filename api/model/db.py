@@ -1,5 +1,8 @@
-"""The PostgreSQL side of the API: the tables of the read model and the tokens, in a schema
-named after the topic prefix, so deployments (and tests) sharing one database stay apart.
+"""The PostgreSQL side of the API: the tables of the read model, in a schema named after the
+topic prefix, so deployments (and tests) sharing one database stay apart.
+
+Tokens are no longer kept here (they live on the tokens topic); an `api_tokens` table left by
+an older version is emptied onto the topic at API start (`api.http.auth.migrate_legacy_tokens`).
 
 `ensure_schema` is idempotent and serialised with an advisory lock, since the API, the
 projector and the replayer may all create it at start-up at once.
@@ -19,13 +22,6 @@ from hookline.runtime.settings import Settings
 PROJECTION_TABLES: Final = ("delivery_attempts", "deliveries", "projector_offsets")
 
 _DDL: Final = (
-    """
-    CREATE TABLE IF NOT EXISTS api_tokens (
-        token_hash text PRIMARY KEY,
-        tenant text NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now()
-    )
-    """,
     """
     CREATE TABLE IF NOT EXISTS deliveries (
         delivery_id text PRIMARY KEY,
@@ -107,7 +103,7 @@ def ensure_schema(conn: psycopg.Connection[object], schema: str) -> None:
 
 
 def drop_projection(conn: psycopg.Connection[object], schema: str) -> None:
-    """Drop the read model's tables (not the tokens): `hookline projector --rebuild`."""
+    """Drop the read model's tables: `hookline projector --rebuild`."""
     lock, _create = _lock_and_path(schema)
     with conn.transaction():
         conn.execute(lock)

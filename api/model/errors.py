@@ -3,8 +3,9 @@
 HooklineError (core.errors)
  ├── ApiError                   an RFC 9457 problem the middleware renders (status 500)
  │    ├── BadRequest            400 the body is not JSON, or not an object
- │    ├── Unauthorized          401 no token, or one that is not known
+ │    ├── Unauthorized          401 no token, or one that is unknown, expired or revoked
  │    ├── Forbidden             403 a tenant token on an admin-only route
+ │    │    └── InsufficientScope 403 the token lacks the scope the route needs
  │    ├── NotFound              404 an unknown id, or a record of another tenant
  │    ├── RequestTimeout        408 the body did not arrive within its deadline
  │    ├── Conflict              409 the record is not in a state the request applies to
@@ -22,14 +23,18 @@ not render a worker's stop-the-process failure as a problem document.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from core.errors import HooklineError
 from core.quotas import QuotaBreach
+from core.records import JsonValue
 
 PROBLEM_TYPE_BASE = "https://hookline.dev/problems/"
+REALM: Final = "hookline"
+_UNQUOTABLE: Final = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,20 @@ class ApiError(HooklineError):
         super().__init__(detail)
         self.detail = detail
 
+    def headers(self) -> Mapping[str, str]:
+        """Headers the answer carries besides the problem document."""
+        return {}
+
+    def extensions(self) -> Mapping[str, JsonValue]:
+        """Members of the problem document besides type, title, status and detail."""
+        return {}
+
+
+def bearer_challenge(**params: str) -> str:
+    """A `WWW-Authenticate` value for the Bearer scheme (RFC 6750 section 3)."""
+    quoted = ", ".join(f'{k}="{_UNQUOTABLE.sub("?", v)}"' for k, v in params.items())
+    return f'Bearer realm="{REALM}"' + (f", {quoted}" if quoted else "")
+
 
 class BadRequest(ApiError):
     status = 400
@@ -59,15 +78,48 @@ class BadRequest(ApiError):
 
 
 class Unauthorized(ApiError):
+    """Every 401 challenges for a bearer token; one that was sent but refused is named
+    `invalid_token` (RFC 6750), one that was not sent gets no error code."""
+
     status = 401
     slug = "unauthorized"
     title = "Unauthorized"
+
+    def __init__(self, detail: str, *, token_refused: bool = False) -> None:
+        super().__init__(detail)
+        self.token_refused = token_refused
+
+    def headers(self) -> Mapping[str, str]:
+        if not self.token_refused:
+            return {"WWW-Authenticate": bearer_challenge()}
+        challenge = bearer_challenge(error="invalid_token", error_description=self.detail)
+        return {"WWW-Authenticate": challenge}
 
 
 class Forbidden(ApiError):
     status = 403
     slug = "forbidden"
     title = "Forbidden"
+
+
+class InsufficientScope(Forbidden):
+    """The token is good but lacks `scope`; the problem names it in `scope`."""
+
+    slug = "insufficient-scope"
+    title = "Insufficient scope"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this token lacks the {scope!r} scope")
+        self.scope = scope
+
+    def headers(self) -> Mapping[str, str]:
+        challenge = bearer_challenge(
+            error="insufficient_scope", error_description=self.detail, scope=self.scope
+        )
+        return {"WWW-Authenticate": challenge}
+
+    def extensions(self) -> Mapping[str, JsonValue]:
+        return {"scope": self.scope}
 
 
 class NotFound(ApiError):
@@ -113,6 +165,12 @@ class QuotaExceeded(ApiError):
         super().__init__(breach.detail)
         self.breach = breach
 
+    def extensions(self) -> Mapping[str, JsonValue]:
+        members: dict[str, JsonValue] = {"quota": self.breach.quota, "limit": self.breach.limit}
+        if self.breach.current is not None:
+            members["current"] = self.breach.current
+        return members
+
 
 class RateLimited(QuotaExceeded):
     """Over the publish rate: `Retry-After` says when a token is back."""
@@ -123,6 +181,9 @@ class RateLimited(QuotaExceeded):
     def __init__(self, breach: QuotaBreach, retry_after_s: int) -> None:
         super().__init__(breach)
         self.retry_after_s = retry_after_s
+
+    def headers(self) -> Mapping[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class PayloadTooLarge(ApiError):

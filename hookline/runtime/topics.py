@@ -67,6 +67,8 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
         spec("attempts", retention_ms=30 * DAY_MS),
         spec("dead-letters", retention_ms=DEAD_LETTER_RETENTION_MS),
         spec("control", compact=True),
+        # API tokens by id (api/model/tokens.py): hash, tenant, scopes, expiry, revocation
+        spec("tokens", compact=True),
     )
 
 

@@ -98,8 +98,9 @@ def test_record_schemas_parse_with_distinct_fingerprints() -> None:
         "dev.hookline.DeliveryAttempt",
         "dev.hookline.DeadLetter",
         "dev.hookline.Job",
+        "dev.hookline.ApiToken",
     ]
-    assert len({schema.fingerprint for schema in records.all()}) == 6
+    assert len({schema.fingerprint for schema in records.all()}) == 7
 
 
 def test_dead_letter_carries_the_one_delivery_command_definition() -> None:

@@ -52,12 +52,15 @@ async def _problem(response: Any, status: int) -> dict[str, Any]:
 async def test_no_token_is_401(api: Api, op: Operation) -> None:
     response = await api.call(op.method, _path(op, str(uuid.uuid4())), anonymous=True)
     await _problem(response, 401)
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="hookline"'
 
 
 @pytest.mark.parametrize("op", PRIVATE, ids=_ids(PRIVATE))
 async def test_wrong_token_is_401(api: Api, op: Operation) -> None:
     response = await api.call(op.method, _path(op, str(uuid.uuid4())), token="hl_not-a-token")
     await _problem(response, 401)
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="hookline", error="invalid_token"')
 
 
 @pytest.mark.parametrize("op", WITH_ID, ids=_ids(WITH_ID))
