@@ -136,8 +136,10 @@ def replayer(api_settings: Settings, registry: CollectorRegistry) -> Iterator[Re
 
 
 def subscription_body(**changes: Any) -> dict[str, Any]:
+    """A valid create body; each to a URL of its own, so no test meets the per-URL quota
+    unless it means to."""
     body: dict[str, Any] = {
-        "url": "https://example.com/hooks",
+        "url": f"https://example.com/hooks/{uuid.uuid4().hex[:12]}",
         "event_types": ["task.*"],
         "description": "test",
     }

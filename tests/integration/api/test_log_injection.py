@@ -1,7 +1,8 @@
 """Regression: a `%0a` in a request's path wrote a forged `CRITICAL ...` line into the log.
 
 The path reaches the log twice: aiohttp's access log, and the API's line about an unhandled
-error (made here by dropping the tables under a running API, so the token lookup fails)."""
+error (made here by dropping the history tables under a running API, so the delivery lookup
+fails)."""
 
 from __future__ import annotations
 
@@ -54,10 +55,11 @@ async def test_a_newline_in_a_path_forges_no_log_line(
 ) -> None:
     app = create_app(log_settings, CollectorRegistry())
     async with TestClient(TestServer(app)) as client:
-        drop_schema(log_settings)  # the token lookup now fails: an unhandled error
-        path = "/v1/subscriptions/%0aCRITICAL%20hookline.supervisor:%20forged"
-        unknown = {"Authorization": "Bearer " + "not-a-known-token-" * 3}
-        response = await client.get(path, headers=unknown)
+        drop_schema(log_settings)  # the delivery lookup now fails: an unhandled error
+        path = "/v1/deliveries/%0aCRITICAL%20hookline.supervisor:%20forged"
+        assert log_settings.admin_token is not None
+        admin = {"Authorization": f"Bearer {log_settings.admin_token.value}"}
+        response = await client.get(path, headers=admin)
         assert response.status == 500
     lines = log_output.getvalue().splitlines()
     logged = [line for line in lines if "forged" in line]
