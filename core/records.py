@@ -3,13 +3,17 @@
 Every Kafka topic carries one of these; `schemas.records_avro` maps them to and from Avro.
 The wide records are built by keyword. A field has a default exactly where its Avro schema
 has one (a reader of an older record gets the same value); an attempt and a dead letter
-have none, since each of their fields says what happened and must be stated.
+have none, since each of their fields says what happened and must be stated, save the
+attempt's trace context, which older attempts lack.
+`trace` and `tracestate` are the W3C trace context (`traceparent` and `tracestate` header
+values) an event, its commands and their attempts carry, so one trace spans the pipeline.
 Datetimes are timezone-aware UTC with millisecond precision (the Avro `timestamp-millis`
 resolution), so a record survives an encode/decode round trip unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +47,29 @@ class Ref:
     id: str
 
 
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    """A W3C trace context as the records carry it: the `traceparent` and `tracestate` header
+    values (the state is optional and only ever travels with a parent)."""
+
+    traceparent: str
+    tracestate: str | None = None
+
+
+def trace_of(record: DomainEvent | DeliveryCommand) -> TraceContext | None:
+    """The trace context an event or a command carries, if any."""
+    if record.trace is None:
+        return None
+    return TraceContext(record.trace, record.tracestate)
+
+
+def with_trace(event: DomainEvent, context: TraceContext | None) -> DomainEvent:
+    """`event` carrying `context` instead of its own (the span that published or routed it)."""
+    if context is None:
+        return dataclasses.replace(event, trace=None, tracestate=None)
+    return dataclasses.replace(event, trace=context.traceparent, tracestate=context.tracestate)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DomainEvent:
     """One thing that happened, carrying the entity's full state in `data` (JSON-ready).
@@ -60,6 +87,7 @@ class DomainEvent:
     data: Mapping[str, JsonValue]
     changes: Mapping[str, JsonValue] | None = None
     trace: str | None = None
+    tracestate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +154,8 @@ class DeliveryCommand:
     origin: DeliveryOrigin = "route"
     job_id: str | None = None
     last_error: str | None = None
+    trace: str | None = None
+    tracestate: str | None = None
 
 
 AttemptOutcome = Literal["delivered", "retrying", "dead", "failed"]
@@ -148,6 +178,8 @@ class DeliveryAttempt:
     response_excerpt: str | None
     outcome: AttemptOutcome
     next_attempt_at: datetime | None
+    trace: str | None = None
+    tracestate: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -105,6 +105,7 @@ class RecordCodec:
             "data": data,
             "changes": None if event.changes is None else orjson.dumps(event.changes).decode(),
             "trace": event.trace,
+            "tracestate": event.tracestate,
         }
         return encode(self.records.event, record)
 
@@ -121,6 +122,7 @@ class RecordCodec:
             data=self.decode_data(rec["type"], rec["data"]),
             changes=changes,
             trace=rec["trace"],
+            tracestate=rec["tracestate"],
         )
 
     # -- internal records -----------------------------------------------------------------
@@ -220,6 +222,8 @@ def command_to_avro(command: DeliveryCommand) -> AvroRecord:
         "origin": command.origin,
         "job_id": command.job_id,
         "last_error": command.last_error,
+        "trace": command.trace,
+        "tracestate": command.tracestate,
     }
 
 
@@ -238,6 +242,8 @@ def command_from_avro(rec: AvroRecord) -> DeliveryCommand:
         origin=_choice(rec["origin"], _ORIGINS, "origin"),
         job_id=rec["job_id"],
         last_error=rec["last_error"],
+        trace=rec["trace"],
+        tracestate=rec["tracestate"],
     )
 
 
@@ -256,6 +262,8 @@ def attempt_to_avro(attempt: DeliveryAttempt) -> AvroRecord:
         "response_excerpt": attempt.response_excerpt,
         "outcome": attempt.outcome,
         "next_attempt_at": attempt.next_attempt_at,
+        "trace": attempt.trace,
+        "tracestate": attempt.tracestate,
     }
 
 
@@ -274,6 +282,8 @@ def attempt_from_avro(rec: AvroRecord) -> DeliveryAttempt:
         response_excerpt=rec["response_excerpt"],
         outcome=_choice(rec["outcome"], _OUTCOMES, "outcome"),
         next_attempt_at=rec["next_attempt_at"],
+        trace=rec["trace"],
+        tracestate=rec["tracestate"],
     )
 
 

@@ -20,14 +20,20 @@ from core.records import (
     utc_ms,
 )
 from schemas.catalog import EventCatalog, EventType, load_catalog, load_record_schemas
-from schemas.codec import AvroSchema, encode
+from schemas.codec import AvroSchema, decode, encode
 from schemas.errors import InvalidEventData, UndecodableRecord, UnknownEventType
 from schemas.event_data import format_rfc3339, parse_rfc3339, to_json, validate
-from schemas.records_avro import RecordCodec, subscription_to_avro
+from schemas.records_avro import (
+    RecordCodec,
+    attempt_to_avro,
+    command_to_avro,
+    subscription_to_avro,
+)
 from tests.factories import subscription
 
 T0 = datetime(2025, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
 EVENT_ID = "5d1e6c3a-6f1b-4a57-9d3e-0d8f3b0f4a11"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 SAMPLE_DATA: dict[str, dict[str, Any]] = {
     "task.created": {"id": "t1", "title": "Write", "project_id": "p1", "assignee_id": None},
@@ -132,7 +138,8 @@ def test_event_with_changes_trace_and_no_actor_round_trips() -> None:
         SAMPLE_DATA["task.assigned"],
         actor=None,
         changes={"assignee_id": {"from": "u1", "to": "u2"}, "n": [1, 2.5, None, True]},
-        trace="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        trace=TRACEPARENT,
+        tracestate="vendor=1,other=x",
     )
     assert codec.decode_event(codec.encode_event(original)) == original
 
@@ -185,6 +192,7 @@ def test_delivery_command_round_trips() -> None:
         command(),
         command(attempt=3, not_before=T0 + timedelta(minutes=5), origin="replay", job_id="j1"),
         command(last_error="HTTP 503", origin="test"),
+        command(trace=TRACEPARENT, tracestate="vendor=1"),
     ):
         assert codec.decode_delivery_command(codec.encode_delivery_command(original)) == original
 
@@ -201,7 +209,7 @@ def test_delivery_attempt_round_trips() -> None:
         DeliveryAttempt(
             **ids, subscription_id="s1", tenant="acme", attempt=2, at=T0, status_code=None,
             duration_ms=15000, error="timeout", response_excerpt=None, outcome="retrying",
-            next_attempt_at=T0 + timedelta(minutes=5),
+            next_attempt_at=T0 + timedelta(minutes=5), trace=TRACEPARENT, tracestate="vendor=1",
         ),
     ):  # fmt: skip
         assert codec.decode_delivery_attempt(codec.encode_delivery_attempt(original)) == original
@@ -415,6 +423,54 @@ def test_a_subscription_written_before_header_values_were_sealed_reads_them_in_c
     assert decoded.headers == {"x-team": "ops"}
     assert decoded.sealed_headers == {}
     assert decoded == full_subscription()
+
+
+def _without_trace_fields(schema: AvroSchema) -> AvroSchema:
+    """`schema` as it was before records carried a trace context."""
+    definition = copy.deepcopy(schema.definition)
+    assert isinstance(definition, dict)
+    definition["fields"] = [
+        f for f in definition["fields"] if f["name"] not in {"trace", "tracestate"}
+    ]
+    return AvroSchema.parse(definition)
+
+
+def test_records_written_before_the_trace_context_read_without_one() -> None:
+    """Commands and attempts on the log from before tracing, and events without
+    `tracestate`, read with no trace context (the schemas' defaults)."""
+    reader = make_codec()
+    old_command = _without_trace_fields(reader.records.delivery_command)
+    old_attempt = _without_trace_fields(reader.records.delivery_attempt)
+    old_event_definition = copy.deepcopy(reader.records.event.definition)
+    assert isinstance(old_event_definition, dict)
+    old_event_definition["fields"] = [
+        f for f in old_event_definition["fields"] if f["name"] != "tracestate"
+    ]
+    old_event = AvroSchema.parse(old_event_definition)
+    known = {s.fingerprint: s for s in (old_command, old_attempt, old_event)}
+    known |= {s.fingerprint: s for s in reader.writer_schemas()}
+    codec = RecordCodec(records=reader.records, catalog=reader.catalog, writer_lookup=known.get)
+
+    command_record = command_to_avro(command())
+    del command_record["trace"], command_record["tracestate"]
+    decoded_command = codec.decode_delivery_command(encode(old_command, command_record))
+    assert (decoded_command.trace, decoded_command.tracestate) == (None, None)
+
+    attempt = DeliveryAttempt(
+        delivery_id="d1", event_id=EVENT_ID, event_type="task.created", subscription_id="s1",
+        tenant="acme", attempt=1, at=T0, status_code=200, duration_ms=12, error=None,
+        response_excerpt="ok", outcome="delivered", next_attempt_at=None,
+    )  # fmt: skip
+    attempt_record = attempt_to_avro(attempt)
+    del attempt_record["trace"], attempt_record["tracestate"]
+    assert codec.decode_delivery_attempt(encode(old_attempt, attempt_record)) == attempt
+
+    current = event("task.created", SAMPLE_DATA["task.created"], trace=TRACEPARENT)
+    event_record = decode(
+        codec.encode_event(current), writer_lookup=known.get, reader=codec.records.event
+    )
+    del event_record["tracestate"]
+    assert codec.decode_event(encode(old_event, event_record)) == current
 
 
 def test_sealed_header_values_round_trip() -> None:
