@@ -107,6 +107,8 @@ def _attempt(
         response_excerpt=excerpt(observed.response_body),
         outcome=outcome,
         next_attempt_at=None if next_attempt_at is None else utc_ms(next_attempt_at),
+        trace=command.trace,
+        tracestate=command.tracestate,
     )
 
 

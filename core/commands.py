@@ -1,7 +1,8 @@
 """The delivery command for an event and a subscription: built one way everywhere.
 
 The router, the replayer and the API's test ping all make commands; they differ only in
-origin and job, never in the body or the delivery id.
+origin and job, never in the body or the delivery id. A command carries its event's trace
+context, so each of its attempts joins the event's trace.
 """
 
 from __future__ import annotations
@@ -49,4 +50,6 @@ def new_command(
         origin=origin,
         job_id=job_id,
         last_error=None,
+        trace=event.trace,
+        tracestate=event.tracestate,
     )

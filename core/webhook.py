@@ -17,7 +17,16 @@ from core.errors import InvalidCustomHeader
 CONTENT_TYPE: Final = "application/json"
 # Headers a subscription's custom headers may not set: ours, or ones that would break framing.
 PROTECTED_HEADERS: Final = frozenset(
-    {"content-type", "user-agent", "content-length", "transfer-encoding", "host", "connection"}
+    {
+        "content-type",
+        "user-agent",
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "connection",
+        "traceparent",
+        "tracestate",
+    }
 )
 PROTECTED_PREFIX: Final = "webhook-"
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -79,14 +88,24 @@ def webhook_headers(
     signature: str,
     version: str,
     custom: Mapping[str, str],
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> dict[str, str]:
-    """Every header of the request; raises InvalidCustomHeader rather than let custom override."""
+    """Every header of the request; raises InvalidCustomHeader rather than let custom override.
+
+    `traceparent` (and `tracestate` with it) is the W3C trace context of the attempt, so the
+    receiver's work joins the event's trace; a request without a trace carries neither.
+    """
     check_custom_headers(custom)
+    trace_headers = {} if traceparent is None else {"traceparent": traceparent}
+    if traceparent is not None and tracestate:
+        trace_headers["tracestate"] = tracestate
     return {
         "content-type": CONTENT_TYPE,
         "user-agent": f"hookline/{version}",
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp_s),
         "webhook-signature": signature,
+        **trace_headers,
         **custom,
     }

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import random
 
+from opentelemetry.trace import SpanKind
+
 from core.attempts import Observed, Plan, Source, plan_attempt, plan_unsendable
 from core.errors import InvalidCustomHeader, InvalidSecret
 from core.lanes import EndpointHealth, RateLimiter
 from core.outcome import Delivered, Retry, TransportError, classify, decide
-from core.records import DeliveryCommand, Subscription, epoch_ms
+from core.records import DeliveryCommand, Subscription, TraceContext, epoch_ms, trace_of
 from core.retry import RetrySchedule
 from deliverer.backlog_keeper import BacklogKeeper
 from deliverer.disabling import Disabler
@@ -28,6 +30,7 @@ from deliverer.requests import SigningKeys, request_headers
 from deliverer.sender import Attempted
 from hookline.runtime.clock import Clock
 from hookline.runtime.settings import Settings
+from hookline.runtime.tracing import child_span, context_of, tracer
 
 
 class Attempts:
@@ -119,10 +122,31 @@ class Attempts:
         self._keeper.schedule_at(lane.subscription_id, lane.resume_ms)
 
     async def _attempt(self, subscription: Subscription, command: DeliveryCommand) -> Attempted:
+        """The HTTP attempt in its span, a child of the command's trace: the receiver gets
+        the span's context, so its own work joins the event's trace too."""
+        with child_span(
+            tracer("hookline.deliverer"),
+            f"deliver {command.event_type}",
+            trace_of(command),
+            kind=SpanKind.CLIENT,
+            attributes={
+                "hookline.delivery_id": command.delivery_id,
+                "hookline.subscription_id": command.subscription_id,
+                "hookline.attempt": command.attempt + 1,
+            },
+        ) as span:
+            attempted = await self._send(subscription, command, context_of(span))
+            if attempted.observed.status_code is not None:
+                span.set_attribute("http.response.status_code", attempted.observed.status_code)
+            return attempted
+
+    async def _send(
+        self, subscription: Subscription, command: DeliveryCommand, trace: TraceContext | None
+    ) -> Attempted:
         now = self._clock.now()
         try:
             secrets = self._keys.valid(subscription, now)
-            headers = request_headers(subscription, command, secrets=secrets)
+            headers = request_headers(subscription, command, secrets=secrets, trace=trace)
         except (InvalidSecret, InvalidCustomHeader) as exc:
             observed = Observed(at=now, duration_ms=0, status_code=None, response_body=None)
             return Attempted(

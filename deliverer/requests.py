@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from core.records import DeliveryCommand, StoredSecret, Subscription
+from core.records import DeliveryCommand, StoredSecret, Subscription, TraceContext
 from core.secretbox import SecretBox
 from core.signing import sign
 from core.webhook import webhook_headers
@@ -93,10 +93,15 @@ class SigningKeys:
 
 
 def request_headers(
-    subscription: Subscription, command: DeliveryCommand, *, secrets: Opened
+    subscription: Subscription,
+    command: DeliveryCommand,
+    *,
+    secrets: Opened,
+    trace: TraceContext | None = None,
 ) -> dict[str, str]:
-    """Standard Webhooks headers for this attempt: timestamp now, webhook-id = event id, and
-    the subscription's custom headers as `secrets` opened them.
+    """Standard Webhooks headers for this attempt: timestamp now, webhook-id = event id, the
+    subscription's custom headers as `secrets` opened them, and the attempt's trace context
+    (`trace`: the attempt's span, else the command's own).
 
     Raises InvalidSecret (nothing to sign with) or InvalidCustomHeader.
     """
@@ -113,4 +118,6 @@ def request_headers(
         signature=signature,
         version=__version__,
         custom=secrets.headers,
+        traceparent=trace.traceparent if trace is not None else command.trace,
+        tracestate=trace.tracestate if trace is not None else command.tracestate,
     )

@@ -13,19 +13,22 @@ import concurrent.futures
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final, Self, TypeAlias
 
 from confluent_kafka import Producer
+from opentelemetry.trace import SpanKind
 
-from core.records import DomainEvent, JsonValue, Ref
+from core.records import DomainEvent, JsonValue, Ref, trace_of, with_trace
 from hookline.runtime.codecs import CodecRuntime, open_codec
 from hookline.runtime.errors import ProduceFailed, ProduceTimeout
 from hookline.runtime.kafka import producer_config
 from hookline.runtime.producing import PolledProducer
 from hookline.runtime.settings import Settings
+from hookline.runtime.tracing import child_span, context_of, current_trace, tracer
 from producers.errors import (
     InvalidEvent,
     PublisherClosed,
@@ -120,6 +123,19 @@ class _Sender:
             name=client_id,
         )
         self._closed = threading.Event()
+
+    @contextmanager
+    def span(self, event: DomainEvent) -> Iterator[DomainEvent]:
+        """The publish span, a child of the event's `trace` or else of the caller's current
+        span; yields the event carrying the span's context, so its trace runs on from here."""
+        with child_span(
+            tracer("hookline.producers"),
+            f"publish {event.type}",
+            trace_of(event) or current_trace(),
+            kind=SpanKind.PRODUCER,
+            attributes={"hookline.event_id": event.id, "hookline.tenant": event.tenant},
+        ) as span:
+            yield with_trace(event, context_of(span))
 
     def prepare(self, event: DomainEvent) -> bytes:
         if self._closed.is_set():
@@ -222,8 +238,9 @@ class Publisher:
             occurred_at=occurred_at,
             trace=trace,
         )
-        value = self._sender.prepare(event)
-        return self._sender.submit(event, value, timeout_s)
+        with self._sender.span(event) as traced:
+            value = self._sender.prepare(traced)
+            return self._sender.submit(traced, value, timeout_s)
 
     def publish(
         self,
@@ -334,8 +351,9 @@ class AsyncPublisher:
             occurred_at=occurred_at,
             trace=trace,
         )
-        value = self._sender.prepare(event)
-        return await self._sender.send(event, value, timeout_s)
+        with self._sender.span(event) as traced:
+            value = self._sender.prepare(traced)
+            return await self._sender.send(traced, value, timeout_s)
 
     async def flush(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
         return await asyncio.to_thread(self._sender.flush, timeout_s)

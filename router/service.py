@@ -28,16 +28,18 @@ from datetime import datetime
 from typing import Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 
 from core.matching import SubscriptionIndex
-from core.records import DomainEvent, Subscription
+from core.records import DomainEvent, Subscription, trace_of, with_trace
 from core.undecodable import Source, undecodable_letter
 from hookline.runtime.clock import Clock
 from hookline.runtime.errors import ProduceTimeout, TopicError
 from hookline.runtime.kafka import retry_transient
 from hookline.runtime.producing import produce_within
 from hookline.runtime.settings import Settings
+from hookline.runtime.tracing import child_span, context_of, tracer
 from router.batch import Batch
 from router.bootstrap import bootstrap
 from router.errors import (
@@ -373,7 +375,16 @@ class _RoutingLoop:
             )
             batch.dead[dead.letter.reason] += 1
             return
-        for command in commands_for(event, index.route(event), now=now):
+        subscriptions = index.route(event)
+        with child_span(
+            tracer("hookline.router"),
+            f"route {event.type}",
+            trace_of(event),
+            kind=SpanKind.CONSUMER,
+            attributes={"hookline.event_id": event.id, "hookline.commands": len(subscriptions)},
+        ) as span:
+            routed = with_trace(event, context_of(span))
+        for command in commands_for(routed, subscriptions, now=now):
             encoded = self._codec.encode_delivery_command(command)
             batch.outputs.append(
                 (self._deliveries_topic, command.subscription_id.encode(), encoded)

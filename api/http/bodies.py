@@ -132,6 +132,7 @@ class EventFields:
     data: Field[dict[str, JsonValue]]
     changes: Field[dict[str, JsonValue] | None]
     trace: Field[str | None]
+    tracestate: Field[str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +278,16 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         actor=Field("actor", ref.nullable()),
         data=Field("data", _object_kind(), required=True, description="follows the type's schema"),
         changes=Field("changes", _object_kind().nullable()),
-        trace=Field("trace", text(max_chars=512).nullable(), description="W3C traceparent"),
+        trace=Field(
+            "trace",
+            text(max_chars=512).nullable(),
+            description="W3C traceparent: the event's trace joins it (a malformed one is ignored)",
+        ),
+        tracestate=Field(
+            "tracestate",
+            text(max_chars=512).nullable(),
+            description="W3C tracestate, carried with `trace`",
+        ),
     )
     publish = Body(
         "EventPublish",
@@ -291,6 +301,7 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             event.data,
             event.changes,
             event.trace,
+            event.tracestate,
         ),
     )
     job = JobFields(

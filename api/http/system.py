@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from aiohttp import web
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.http.context import (
@@ -25,7 +26,8 @@ from api.http.context import (
 from api.http.views import event_type_view
 from api.model.errors import InvalidInput, Unavailable
 from core.matching import PLATFORM_PREFIX, is_platform_type
-from core.records import DomainEvent, JsonValue, Ref, utc_ms
+from core.records import DomainEvent, JsonValue, Ref, TraceContext, utc_ms, with_trace
+from hookline.runtime.tracing import child_span, context_of, tracer
 from schemas.errors import InvalidEventData, UnknownEventType
 
 CHECK_TIMEOUT_S: Final = 2.0
@@ -68,8 +70,21 @@ async def publish(request: web.Request) -> web.Response:
         actor=None if actor is None else Ref(actor.type, actor.id),
         data=data,
         changes=parsed.get_or(e.changes, None),
-        trace=parsed.get_or(e.trace, None),
     )
+    given = parsed.get_or(e.trace, None)
+    parent = None if given is None else TraceContext(given, parsed.get_or(e.tracestate, None))
+    with child_span(
+        tracer("hookline.api"),
+        f"publish {event.type}",
+        parent,
+        kind=SpanKind.PRODUCER,
+        attributes={"hookline.event_id": event.id, "hookline.tenant": tenant},
+    ) as span:
+        return await _send(request, with_trace(event, context_of(span)))
+
+
+async def _send(request: web.Request, event: DomainEvent) -> web.Response:
+    """Encode and send `event`; 202 once Kafka acknowledged it."""
     res = resources(request)
     try:
         value = res.codec.codec.encode_event(event)
@@ -83,7 +98,7 @@ async def publish(request: web.Request) -> web.Response:
         )
         raise InvalidInput.one(where, exc.reason) from None
     decoded_id = str(uuid.UUID(event.id))  # the codec checked it is a UUID
-    await res.producer.send(settings(request).topic("events"), key=subject.id, value=value)
+    await res.producer.send(settings(request).topic("events"), key=event.subject.id, value=value)
     return answer({"id": decoded_id}, status=202)
 
 

@@ -23,6 +23,7 @@ from hookline import __version__
 from hookline.app import commands
 from hookline.runtime.commands import Command
 from hookline.runtime.logs import configure_logging
+from hookline.runtime.tracing import configure_tracing
 from hookline.runtime.settings import Settings, setting_help, setting_names
 
 COMMANDS: tuple[Command, ...] = (
@@ -81,7 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings_from(args)
         configure_logging(settings)
-        return run(args, settings)
+        provider = configure_tracing(f"hookline-{args.command}")
+        try:
+            return run(args, settings)
+        finally:
+            if provider is not None:
+                provider.shutdown()  # sends the spans still queued
     except HooklineError as exc:
         print(f"hookline {args.command}: {_one_line(exc)}", file=sys.stderr)
         return 2
