@@ -1,0 +1,117 @@
+"""Trace propagation: the context a publisher gives reaches the command, the attempt and the
+webhook request (pure rules), and each span is a child of the record's context (runtime)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import UTC, datetime
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NoOpTracer, SpanKind
+
+from core.attempts import Observed, Source, plan_attempt
+from core.commands import event_body, new_command
+from core.errors import InvalidCustomHeader
+from core.outcome import Delivered, MarkDelivered
+from core.records import DomainEvent, Ref, StoredSecret, TraceContext, trace_of, with_trace
+from core.secretbox import SecretBox
+from core.signing import generate_secret
+from core.webhook import check_custom_headers
+from deliverer.requests import SigningKeys, request_headers
+from hookline.runtime.tracing import child_span, context_of
+from tests.factories import subscription
+
+NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = TraceContext(f"00-{TRACE_ID}-00f067aa0ba902b7-01", "vendor=1")
+BOX = SecretBox(os.urandom(32))
+SOURCE = Source("hookline.deliveries", 0, 7)
+
+
+def event(trace: TraceContext | None) -> DomainEvent:
+    plain = DomainEvent(
+        id="5d1e6c3a-6f1b-4a57-9d3e-0d8f3b0f4a11",
+        type="task.created",
+        tenant="acme",
+        occurred_at=NOW,
+        subject=Ref("task", "t1"),
+        data={"id": "t1"},
+    )
+    return with_trace(plain, trace)
+
+
+def headers_for(
+    trace: TraceContext | None, *, attempt_span: TraceContext | None = None
+) -> dict[str, str]:
+    e = event(trace)
+    sub = dataclasses.replace(
+        subscription("s1", "task.created"),
+        secrets=(StoredSecret(BOX.seal(generate_secret(), subscription_id="s1"), None),),
+    )
+    command = new_command(e, sub.id, payload=event_body(e), now=NOW)
+    secrets = SigningKeys(BOX).valid(sub, NOW)
+    return request_headers(sub, command, secrets=secrets, trace=attempt_span)
+
+
+# -- the pure rules: event -> command -> attempt -> headers ---------------------------------
+
+
+def test_the_event_trace_reaches_the_command_and_the_attempt_record() -> None:
+    command = new_command(event(PARENT), "s1", payload=b"{}", now=NOW)
+    assert trace_of(command) == PARENT
+    seen = Observed(at=NOW, duration_ms=3, status_code=204, response_body=None)
+    plan = plan_attempt(command, seen, Delivered(), MarkDelivered(), now=NOW, source=SOURCE)
+    assert plan.attempt is not None
+    assert (plan.attempt.trace, plan.attempt.tracestate) == (PARENT.traceparent, "vendor=1")
+
+
+def test_the_webhook_carries_the_command_trace_unless_the_attempt_has_its_own_span() -> None:
+    headers = headers_for(PARENT)
+    assert (headers["traceparent"], headers["tracestate"]) == (PARENT.traceparent, "vendor=1")
+    own = TraceContext(f"00-{TRACE_ID}-1111111111111111-01")
+    headers = headers_for(PARENT, attempt_span=own)
+    assert headers["traceparent"] == own.traceparent
+    assert "tracestate" not in headers
+
+
+def test_a_webhook_without_a_trace_has_no_trace_headers() -> None:
+    assert {"traceparent", "tracestate"}.isdisjoint(headers_for(None))
+
+
+@pytest.mark.parametrize("name", ["traceparent", "TraceState"])
+def test_a_custom_header_may_not_replace_the_trace_context(name: str) -> None:
+    with pytest.raises(InvalidCustomHeader):
+        check_custom_headers({name: "00-x"})
+
+
+# -- the runtime: spans are children of the record's context -----------------------------
+
+
+def test_a_recorded_span_is_a_child_of_the_record_trace_and_carries_its_own_id() -> None:
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    with child_span(provider.get_tracer("test"), "route", PARENT, kind=SpanKind.CONSUMER) as span:
+        carried = context_of(span)
+    (finished,) = exported.get_finished_spans()
+    assert finished.parent is not None
+    assert (format(finished.parent.trace_id, "032x"), format(finished.parent.span_id, "016x")) == (
+        TRACE_ID,
+        "00f067aa0ba902b7",
+    )
+    assert carried == TraceContext(f"00-{TRACE_ID}-{finished.context.span_id:016x}-01", "vendor=1")
+
+
+def test_with_no_sdk_the_record_trace_passes_through_unchanged() -> None:
+    with child_span(NoOpTracer(), "route", PARENT, kind=SpanKind.CONSUMER) as span:
+        assert context_of(span) == PARENT
+
+
+@pytest.mark.parametrize("given", [None, TraceContext("not-a-traceparent", "vendor=1")])
+def test_with_no_sdk_a_missing_or_malformed_trace_carries_none(given: TraceContext | None) -> None:
+    with child_span(NoOpTracer(), "publish", given, kind=SpanKind.PRODUCER) as span:
+        assert context_of(span) is None
