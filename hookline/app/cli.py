@@ -23,8 +23,8 @@ from hookline import __version__
 from hookline.app import commands
 from hookline.runtime.commands import Command
 from hookline.runtime.logs import configure_logging
-from hookline.runtime.tracing import configure_tracing
 from hookline.runtime.settings import Settings, setting_help, setting_names
+from hookline.runtime.tracing import configure_tracing
 
 COMMANDS: tuple[Command, ...] = (
     *commands.COMMANDS,
