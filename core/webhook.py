@@ -15,18 +15,16 @@ import orjson
 from core.errors import InvalidCustomHeader
 
 CONTENT_TYPE: Final = "application/json"
+# The W3C trace context hookline sends: a subscription may not set it, and one stored before
+# these names were reserved has its values dropped at send time rather than its deliveries
+# failed, so the platform's context always wins.
+TRACE_HEADERS: Final = frozenset({"traceparent", "tracestate"})
 # Headers a subscription's custom headers may not set: ours, or ones that would break framing.
-PROTECTED_HEADERS: Final = frozenset(
-    {
-        "content-type",
-        "user-agent",
-        "content-length",
-        "transfer-encoding",
-        "host",
-        "connection",
-        "traceparent",
-        "tracestate",
-    }
+PROTECTED_HEADERS: Final = (
+    frozenset(
+        {"content-type", "user-agent", "content-length", "transfer-encoding", "host", "connection"}
+    )
+    | TRACE_HEADERS
 )
 PROTECTED_PREFIX: Final = "webhook-"
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -96,6 +94,7 @@ def webhook_headers(
     `traceparent` (and `tracestate` with it) is the W3C trace context of the attempt, so the
     receiver's work joins the event's trace; a request without a trace carries neither.
     """
+    custom = {name: value for name, value in custom.items() if name.lower() not in TRACE_HEADERS}
     check_custom_headers(custom)
     trace_headers = {} if traceparent is None else {"traceparent": traceparent}
     if traceparent is not None and tracestate:

@@ -20,7 +20,7 @@ from core.outcome import Delivered, MarkDelivered
 from core.records import DomainEvent, Ref, StoredSecret, TraceContext, trace_of, with_trace
 from core.secretbox import SecretBox
 from core.signing import generate_secret
-from core.webhook import check_custom_headers
+from core.webhook import check_custom_headers, webhook_headers
 from deliverer.requests import SigningKeys, request_headers
 from hookline.runtime.tracing import child_span, context_of
 from tests.factories import subscription
@@ -115,3 +115,19 @@ def test_with_no_sdk_the_record_trace_passes_through_unchanged() -> None:
 def test_with_no_sdk_a_missing_or_malformed_trace_carries_none(given: TraceContext | None) -> None:
     with child_span(NoOpTracer(), "publish", given, kind=SpanKind.PRODUCER) as span:
         assert context_of(span) is None
+
+
+def test_a_stored_custom_trace_header_yields_to_the_platforms_context() -> None:
+    """A subscription stored before `traceparent` was reserved still delivers: its value is
+    dropped, never sent in place of the attempt's context."""
+    headers = webhook_headers(
+        msg_id="msg_1",
+        timestamp_s=1,
+        signature="v1,x",
+        version="t",
+        custom={"Traceparent": "00-" + "f" * 32 + "-" + "e" * 16 + "-01", "X-Keep": "1"},
+        traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+    )
+    assert headers["traceparent"] == "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    assert "Traceparent" not in headers
+    assert headers["X-Keep"] == "1"
