@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import threading
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from hookline.runtime.commands import Command
+from hookline.runtime.health import Observed, run_observed
 from hookline.runtime.settings import Settings
-from hookline.runtime.supervisor import stop_on_signals
-
-
-def _flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
-    )
 
 
 def deliverer_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -23,14 +16,14 @@ def deliverer_command(args: argparse.Namespace, settings: Settings) -> int:
     from deliverer.service import Deliverer
 
     registry = CollectorRegistry()
-    if args.metrics_port is not None:
-        start_http_server(args.metrics_port, registry=registry)
-    stopping = threading.Event()
-    stop_on_signals(stopping)
-    Deliverer(settings, registry).run(stopping)
-    return 0
+    group = settings.topic("deliverer")
+    observed = Observed(
+        "deliverer",
+        f"consuming {settings.topic('deliveries')} (group {group})",
+        default_port=9102,
+        lag_groups=(group,),
+    )
+    return run_observed(observed, Deliverer(settings, registry), settings, registry)
 
 
-COMMANDS = (
-    Command("deliverer", "signed, isolated, retried HTTP delivery", deliverer_command, _flags),
-)
+COMMANDS = (Command("deliverer", "signed, isolated, retried HTTP delivery", deliverer_command),)

@@ -136,6 +136,10 @@ class Dispatcher:
         return self._lanes.depth
 
     @property
+    def oldest_queued_ms(self) -> int | None:
+        return self._lanes.oldest_queued_ms
+
+    @property
     def lanes(self) -> int:
         return len(self._lanes)
 

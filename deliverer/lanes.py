@@ -143,6 +143,13 @@ class Lanes:
     def depth(self) -> int:
         return sum(lane.depth for lane in self._lanes.values())
 
+    @property
+    def oldest_queued_ms(self) -> int | None:
+        """Creation time of the oldest command waiting in a lane (each queue's head is its
+        oldest arrival; one look per lane, so bounded by the number of lanes)."""
+        heads = [lane.queue[0].created_ms for lane in self._lanes.values() if lane.queue]
+        return min(heads) if heads else None
+
     def lane(self, sub_id: str) -> Lane:
         """The subscription's lane, its limits as the subscription now says."""
         subscription = self._lookup(sub_id)

@@ -13,6 +13,7 @@ import asyncio
 import threading
 from typing import Final
 
+from core.records import epoch_ms
 from deliverer.backlog import BacklogStore
 from deliverer.disabling import Disabler
 from deliverer.dispatch import Dispatcher
@@ -121,6 +122,9 @@ class DeliveryLoop:
             metrics = self._metrics
             metrics.in_flight.set(dispatcher.in_flight)
             metrics.lane_depth.set(dispatcher.lane_depth)
+            oldest = dispatcher.oldest_queued_ms
+            now_ms = epoch_ms(self._clock.now())
+            metrics.lane_oldest_age.set(0 if oldest is None else (now_ms - oldest) / 1000)
             metrics.lanes.set(dispatcher.lanes)
             metrics.backlog_depth.set(dispatcher.backlog_depth)
         return len(items)

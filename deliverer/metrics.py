@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from hookline.runtime.labels import BoundedLabels
+
+TENANT_LABELS: Final = 100
+"""Tenants with a series of their own in the per-tenant counters; later ones count as `other`."""
 
 
 class DelivererMetrics:
@@ -13,6 +20,14 @@ class DelivererMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.tenant_attempts = Counter(
+            "hookline_deliverer_tenant_attempts",
+            "Attempt records written, by tenant (the first 100 this process saw; later ones"
+            " as `other`) and outcome (delivered, retrying, dead, failed)",
+            ["tenant", "outcome"],
+            registry=registry,
+        )
+        self.tenants = BoundedLabels(TENANT_LABELS)
         self.latency = Histogram(
             "hookline_deliverer_attempt_seconds",
             "Duration of one HTTP attempt, deadline included",
@@ -22,6 +37,12 @@ class DelivererMetrics:
         self.lane_depth = Gauge(
             "hookline_deliverer_lane_depth",
             "Commands held in subscription lanes (queued or being sent)",
+            registry=registry,
+        )
+        self.lane_oldest_age = Gauge(
+            "hookline_deliverer_lane_oldest_age_seconds",
+            "Age of the oldest command waiting in a subscription lane (since it was created);"
+            " with hookline_deliverer_backlog_oldest_age_seconds, the oldest unfinished command",
             registry=registry,
         )
         self.lanes = Gauge(

@@ -88,6 +88,8 @@ class Outputs:
             value = codec.encode_delivery_attempt(plan.attempt)
             records.append(Record(topics.attempts, plan.attempt.delivery_id, value))
             self._attempts_counter(plan.attempt.outcome).inc()
+            tenant = self._metrics.tenants.label(plan.attempt.tenant)
+            self._metrics.tenant_attempts.labels(tenant, plan.attempt.outcome).inc()
         if plan.dead_letter is not None:
             value = codec.encode_dead_letter(plan.dead_letter)
             records.append(Record(topics.dead_letters, plan.dead_letter.subscription_id, value))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import threading
 
 import psycopg
+from prometheus_client import CollectorRegistry
 
 from hookline.runtime.commands import Command
 from hookline.runtime.errors import SettingsError
+from hookline.runtime.health import Observed, run_observed
 from hookline.runtime.settings import Settings
-from hookline.runtime.supervisor import stop_on_signals
 from producers.errors import OutboxError
 from producers.outbox import OutboxRelay, create_outbox_table
 
@@ -33,10 +33,12 @@ def outbox_relay_command(args: argparse.Namespace, settings: Settings) -> int:
                 create_outbox_table(conn)
         except psycopg.Error as exc:
             raise OutboxError(f"cannot create the table: {exc}") from exc
-    stopping = threading.Event()
-    stop_on_signals(stopping)
-    OutboxRelay(settings, dsn).run(stopping)
-    return 0
+    observed = Observed(
+        "outbox-relay",
+        f"relaying its PostgreSQL outbox to {settings.topic('events')}",
+        default_port=9105,
+    )
+    return run_observed(observed, OutboxRelay(settings, dsn), settings, CollectorRegistry())
 
 
 COMMANDS = (

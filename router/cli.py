@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import threading
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from hookline.runtime.commands import Command
+from hookline.runtime.health import Observed, run_observed
 from hookline.runtime.settings import Settings
-from hookline.runtime.supervisor import stop_on_signals
 from router.service import DEFAULT_BATCH_LINGER_S, DEFAULT_BATCH_MAX_EVENTS, Router
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
-    )
     parser.add_argument(
         "--batch-max-events",
         type=int,
@@ -45,10 +41,6 @@ def _non_negative_ms(text: str) -> int:
 def router_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap")
     registry = CollectorRegistry()
-    if args.metrics_port is not None:
-        start_http_server(args.metrics_port, registry=registry)
-    stopping = threading.Event()
-    stop_on_signals(stopping)
     router = Router(
         settings,
         registry,
@@ -56,8 +48,14 @@ def router_command(args: argparse.Namespace, settings: Settings) -> int:
         batch_max_events=args.batch_max_events,
         batch_linger_s=args.batch_linger_ms / 1000,
     )
-    router.run(stopping)
-    return 0
+    group = settings.topic("router")
+    observed = Observed(
+        "router",
+        f"consuming {settings.topic('events')} (group {group})",
+        default_port=9101,
+        lag_groups=(group,),
+    )
+    return run_observed(observed, router, settings, registry)
 
 
 COMMANDS = (

@@ -7,9 +7,9 @@ import argparse
 from prometheus_client import CollectorRegistry
 
 from hookline.runtime.commands import Command
+from hookline.runtime.health import run_announced
 from hookline.runtime.openfiles import OWN_FILES, within_open_files
 from hookline.runtime.settings import Settings
-from hookline.runtime.supervisor import run_until_signalled
 
 
 def api_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -17,7 +17,9 @@ def api_command(args: argparse.Namespace, settings: Settings) -> int:
     from api.http.service import ApiService
 
     settings = within_open_files(settings, reserved=OWN_FILES)
-    return run_until_signalled(ApiService(settings, CollectorRegistry()))
+    where = f"{settings.api_host}:{settings.api_port}"
+    line = f"api ready: listening on {where} (/metrics, /healthz and /readyz there too)"
+    return run_announced(ApiService(settings, CollectorRegistry()), line)
 
 
 COMMANDS = (Command("api", "the admin API", api_command),)

@@ -7,8 +7,8 @@ import argparse
 from prometheus_client import CollectorRegistry
 
 from hookline.runtime.commands import Command
+from hookline.runtime.health import Observed, run_observed
 from hookline.runtime.settings import Settings
-from hookline.runtime.supervisor import run_until_signalled
 
 
 def _flags(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +23,17 @@ def projector_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap", "database_url")
     from api.projector.service import Projector
 
-    projector = Projector(settings, CollectorRegistry(), rebuild=bool(args.rebuild))
-    return run_until_signalled(projector)
+    registry = CollectorRegistry()
+    projector = Projector(settings, registry, rebuild=bool(args.rebuild))
+    group = settings.topic("projector")
+    topics = ", ".join(settings.topic(t) for t in ("deliveries", "attempts", "dead-letters"))
+    observed = Observed(
+        "projector",
+        f"consuming {topics} (group {group}) into PostgreSQL",
+        default_port=9103,
+        lag_groups=(group,),
+    )
+    return run_observed(observed, projector, settings, registry)
 
 
 COMMANDS = (

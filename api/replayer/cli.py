@@ -7,15 +7,21 @@ import argparse
 from prometheus_client import CollectorRegistry
 
 from hookline.runtime.commands import Command
+from hookline.runtime.health import Observed, run_observed
 from hookline.runtime.settings import Settings
-from hookline.runtime.supervisor import run_until_signalled
 
 
 def replayer_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap", "database_url")
     from api.replayer.service import Replayer
 
-    return run_until_signalled(Replayer(settings, CollectorRegistry()))
+    registry = CollectorRegistry()
+    observed = Observed(
+        "replayer",
+        f"consuming {settings.topic('control')} (group {settings.topic('replayer')})",
+        default_port=9104,
+    )
+    return run_observed(observed, Replayer(settings, registry), settings, registry)
 
 
 COMMANDS = (Command("replayer", "runs replay and recover jobs", replayer_command),)

@@ -3,6 +3,7 @@
 HooklineError (core.errors)
  ├── SettingsError        a setting is missing or malformed: stop start-up with its one line
  ├── LocalStackError      the local Kafka or PostgreSQL could not be installed or started
+ ├── MetricsPortUnavailable  a service's metrics and health port is taken or not allowed
  ├── TopicError           a topic is missing or has the wrong policy and cannot be fixed here
  ├── ProduceFailed        Kafka refused a record or never acknowledged it: do not move past it
  │    └── ProduceTimeout      the local queue stayed full, or the acknowledgement did not come
@@ -26,6 +27,16 @@ class LocalStackError(HooklineError):
     def __init__(self, component: str, reason: str) -> None:
         super().__init__(f"local {component}: {reason}")
         self.component = component
+        self.reason = reason
+
+
+class MetricsPortUnavailable(HooklineError):
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(
+            f"cannot serve metrics on {host}:{port}: {reason} (set HOOKLINE_METRICS_PORT)"
+        )
+        self.host = host
+        self.port = port
         self.reason = reason
 
 

@@ -157,6 +157,17 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
     "secret_key": _Spec("HOOKLINE_SECRET_KEY", _secret_key, "AES-256-GCM key, base64"),
     "api_host": _Spec("HOOKLINE_API_HOST", _non_empty, "address the API listens on"),
     "api_port": _Spec("HOOKLINE_API_PORT", _int_range(0, 65535), "port of the admin API"),
+    "metrics_host": _Spec(
+        "HOOKLINE_METRICS_HOST",
+        _non_empty,
+        "address a service's /metrics, /healthz and /readyz listen on (not api, not up)",
+    ),
+    "metrics_port": _Spec(
+        "HOOKLINE_METRICS_PORT",
+        _int_range(0, 65535),
+        "port of a service's /metrics, /healthz and /readyz (0: any free port). Default:"
+        " router 9101, deliverer 9102, projector 9103, replayer 9104, outbox-relay 9105",
+    ),
     "topic_prefix": _Spec("HOOKLINE_TOPIC_PREFIX", _name, "prefix of every topic"),
     "partitions": _Spec("HOOKLINE_PARTITIONS", _int_range(1, 10_000), "partitions per topic"),
     "replication_factor": _Spec(
@@ -274,6 +285,8 @@ class Settings:
     secret_key: Secret | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     topic_prefix: str = "hookline"
     partitions: int = 6
     replication_factor: int = 3

@@ -77,11 +77,3 @@ def stop_on_signals(stopping: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
-
-
-def run_until_signalled(service: Service) -> int:
-    """Run one service in this (the main) thread until SIGTERM or SIGINT; exit code 0."""
-    stopping = threading.Event()
-    stop_on_signals(stopping)
-    service.run(stopping)
-    return 0
