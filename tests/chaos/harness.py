@@ -78,6 +78,7 @@ def service_environment(settings: Settings) -> dict[str, str]:
         "HOOKLINE_DELIVERY_TIMEOUT_S": str(settings.delivery_timeout_s),
         "HOOKLINE_DATA_DIR": str(settings.data_dir),
         "HOOKLINE_LOG_LEVEL": "WARNING",
+        "HOOKLINE_METRICS_PORT": "0",  # any free port: processes of a test may overlap
     }
 
 

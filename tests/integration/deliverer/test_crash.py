@@ -43,6 +43,7 @@ def _environment(settings: Settings) -> dict[str, str]:
         "HOOKLINE_ALLOWED_TARGET_NETWORKS": "127.0.0.0/8",
         "HOOKLINE_DELIVERY_TIMEOUT_S": "5",
         "HOOKLINE_RETRY_DELAYS_S": "0.5,0.5",
+        "HOOKLINE_METRICS_PORT": "0",  # any free port: processes of a test may overlap
     }
 
 

@@ -41,6 +41,7 @@ def _router_env(settings: Settings) -> dict[str, str]:
         "HOOKLINE_PARTITIONS": str(settings.partitions),
         "HOOKLINE_REPLICATION_FACTOR": "1",
         "HOOKLINE_MIN_INSYNC_REPLICAS": "1",
+        "HOOKLINE_METRICS_PORT": "0",  # any free port: processes of a test may overlap
     }
 
 
