@@ -17,9 +17,13 @@ def api_command(args: argparse.Namespace, settings: Settings) -> int:
     from api.http.service import ApiService
 
     settings = within_open_files(settings, reserved=OWN_FILES)
-    where = f"{settings.api_host}:{settings.api_port}"
-    line = f"api ready: listening on {where} (/metrics, /healthz and /readyz there too)"
-    return run_announced(ApiService(settings, CollectorRegistry()), line)
+    service = ApiService(settings, CollectorRegistry())
+
+    def line() -> str:  # the bound port: HOOKLINE_API_PORT=0 takes any free one
+        where = f"{settings.api_host}:{service.port}"
+        return f"api ready: listening on {where} (/metrics, /healthz and /readyz there too)"
+
+    return run_announced(service, line)
 
 
 COMMANDS = (Command("api", "the admin API", api_command),)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Final
@@ -119,10 +120,11 @@ class HealthServer:
 
 @dataclass(slots=True)
 class _Announcer:
-    """Prints `line` once, on stdout, when the service first reports ready."""
+    """Prints `line()` once, on stdout, when the service first reports ready (made then, so
+    it can name what is only known once serving: a port bound as 0)."""
 
     service: Service
-    line: str
+    line: Callable[[], str]
     stopping: threading.Event
 
     def start(self) -> None:
@@ -131,11 +133,11 @@ class _Announcer:
     def _run(self) -> None:
         while not self.stopping.wait(READY_CHECK_S):
             if self.service.ready:
-                print(self.line, flush=True)
+                print(self.line(), flush=True)
                 return
 
 
-def run_announced(service: Service, line: str) -> int:
+def run_announced(service: Service, line: Callable[[], str]) -> int:
     """Run `service` in this (the main) thread until SIGTERM or SIGINT, printing `line` once
     it is ready (the API, whose own port serves its health and metrics); exit code 0."""
     stopping = threading.Event()
@@ -164,7 +166,7 @@ def run_observed(
             target=lag.run, args=(stopping, LAG_EVERY_S), name="hookline-lag", daemon=True
         ).start()
     line = f"{observed.name} ready: {observed.consumes}, metrics on {settings.metrics_host}:{bound}"
-    _Announcer(service, line, stopping).start()
+    _Announcer(service, lambda: line, stopping).start()
     try:
         service.run(stopping)
     except BaseException as exc:
