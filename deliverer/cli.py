@@ -21,7 +21,6 @@ def deliverer_command(args: argparse.Namespace, settings: Settings) -> int:
         "deliverer",
         f"consuming {settings.topic('deliveries')} (group {group})",
         default_port=9102,
-        lag_groups=(group,),
     )
     return run_observed(observed, Deliverer(settings, registry), settings, registry)
 

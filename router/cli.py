@@ -53,7 +53,6 @@ def router_command(args: argparse.Namespace, settings: Settings) -> int:
         "router",
         f"consuming {settings.topic('events')} (group {group})",
         default_port=9101,
-        lag_groups=(group,),
     )
     return run_observed(observed, router, settings, registry)
 

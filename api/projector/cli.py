@@ -31,7 +31,6 @@ def projector_command(args: argparse.Namespace, settings: Settings) -> int:
         "projector",
         f"consuming {topics} (group {group}) into PostgreSQL",
         default_port=9103,
-        lag_groups=(group,),
     )
     return run_observed(observed, projector, settings, registry)
 

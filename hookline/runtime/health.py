@@ -20,7 +20,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hookline.runtime.errors import MetricsPortUnavailable
-from hookline.runtime.group_lag import LAG_EVERY_S, GroupLag
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import Service, stop_on_signals
 
@@ -31,12 +30,11 @@ STOP_TIMEOUT_S: Final = 5.0
 @dataclass(frozen=True, slots=True)
 class Observed:
     """What a service command tells about itself: its name, what it consumes (for the ready
-    line), its default port, and the consumer groups whose lag it samples."""
+    line) and its default port."""
 
     name: str
     consumes: str
     default_port: int
-    lag_groups: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -152,7 +150,7 @@ def run_observed(
 ) -> int:
     """Run `service` in this (the main) thread until SIGTERM or SIGINT, with its endpoint
     on `HOOKLINE_METRICS_HOST:HOOKLINE_METRICS_PORT` (or its default port), its consumer
-    groups' lag sampled, and its ready line; exit code 0. The loop's failure turns
+    and its ready line; exit code 0. The loop's failure turns
     `/healthz` to 503 and then propagates, ending the process as before."""
     watch = _Watch(service)
     server = HealthServer(watch, registry)
@@ -160,11 +158,6 @@ def run_observed(
     bound = server.start(settings.metrics_host, port)
     stopping = threading.Event()
     stop_on_signals(stopping)
-    if observed.lag_groups:
-        lag = GroupLag(settings, registry, observed.lag_groups)
-        threading.Thread(
-            target=lag.run, args=(stopping, LAG_EVERY_S), name="hookline-lag", daemon=True
-        ).start()
     line = f"{observed.name} ready: {observed.consumes}, metrics on {settings.metrics_host}:{bound}"
     _Announcer(service, lambda: line, stopping).start()
     try:
