@@ -8,7 +8,8 @@ import io
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from core.ids import delivery_id
 from core.records import DeliveryCommand, utc_ms
 from hookline.runtime.kafka import reader_config
 from hookline.runtime.settings import Secret, Settings
+from hookline.runtime.supervisor import Service, Supervisor
 from hookline.runtime.topics import ensure_topics
 from tests.conftest import REPO, Services, TopicJanitor
 
@@ -201,3 +203,19 @@ def write_history(settings: Settings, commands: list[DeliveryCommand]) -> None:
         apply_batch(conn, [from_command(c) for c in commands], [], [])
     finally:
         conn.close()
+
+
+@contextmanager
+def running(services: Sequence[Service]) -> Iterator[None]:
+    """The services in threads of one `Supervisor`, as `hookline up` runs them: ready before
+    the block, stopped and joined after it; a service that fails fails the test."""
+    supervisor = Supervisor([(type(service).__name__, service) for service in services])
+    supervisor.start()
+    try:
+        not_ready = supervisor.wait_ready(60)
+        assert not not_ready, f"not ready: {not_ready}, failed: {supervisor.failures}"
+        yield
+    finally:
+        supervisor.stopping.set()
+        assert not supervisor.join(30), "a service did not stop"
+    assert not supervisor.failures, supervisor.failures

@@ -5,7 +5,6 @@ replay three events published before the subscription existed, recover a dead le
 from __future__ import annotations
 
 import ipaddress
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -24,8 +23,8 @@ from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import Service
 from hookline.runtime.topics import ensure_topics
 from tests.conftest import Services
-from tests.integration.api.conftest import Api, drop_schema, make_settings
-from tests.waiting import eventually, eventually_async
+from tests.integration.api.conftest import Api, drop_schema, make_settings, running
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -55,21 +54,8 @@ def platform(e2e_settings: Settings) -> Iterator[list[Service]]:
         Projector(e2e_settings, registry),
         Replayer(e2e_settings, registry),
     ]
-    stopping = threading.Event()
-    threads = [threading.Thread(target=s.run, args=(stopping,)) for s in services]
-    for thread in threads:
-        thread.start()
-
-    def ready() -> bool:
-        assert all(t.is_alive() for t in threads), "a service stopped"
-        return all(s.ready for s in services)
-
-    eventually(ready, "the services are ready", timeout_s=60)
-    yield services
-    stopping.set()
-    for thread in threads:
-        thread.join(30)
-    assert not any(t.is_alive() for t in threads)
+    with running(services):
+        yield services
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -28,8 +27,8 @@ from hookline.runtime.supervisor import Service
 from hookline.runtime.topics import ensure_topics
 from hookline.runtime.tracing import configure_tracing
 from tests.conftest import Services
-from tests.integration.api.conftest import Api, drop_schema, make_settings
-from tests.waiting import eventually, eventually_async
+from tests.integration.api.conftest import Api, drop_schema, make_settings, running
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -121,21 +120,8 @@ def pipeline(trace_settings: Settings, provider: TracerProvider) -> Iterator[Non
         router_service.Router(trace_settings, registry),
         deliverer_service.Deliverer(trace_settings, registry),
     ]
-    stopping = threading.Event()
-    threads = [threading.Thread(target=s.run, args=(stopping,)) for s in services]
-    for thread in threads:
-        thread.start()
-
-    def ready() -> bool:
-        assert all(t.is_alive() for t in threads), "a service stopped"
-        return all(s.ready for s in services)
-
-    eventually(ready, "the services are ready", timeout_s=60)
-    yield
-    stopping.set()
-    for thread in threads:
-        thread.join(30)
-    assert not any(t.is_alive() for t in threads)
+    with running(services):
+        yield
 
 
 @pytest_asyncio.fixture(loop_scope="session")
