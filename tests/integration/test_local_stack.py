@@ -65,7 +65,7 @@ def test_the_services_role_is_no_superuser_and_owns_its_database(stack: LocalSta
     schema = f"t{uuid.uuid4().hex[:10]}"
     settings = Settings(database_url=Secret(stack.database_url), topic_prefix=schema)
     with connect(settings) as conn:
-        assert conn.execute("SELECT to_regclass('api_tokens') IS NOT NULL").fetchone() == (True,)
+        assert conn.execute("SELECT to_regclass('deliveries') IS NOT NULL").fetchone() == (True,)
 
 
 def test_a_second_start_reuses_the_server_and_its_password(
