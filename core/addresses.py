@@ -1,4 +1,4 @@
-"""The SSRF address policy (DESIGN.md §5): which IP addresses a webhook may be sent to.
+"""The SSRF address policy: which IP addresses a webhook may be sent to.
 
 Pure: hosts are parsed and addresses judged here; resolving and connecting happen in the shell.
 """

@@ -29,7 +29,7 @@ from core.outcome import DeadLetter as GiveUp
 from core.records import AttemptOutcome, DeadLetter, DeliveryAttempt, DeliveryCommand, utc_ms
 
 RESPONSE_BODY_CAP_BYTES: Final = 64 * 1024
-"""Response bodies are read up to this many bytes (DESIGN.md §5), then the connection drops."""
+"""Response bodies are read up to this many bytes, then the connection drops."""
 EXCERPT_CHARS: Final = 1024
 """Characters of the response body kept in the attempt record."""
 

@@ -1,4 +1,4 @@
-"""Classify one HTTP delivery attempt and decide what happens next (DESIGN.md §5 rules).
+"""Classify one HTTP delivery attempt and decide what happens next.
 
 The deliverer reports what happened as an ``AttemptOutcome``; ``classify`` and ``decide`` say
 whether it was delivered, is retried (and when), dead-lettered or disables.

@@ -1,4 +1,4 @@
-"""The rules a subscription's fields must follow when one is created or updated (DESIGN.md §4).
+"""The rules a subscription's fields must follow when one is created or updated.
 
 Each check takes the value as parsed from JSON and returns it normalized, or raises
 `InvalidField` naming the field. The event-type catalog and the allowed networks are passed

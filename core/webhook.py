@@ -1,4 +1,4 @@
-"""The webhook request of DESIGN.md §5: the JSON body bytes and the headers sent with them.
+"""The webhook request: the JSON body bytes and the headers sent with them.
 
 The body rendered here is exactly what is signed and sent; nothing re-serialises it later.
 """

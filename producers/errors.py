@@ -8,6 +8,8 @@ PublishError  (a core.errors.HooklineError, as every package's root is)
  ├── PublishFailed        Kafka refused the event or did not acknowledge it in time; publishing
  │    │                   again with the same `event_id` is safe (consumers dedupe on it)
  │    └── PublishTimeout  no acknowledgement within the deadline
+ ├── PublisherUnavailable the publisher cannot start: a topic it needs is missing (run
+ │                        `hookline topics ensure`) or Kafka cannot be read; nothing was sent
  ├── PublisherClosed      publish after close
  └── OutboxError          the outbox relay could not read or mark its table
 """
@@ -42,6 +44,12 @@ class PublishTimeout(PublishFailed):
     def __init__(self, event_id: str, topic: str, timeout_s: float) -> None:
         super().__init__(event_id, topic, f"not acknowledged within {timeout_s:g} s")
         self.timeout_s = timeout_s
+
+
+class PublisherUnavailable(PublishError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot publish: {reason}")
+        self.reason = reason
 
 
 class PublisherClosed(PublishError):

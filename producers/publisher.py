@@ -25,18 +25,19 @@ from opentelemetry.trace import SpanKind
 from core.records import DomainEvent, JsonValue, Ref, trace_of, with_trace
 from hookline.runtime.codecs import CodecRuntime, open_codec
 from hookline.runtime.errors import ProduceFailed, ProduceTimeout
-from hookline.runtime.kafka import producer_config
+from hookline.runtime.kafka import bootstrap_servers, producer_config
 from hookline.runtime.producing import PolledProducer
 from hookline.runtime.settings import Settings
 from hookline.runtime.tracing import child_span, context_of, current_trace, tracer
 from producers.errors import (
     InvalidEvent,
     PublisherClosed,
+    PublisherUnavailable,
     PublishFailed,
     PublishTimeout,
     UnknownType,
 )
-from schemas.errors import InvalidEventData, UnknownEventType
+from schemas.errors import InvalidEventData, SchemaStoreError, UnknownEventType
 from schemas.records_avro import RecordCodec
 
 RefLike: TypeAlias = Ref | Mapping[str, str] | tuple[str, str]
@@ -112,9 +113,15 @@ class _Sender:
     def __init__(
         self, settings: Settings, *, client_id: str, codec: RecordCodec | None, linger_ms: int
     ) -> None:
+        bootstrap_servers(settings)  # unset: one line naming HOOKLINE_KAFKA_BOOTSTRAP
         self._runtime: CodecRuntime | None = None
         if codec is None:
-            self._runtime = open_codec(settings, client_id=client_id)
+            try:
+                self._runtime = open_codec(settings, client_id=client_id)
+            except SchemaStoreError as exc:
+                # the reason says it all ("the topic is missing; run 'hookline topics
+                # ensure'"): the chain of Kafka frames under it would only bury that line
+                raise PublisherUnavailable(str(exc)) from None
             codec = self._runtime.codec
         self.codec = codec
         self.topic = settings.topic("events")

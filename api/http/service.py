@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from api.http.app import create_app
 from api.http.connections import ConnectionGate, ConnectionLimits
-from hookline.runtime.settings import Settings
+from hookline.runtime.errors import PortTaken
+from hookline.runtime.settings import Settings, env_name, flag_name
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -63,9 +66,7 @@ class ApiService:
         gate = ConnectionGate(runner.server, limits, self._registry)
         listener = None
         try:
-            listener = await asyncio.get_running_loop().create_server(
-                gate, settings.api_host, settings.api_port
-            )
+            listener = await _listen(gate, settings)
             self._port = int(listener.sockets[0].getsockname()[1])
             self._ready.set()
             await asyncio.to_thread(stopping.wait)
@@ -74,3 +75,23 @@ class ApiService:
             if listener is not None:
                 listener.close()  # accept no more; the runner then drains the open ones
             await runner.cleanup()
+
+
+async def _listen(
+    protocol: Callable[[], asyncio.BaseProtocol], settings: Settings
+) -> asyncio.Server:
+    """The API's listening socket; a port in use is the user's to change, so it is said in
+    one line naming how (a traceback would hide that)."""
+    try:
+        return await asyncio.get_running_loop().create_server(
+            protocol, settings.api_host, settings.api_port
+        )
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise PortTaken(
+            settings.api_host,
+            settings.api_port,
+            flag=flag_name("api_port"),
+            variable=env_name("api_port"),
+        ) from None

@@ -17,7 +17,8 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from hookline.runtime.settings import Settings
+from hookline.runtime.errors import SettingsError
+from hookline.runtime.settings import Settings, env_name
 
 PROJECTION_TABLES: Final = ("delivery_attempts", "deliveries", "projector_offsets")
 
@@ -77,7 +78,7 @@ def schema_name(settings: Settings) -> str:
 
 def database_url(settings: Settings) -> str:
     if settings.database_url is None:
-        raise ValueError("settings.database_url is not set")
+        raise SettingsError(env_name("database_url"), "is not set: the PostgreSQL URL")
     return settings.database_url.value
 
 

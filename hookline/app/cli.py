@@ -23,7 +23,7 @@ from hookline import __version__
 from hookline.app import commands
 from hookline.runtime.commands import Command
 from hookline.runtime.logs import configure_logging
-from hookline.runtime.settings import Settings, setting_help, setting_names
+from hookline.runtime.settings import Settings, flag_name, setting_help, setting_names
 from hookline.runtime.tracing import configure_tracing
 
 COMMANDS: tuple[Command, ...] = (
@@ -42,7 +42,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (each also read from its HOOKLINE_* variable)")
     for name, env in setting_names().items():
         group.add_argument(
-            "--" + name.replace("_", "-"),
+            flag_name(name),
             dest=f"setting_{name}",
             metavar=env,
             help=setting_help(name),

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from hookline.app.credentials import FILE as CREDENTIALS_FILE
 from hookline.app.localstack.stack import local_settings, start_stack, stop_stack
 from hookline.runtime.commands import Command
-from hookline.runtime.settings import Settings
+from hookline.runtime.settings import Settings, env_name
 from hookline.runtime.topics import ensure_topics
+
+if TYPE_CHECKING:
+    from hookline.app.up import Platform
 
 
 def local_data_dir(settings: Settings) -> Path:
@@ -44,32 +49,65 @@ def stack_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"stopped the local stack in {folder}")
         return 0
     stack = start_stack(folder, cache_dir=settings.cache_dir)
+    local = local_settings(settings, stack)
     verb = "running" if stack.reused else "started"
     print(f"{verb}: kafka {stack.kafka_bootstrap}  postgres {stack.database_url}")
-    print(f"export HOOKLINE_KAFKA_BOOTSTRAP={stack.kafka_bootstrap}")
-    print(f"export HOOKLINE_DATABASE_URL={stack.database_url}")
+    # a single broker: topics must ask for one replica, or `topics ensure` fails
+    exports = {
+        "kafka_bootstrap": stack.kafka_bootstrap,
+        "database_url": stack.database_url,
+        "replication_factor": local.replication_factor,
+        "min_insync_replicas": local.min_insync_replicas,
+        "partitions": local.partitions,
+    }
+    for name, value in exports.items():
+        print(f"export {env_name(name)}={value}")
     return 0
 
 
 def up_command(args: argparse.Namespace, settings: Settings) -> int:
-    from hookline.app.up import prepare, single_instance, start_platform, stop_platform
-    from hookline.runtime.supervisor import stop_on_signals
+    from hookline.app.up import (
+        check_api_port,
+        local_stack_for,
+        prepare,
+        single_instance,
+        start_platform,
+        stop_platform,
+    )
+    from hookline.runtime.supervisor import interrupt_on_sigterm, stop_on_signals
 
+    interrupt_on_sigterm()
     api = f"http://{settings.api_host}:{settings.api_port}"
     with single_instance(local_data_dir(settings), f"API at {api}"):
-        settings = prepare(settings)
-        platform = start_platform(settings)
-        stop_on_signals(platform.supervisor.stopping)
-        token = settings.admin_token.value if settings.admin_token else "(unset)"
-        print(f"hookline is up: API at {platform.api_url}")
-        print(f"  admin token   {token}")
-        print(f"  kafka         {settings.kafka_bootstrap}")
-        header = f"Authorization: Bearer {token}"
-        print(f"  try           curl -H '{header}' {platform.api_url}/v1/event-types")
-        print("Ctrl-C or SIGTERM stops it.", flush=True)
-        platform.supervisor.stopping.wait()
-        print("stopping: draining in-flight work...", flush=True)
-        return stop_platform(platform)
+        check_api_port(settings)
+        try:
+            with local_stack_for(settings, keep=bool(args.keep_stack)):
+                token_is_local = settings.admin_token is None
+                platform = start_platform(prepare(settings))
+                stop_on_signals(platform.supervisor.stopping)
+                _print_banner(platform, token_is_local=token_is_local)
+                platform.supervisor.stopping.wait()
+                print("stopping: draining in-flight work...", flush=True)
+                code = stop_platform(platform)
+        except KeyboardInterrupt:  # while starting: what was started is stopped by now
+            code = 130
+    print("stopped", flush=True)
+    return code
+
+
+def _print_banner(platform: Platform, *, token_is_local: bool) -> None:
+    settings = platform.settings
+    url = platform.api_url
+    token = settings.admin_token.value if settings.admin_token else "(unset)"
+    print(f"hookline is up: API at {url}")
+    print(f"  admin token   {token}")
+    if token_is_local:
+        print(f"                (kept in {local_data_dir(settings) / CREDENTIALS_FILE})")
+    print(f"  kafka         {settings.kafka_bootstrap}")
+    print(f"  api reference {url}/openapi.json")
+    header = f"Authorization: Bearer {token}"
+    print(f"  try           curl -H '{header}' {url}/v1/event-types")
+    print("Ctrl-C or SIGTERM stops it.", flush=True)
 
 
 def docs_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,35 +123,45 @@ def docs_command(args: argparse.Namespace, settings: Settings) -> int:
 def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from hookline.app.demo import demo_settings, run_story
-    from hookline.app.up import prepare, single_instance, start_platform, stop_platform
+    from hookline.app.demo import Afterwards, demo_settings, run_story
+    from hookline.app.up import (
+        local_stack_for,
+        prepare,
+        single_instance,
+        start_platform,
+        stop_platform,
+    )
+    from hookline.runtime.supervisor import interrupt_on_sigterm
 
-    folder = local_data_dir(settings)
-    started_stack = settings.kafka_bootstrap is None and not _stack_running(folder)
-    try:
-        with single_instance(folder, "hookline demo"):
-            if started_stack:
-                print("starting a local Kafka and PostgreSQL...", flush=True)
-            settings = demo_settings(prepare(settings))
-            print(f"kafka     {settings.kafka_bootstrap}   postgres ready")
-            platform = start_platform(settings)
-            print(f"platform  API at {platform.api_url} (router, deliverer, projector, replayer)")
-            print("          retries shortened to 1 s, 2 s, 4 s for the demo")
-            try:
-                ok = asyncio.run(run_story(platform))
-            finally:
-                code = stop_platform(platform)
-    finally:
-        if started_stack:
-            stop_stack(folder)
+    interrupt_on_sigterm()
+    wanted_port = settings.api_port
+    credentials = local_data_dir(settings) / CREDENTIALS_FILE
+    token_is_local = settings.admin_token is None
+    with (
+        single_instance(local_data_dir(settings), "hookline demo"),
+        local_stack_for(settings, keep=False) as starting,
+    ):
+        if starting:
+            print("starting a local Kafka and PostgreSQL...", flush=True)
+        settings = demo_settings(prepare(settings))
+        print(f"kafka     {settings.kafka_bootstrap}   postgres ready")
+        platform = start_platform(settings)
+        print(f"platform  API at {platform.api_url} (router, deliverer, projector, replayer)")
+        moved = wanted_port not in (0, platform.settings.api_port)  # 0: any port was asked
+        if moved:
+            print(f"          (port {wanted_port} is taken, so the demo took a free one)")
+        print("          retries shortened to 1 s, 2 s, 4 s for the demo")
+        # where `hookline up` will serve the API and find the token, for the closing commands
+        after = Afterwards(
+            up_url=f"http://{settings.api_host}:{wanted_port}",
+            port_taken=moved,
+            credentials=credentials if token_is_local else None,
+        )
+        try:
+            ok = asyncio.run(run_story(platform, after))
+        finally:
+            code = stop_platform(platform)
     return 0 if ok and code == 0 else 1
-
-
-def _stack_running(folder: Path) -> bool:
-    from hookline.app.localstack.process import pid_alive, read_state
-
-    state = read_state(folder / "kafka" / "state.json")
-    return state is not None and pid_alive(int(state["pid"]))
 
 
 def _topics_flags(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +172,14 @@ def _stack_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["start", "stop"])
 
 
+def _up_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-stack",
+        action="store_true",
+        help="leave the local Kafka and PostgreSQL that `up` started running when it stops",
+    )
+
+
 def _docs_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="docs/events.md")
 
@@ -131,7 +187,7 @@ def _docs_flags(parser: argparse.ArgumentParser) -> None:
 COMMANDS = (
     Command("topics", "create or check the topics", topics_command, _topics_flags),
     Command("stack", "the local Kafka and PostgreSQL", stack_command, _stack_flags),
-    Command("up", "the whole platform in one process", up_command),
+    Command("up", "the whole platform in one process", up_command, _up_flags),
     Command("docs", "regenerate docs/events.md from schemas/", docs_command, _docs_flags),
     Command("demo", "the local platform and the seed's story", demo_command),
 )

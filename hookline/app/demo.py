@@ -2,7 +2,8 @@
 
 It brings everything up, subscribes three endpoints of a receiver that verifies every
 signature, publishes the story over the API, shows deliveries and retries as they land, and
-ends with a summary and the commands to explore the history.
+ends with a summary, deletes its subscriptions (their receiver goes away with the demo) and
+prints the commands to explore the history once `hookline up` runs.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 
-from hookline.app.localstack.process import free_port, port_is_free
+from hookline.app.localstack.process import port_is_free
 from hookline.app.receiver import Answer, Behaviour, FailThenAnswer, Receiver
 from hookline.app.up import Platform
 from hookline.runtime.settings import Settings
@@ -130,8 +132,9 @@ def _story() -> list[dict[str, Any]]:
 
 def demo_settings(settings: Settings) -> Settings:
     """The demo's own receiver is on 127.0.0.1, so it lifts the SSRF guard for loopback only,
-    and it shortens the retry schedule so the story's retries land in seconds."""
-    port = settings.api_port if port_is_free(settings.api_port) else free_port()
+    and it shortens the retry schedule so the story's retries land in seconds. Its API takes
+    any free port when the configured one is taken (the port it got is printed)."""
+    port = settings.api_port if port_is_free(settings.api_port, settings.api_host) else 0
     return settings.with_changes(
         api_port=port,
         allowed_target_networks=(ipaddress.ip_network("127.0.0.0/8"),),
@@ -166,7 +169,19 @@ class Screen:
             sys.stdout.flush()
 
 
-async def run_story(platform: Platform) -> bool:
+@dataclass(frozen=True, slots=True)
+class Afterwards:
+    """What the closing commands need: where `hookline up` will serve the API (and whether
+    that port is taken now), and the file the admin token is kept in (None when the
+    environment gave it)."""
+
+    up_url: str
+    port_taken: bool
+    credentials: Path | None
+
+
+async def run_story(platform: Platform, after: Afterwards) -> bool:
+    """The story on `platform`; True when every delivery arrived verified."""
     settings = platform.settings
     token = settings.admin_token.value if settings.admin_token else ""
     auth = {"Authorization": f"Bearer {token}"}
@@ -178,42 +193,46 @@ async def run_story(platform: Platform) -> bool:
     ):
         print(f"receiver  {receiver.url('/')}  (verifies every signature)")
         ids: dict[str, str] = {}
-        for endpoint in ENDPOINTS:
-            body = {
-                "url": receiver.url(endpoint.path),
-                "event_types": list(endpoint.event_types),
-                "filter": endpoint.filter,
-                "description": f"demo: {endpoint.title}",
-            }
-            async with api.post("/v1/subscriptions", json=body) as response:
-                created = await response.json()
-                if response.status != 201:
-                    print(f"could not subscribe {endpoint.path}: {created}", file=sys.stderr)
-                    return False
-            ids[endpoint.path] = created["id"]
-            receiver.secrets.append(created["secret"])
-            print(f"subscribed {endpoint.path:<13} {endpoint.title}")
-        print()
-        for event in _story():
-            async with api.post("/v1/events", json=event) as response:
-                if response.status != 202:
-                    print(f"publish failed: {await response.text()}", file=sys.stderr)
-                    return False
-            data = event["data"]
-            assigned = event["type"] == "task.assigned"
-            detail = f"{data['title']} -> {data['assignee_id']}" if assigned else data["title"]
-            print(f"published  {event['type']:<14} {event['subject']['id']}  {detail}")
-        print()
-        return await _watch(receiver, api, ids, platform.api_url, token)
+        try:
+            ok = await _tell(receiver, api, ids)
+        finally:
+            await _unsubscribe(api, ids)
+    _explore(ids, token, after)
+    return ok
 
 
-async def _watch(
-    receiver: Receiver,
-    api: aiohttp.ClientSession,
-    ids: dict[str, str],
-    api_url: str,
-    token: str,
-) -> bool:
+async def _tell(receiver: Receiver, api: aiohttp.ClientSession, ids: dict[str, str]) -> bool:
+    """Subscribe (filling `ids`), publish the story and watch it land."""
+    for endpoint in ENDPOINTS:
+        body = {
+            "url": receiver.url(endpoint.path),
+            "event_types": list(endpoint.event_types),
+            "filter": endpoint.filter,
+            "description": f"demo: {endpoint.title}",
+        }
+        async with api.post("/v1/subscriptions", json=body) as response:
+            created = await response.json()
+            if response.status != 201:
+                print(f"could not subscribe {endpoint.path}: {created}", file=sys.stderr)
+                return False
+        ids[endpoint.path] = created["id"]
+        receiver.secrets.append(created["secret"])
+        print(f"subscribed {endpoint.path:<13} {endpoint.title}")
+    print()
+    for event in _story():
+        async with api.post("/v1/events", json=event) as response:
+            if response.status != 202:
+                print(f"publish failed: {await response.text()}", file=sys.stderr)
+                return False
+        data = event["data"]
+        assigned = event["type"] == "task.assigned"
+        detail = f"{data['title']} -> {data['assignee_id']}" if assigned else data["title"]
+        print(f"published  {event['type']:<14} {event['subject']['id']}  {detail}")
+    print()
+    return await _watch(receiver, api, ids)
+
+
+async def _watch(receiver: Receiver, api: aiohttp.ClientSession, ids: dict[str, str]) -> bool:
     screen = Screen()
     started = time.monotonic()
     done = False
@@ -242,15 +261,46 @@ async def _watch(
         print("every delivery arrived and every signature verified.")
     else:
         print("the story did not complete: see the table above.", file=sys.stderr)
-    sub = next(iter(ids.values()))
-    print()
-    print("explore it yourself while `hookline up` runs:")
-    print(f"  export TOKEN={token}")
-    print(f'  curl -s -H "Authorization: Bearer $TOKEN" {api_url}/v1/subscriptions')
-    deliveries = f"{api_url}/v1/deliveries?subscription_id={sub}"
-    print(f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{deliveries}'")
-    print(f'  curl -s -H "Authorization: Bearer $TOKEN" {api_url}/v1/event-types')
     return done and verified
+
+
+async def _unsubscribe(api: aiohttp.ClientSession, ids: dict[str, str]) -> None:
+    """Delete the demo's subscriptions: their receiver stops with the demo, and a later
+    `hookline up` would otherwise retry every new event to it for more than a day."""
+    kept: list[str] = []
+    for sub_id in ids.values():
+        try:
+            async with api.delete(f"/v1/subscriptions/{sub_id}") as response:
+                if response.status not in (204, 404):
+                    kept.append(f"{sub_id} (HTTP {response.status})")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            kept.append(f"{sub_id} ({exc})")
+    if kept:
+        print(f"could not delete the demo's subscriptions: {', '.join(kept)}", file=sys.stderr)
+    elif ids:
+        print()
+        print(f"deleted the demo's {len(ids)} subscriptions (their receiver stops with the demo);")
+        print("their deliveries stay in the history.")
+
+
+def _explore(ids: dict[str, str], token: str, after: Afterwards) -> None:
+    """The commands to look at the story's history once `hookline up` runs."""
+    if not ids:
+        return
+    sub = next(iter(ids.values()))
+    url = after.up_url
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    print()
+    print("to explore it yourself, start the platform with `hookline up` (or `make up`); then,")
+    print("in another shell:")
+    if after.port_taken:
+        port = url.rsplit(":", 1)[-1]
+        print(f"  (port {port} is taken here: `hookline up --api-port PORT`, and that port below)")
+    kept = f"   # kept in {after.credentials}" if after.credentials is not None else ""
+    print(f"  export TOKEN={token}{kept}")
+    print(f"  curl -s {auth} '{url}/v1/deliveries?subscription_id={sub}'")
+    print(f"  curl -s {auth} {url}/v1/event-types")
+    print(f"  curl -s {url}/openapi.json")
 
 
 def _table(receiver: Receiver) -> tuple[list[str], bool]:

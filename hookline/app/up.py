@@ -1,7 +1,8 @@
 """`hookline up`: the whole platform in one process (API, router, deliverer, projector, replayer).
 
-Starts the local Kafka and PostgreSQL when none is configured, reuses them when running,
-generates local credentials on first start, and refuses a second `up` on the same data folder.
+Starts the local Kafka and PostgreSQL when none is configured, reuses them when running, stops
+on the way out those it started, generates local credentials on first start, and refuses a
+second `up` on the same data folder.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from typing import IO
 from prometheus_client import CollectorRegistry
 
 from core.errors import HooklineError
-from hookline.app.commands import resolve_infrastructure
+from hookline.app.commands import local_data_dir, resolve_infrastructure
 from hookline.app.credentials import with_local_credentials
+from hookline.app.localstack.process import port_is_free
+from hookline.app.localstack.stack import PARTS, running_parts, stop_stack
+from hookline.runtime.errors import PortTaken
 from hookline.runtime.openfiles import OWN_FILES, within_open_files
-from hookline.runtime.settings import Settings
+from hookline.runtime.settings import Settings, env_name, flag_name
 from hookline.runtime.supervisor import Service, Supervisor
 from hookline.runtime.topics import ensure_topics
 
@@ -81,6 +85,46 @@ class Platform:
         return f"http://{self.settings.api_host}:{self.settings.api_port}"
 
 
+def check_api_port(settings: Settings) -> None:
+    """Stop before anything starts when the API's port is taken, saying how to choose another."""
+    if settings.api_port != 0 and not port_is_free(settings.api_port, settings.api_host):
+        raise PortTaken(
+            settings.api_host,
+            settings.api_port,
+            flag=flag_name("api_port"),
+            variable=env_name("api_port"),
+        )
+
+
+@contextmanager
+def local_stack_for(settings: Settings, *, keep: bool) -> Iterator[frozenset[str]]:
+    """Around a command that may start the local stack: yields the parts it will start, and
+    on the way out (however it ends) stops them unless `keep`. Parts that ran before, or that
+    the settings do not need, are left alone; what keeps running is said."""
+    folder = local_data_dir(settings)
+    if settings.kafka_bootstrap is not None and settings.database_url is not None:
+        yield frozenset()
+        return
+    starting = PARTS - running_parts(folder)
+    try:
+        yield starting
+    finally:
+        if starting and not keep:
+            print(f"stopping the local {_named(starting)} it started...", flush=True)
+            stop_stack(folder, starting)
+        else:
+            why = "--keep-stack" if starting else "they were running before"
+            print(
+                f"the local {_named(PARTS)} keep running ({why}); `hookline stack stop` stops them",
+                flush=True,
+            )
+
+
+def _named(parts: frozenset[str]) -> str:
+    names = {"kafka": "Kafka", "postgres": "PostgreSQL"}
+    return " and ".join(names[part] for part in sorted(parts))
+
+
 def prepare(settings: Settings) -> Settings:
     """Settings of a local platform: infrastructure, credentials and topics in place."""
     settings = resolve_infrastructure(settings)
@@ -98,17 +142,37 @@ def reserved_files() -> int:
 
 
 def start_platform(settings: Settings) -> Platform:
+    """Every service started and ready; on a failure (or an interrupt) while starting, those
+    started are stopped first. An API port of 0 becomes the port the API was given."""
     settings = within_open_files(settings, reserved=reserved_files())
     registry = CollectorRegistry()
-    supervisor = Supervisor(build_services(settings, registry))
+    services = build_services(settings, registry)
+    supervisor = Supervisor(services)
     supervisor.start()
-    waiting = supervisor.wait_ready(READY_TIMEOUT_S)
+    try:
+        waiting = supervisor.wait_ready(READY_TIMEOUT_S)
+    except BaseException:
+        supervisor.stopping.set()
+        supervisor.join()
+        raise
     if waiting:
         supervisor.stopping.set()
         supervisor.join()
+        mistakes = [exc for _, exc in supervisor.failures if isinstance(exc, HooklineError)]
+        if len(supervisor.failures) == 1 and mistakes:
+            raise mistakes[0]  # its own line: "port 8080 ... is already in use; ..."
         failed = "; ".join(f"{name}: {exc}" for name, exc in supervisor.failures)
         raise HooklineError(failed or f"not ready in time: {', '.join(waiting)}")
-    return Platform(settings, supervisor)
+    return Platform(settings.with_changes(api_port=_api_port(services)), supervisor)
+
+
+def _api_port(services: list[tuple[str, Service]]) -> int:
+    from api.http.service import ApiService
+
+    api = dict(services)["api"]
+    assert isinstance(api, ApiService)
+    assert api.port is not None  # ready, so serving
+    return api.port
 
 
 def stop_platform(platform: Platform) -> int:

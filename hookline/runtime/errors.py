@@ -7,8 +7,9 @@ HooklineError (core.errors)
  ├── TopicError           a topic is missing or has the wrong policy and cannot be fixed here
  ├── ProduceFailed        Kafka refused a record or never acknowledged it: do not move past it
  │    └── ProduceTimeout      the local queue stayed full, or the acknowledgement did not come
- └── TableError           a table of a compacted topic cannot be read (its topic is missing, its
-                          reader stopped): the service that keeps the table stops with it
+ ├── TableError           a table of a compacted topic cannot be read (its topic is missing, its
+ │                        reader stopped): the service that keeps the table stops with it
+ └── PortTaken            a port this process must listen on is in use: choose another
 """
 
 from __future__ import annotations
@@ -69,3 +70,16 @@ class TableError(HooklineError):
         super().__init__(f"table of {topic}: {reason}")
         self.topic = topic
         self.reason = reason
+
+
+class PortTaken(HooklineError):
+    """A port a server of this process must listen on is in use; `flag` and `variable` say
+    how to choose another (`--api-port`, `HOOKLINE_API_PORT`)."""
+
+    def __init__(self, host: str, port: int, *, flag: str, variable: str) -> None:
+        super().__init__(
+            f"port {port} on {host} is already in use; choose another with {flag} PORT"
+            f" or {variable}=PORT"
+        )
+        self.host = host
+        self.port = port

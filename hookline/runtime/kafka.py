@@ -21,7 +21,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from hookline.runtime.settings import Settings
+from hookline.runtime.errors import SettingsError
+from hookline.runtime.settings import Settings, env_name
 
 T = TypeVar("T")
 
@@ -73,9 +74,13 @@ _COMMON: Final[ClientConfig] = {
 }
 
 
-def _bootstrap(settings: Settings) -> str:
+def bootstrap_servers(settings: Settings) -> str:
+    """The Kafka bootstrap servers; a SettingsError naming the variable when unset (a library
+    caller, such as a service building a `Publisher`, meets this line, not a KeyError)."""
     if settings.kafka_bootstrap is None:
-        raise ValueError("settings.kafka_bootstrap is not set")
+        raise SettingsError(
+            env_name("kafka_bootstrap"), "is not set: Kafka's bootstrap servers, host:port[,...]"
+        )
     return settings.kafka_bootstrap
 
 
@@ -88,7 +93,7 @@ def producer_config(
 ) -> ClientConfig:
     config: ClientConfig = {
         **_COMMON,
-        "bootstrap.servers": _bootstrap(settings),
+        "bootstrap.servers": bootstrap_servers(settings),
         "client.id": client_id,
         "acks": "all",
         "enable.idempotence": True,
@@ -123,7 +128,7 @@ def consumer_config(
     partitions back at once instead of after the session timeout."""
     config: ClientConfig = {
         **_COMMON,
-        "bootstrap.servers": _bootstrap(settings),
+        "bootstrap.servers": bootstrap_servers(settings),
         "group.id": group_id,
         "client.id": client_id,
         "enable.auto.commit": False,
@@ -144,7 +149,7 @@ def reader_config(settings: Settings, *, client_id: str) -> ClientConfig:
     """A group-less reader for tables built from compacted topics (assign, never subscribe)."""
     return {
         **_COMMON,
-        "bootstrap.servers": _bootstrap(settings),
+        "bootstrap.servers": bootstrap_servers(settings),
         "group.id": f"{client_id}-reader",
         "client.id": client_id,
         "enable.auto.commit": False,
@@ -155,7 +160,7 @@ def reader_config(settings: Settings, *, client_id: str) -> ClientConfig:
 
 
 def admin_config(settings: Settings) -> ClientConfig:
-    return {**_COMMON, "bootstrap.servers": _bootstrap(settings)}
+    return {**_COMMON, "bootstrap.servers": bootstrap_servers(settings)}
 
 
 # Errors of a broker that is restarting, paused or electing leaders: a request repeated a

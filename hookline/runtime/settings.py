@@ -367,6 +367,11 @@ def env_name(setting: str) -> str:
     return _SPECS[setting].env
 
 
+def flag_name(setting: str) -> str:
+    """The command-line flag of a setting: `api_port` is `--api-port`."""
+    return "--" + setting.replace("_", "-")
+
+
 def setting_names() -> Mapping[str, str]:
     """Setting name -> environment variable, for flags, docs and the compose check."""
     return {name: spec.env for name, spec in _SPECS.items()}

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Protocol
 
+from core.errors import HooklineError
+
 log = logging.getLogger(__name__)
 
 
@@ -44,6 +46,11 @@ class Supervisor:
     def _guard(self, name: str, service: Service) -> None:
         try:
             service.run(self.stopping)
+        except HooklineError as exc:
+            # a failure the user can fix (a port in use, a missing topic): its one line says
+            # it all, and the command ends with it; tracebacks are for bugs
+            log.error("service %s failed: %s; stopping every service", name, exc)  # noqa: TRY400
+            self.failures.append((name, exc))
         except BaseException as exc:
             log.exception("service %s failed; stopping every service", name)
             self.failures.append((name, exc))
@@ -67,6 +74,16 @@ class Supervisor:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         return [t.name for t in self._threads if t.is_alive()]
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt, as SIGINT does, so a command still starting up
+    unwinds through its `finally` blocks (and stops what it started) on either."""
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handle)
 
 
 def stop_on_signals(stopping: threading.Event) -> None:

@@ -9,11 +9,13 @@ import subprocess
 import sys
 import threading
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Final
 
+import pytest
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,6 +23,7 @@ from hookline.app.localstack.process import free_port
 from hookline.app.receiver import Receiver
 from hookline.runtime.kafka import admin_config
 from hookline.runtime.settings import Settings
+from tests.conftest import TopicJanitor
 
 HOOKLINE: Final = str(Path(sys.executable).parent / "hookline")
 
@@ -117,3 +120,12 @@ def group_assignment(settings: Settings, group: str) -> dict[str, int]:
     return {
         member.client_id: len(member.assignment.topic_partitions) for member in description.members
     }
+
+
+@pytest.fixture
+def fresh_prefix(topic_janitor: TopicJanitor) -> Iterator[str]:
+    """A topic prefix of the test's own; whatever topics a command made under it are deleted
+    after the test."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    yield prefix
+    topic_janitor.delete(lambda name: name.startswith(f"{prefix}."))

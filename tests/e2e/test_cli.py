@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -90,7 +93,7 @@ def test_a_service_refuses_to_start_without_kafka() -> None:
     assert "HOOKLINE_KAFKA_BOOTSTRAP" in line
 
 
-def test_stack_start_reuses_the_running_test_stack(services: Services) -> None:
+def test_stack_start_reuses_the_running_test_stack(services: Services, fresh_prefix: str) -> None:
     if services.how != "local stack":
         pytest.skip(f"the test services come from {services.how}, not the local stack")
     result = _run("stack", "start", HOOKLINE_DATA_DIR=str(REPO / ".hookline" / "test"))
@@ -99,6 +102,18 @@ def test_stack_start_reuses_the_running_test_stack(services: Services) -> None:
     assert first.startswith("running: "), result.stdout  # reused, not started (never stopped)
     assert f"kafka {services.kafka_bootstrap}" in first
     assert f"export HOOKLINE_KAFKA_BOOTSTRAP={services.kafka_bootstrap}" in result.stdout
+    # regression: only the bootstrap and database were exported, so the next step of a
+    # newcomer, `topics ensure`, asked the one-node stack for 3 replicas and failed
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in result.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    assert exports["HOOKLINE_REPLICATION_FACTOR"] == "1"
+    assert exports["HOOKLINE_MIN_INSYNC_REPLICAS"] == "1"
+    ensured = _run("topics", "ensure", **exports, HOOKLINE_TOPIC_PREFIX=fresh_prefix)
+    assert ensured.returncode == 0, ensured
+    assert f"created  {fresh_prefix}.events" in ensured.stdout
 
 
 def test_a_deliverer_without_its_backlog_topic_says_so_in_one_line(services: Services) -> None:
@@ -139,3 +154,138 @@ def test_an_outbox_relay_that_cannot_reach_its_database_says_so_in_one_line(
     line = _one_error_line(_run("outbox-relay", "--outbox-dsn", unreachable, *extra, **env))
     assert line.startswith("hookline outbox-relay: outbox: cannot "), line
     assert "Connection refused" in line, line
+
+
+class _Listener:
+    """A port some other program already listens on."""
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.socket.getsockname()[1]
+
+    def __enter__(self) -> _Listener:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.socket.close()
+
+
+def _says_port_taken(line: str, command: str, port: int) -> None:
+    assert line == (
+        f"hookline {command}: port {port} on 127.0.0.1 is already in use; choose another with"
+        f" --api-port PORT or HOOKLINE_API_PORT=PORT"
+    ), line
+
+
+def test_up_on_a_taken_port_says_so_in_one_line(services: Services, tmp_path: Path) -> None:
+    """Regression: a traceback ending in `address already in use`, with no word of how to
+    choose another port."""
+    _, env = _fresh_topics(services)
+    env |= {
+        "HOOKLINE_DATABASE_URL": services.database_url,
+        "HOOKLINE_DATA_DIR": str(tmp_path),
+    }
+    with _Listener() as taken:
+        result = _run("up", "--api-port", str(taken.port), **env)
+    _says_port_taken(_one_error_line(result), "up", taken.port)
+    assert result.stdout == ""
+
+
+def test_up_on_a_taken_port_starts_no_stack(tmp_path: Path) -> None:
+    """Regression: `up` started Kafka and PostgreSQL, then failed on the port and left them
+    running; the port is now checked before anything starts."""
+    from hookline.app.localstack.stack import stop_stack
+
+    try:
+        with _Listener() as taken:
+            result = _run("up", HOOKLINE_API_PORT=str(taken.port), HOOKLINE_DATA_DIR=str(tmp_path))
+        _says_port_taken(_one_error_line(result), "up", taken.port)
+        assert not (tmp_path / "local" / "kafka").exists()
+        assert not (tmp_path / "local" / "postgres").exists()
+    finally:
+        stop_stack(tmp_path / "local")  # what a regression would have left running
+
+
+def test_the_api_on_a_taken_port_says_so_in_one_line(services: Services, fresh_prefix: str) -> None:
+    _, env = _fresh_topics(services)
+    env["HOOKLINE_TOPIC_PREFIX"] = fresh_prefix
+    assert _run("topics", "ensure", **env).returncode == 0
+    env |= {
+        "HOOKLINE_DATABASE_URL": services.database_url,
+        "HOOKLINE_ADMIN_TOKEN": "cli-admin-token-" + uuid.uuid4().hex,
+        "HOOKLINE_SECRET_KEY": "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc=",
+    }
+    with _Listener() as taken:
+        result = _run("api", HOOKLINE_API_PORT=str(taken.port), **env)
+    _says_port_taken(_one_error_line(result), "api", taken.port)
+
+
+@pytest.mark.parametrize(
+    "command", ["router", "deliverer", "projector", "replayer", "api", "outbox-relay"]
+)
+def test_a_service_started_before_topics_ensure_says_so_in_one_line(
+    services: Services, command: str
+) -> None:
+    prefix, env = _fresh_topics(services)  # no `topics ensure`: not one topic exists
+    env |= {
+        "HOOKLINE_DATABASE_URL": services.database_url,
+        "HOOKLINE_ADMIN_TOKEN": "cli-admin-token-" + uuid.uuid4().hex,
+        "HOOKLINE_SECRET_KEY": "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc=",
+        "HOOKLINE_API_PORT": "0",
+    }
+    line = _one_error_line(_run(command, **env))
+    assert line.startswith(f"hookline {command}: "), line
+    assert f"{prefix}." in line  # names the missing topic
+    assert "hookline topics ensure" in line
+
+
+README_PUBLISHER = re.search(
+    r"```python\n(from hookline.runtime.settings import Settings\n.*?)```",
+    (REPO / "README.md").read_text(),
+    re.DOTALL,
+)
+
+
+def _readme_publisher(**env: str) -> subprocess.CompletedProcess[str]:
+    """The README's publishing snippet, as a newcomer pastes it into a file and runs it."""
+    assert README_PUBLISHER is not None, "the README's Publisher snippet moved"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
+    return subprocess.run(
+        [sys.executable, "-c", README_PUBLISHER.group(1)],
+        env=clean | env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _short_traceback_ending_in(result: subprocess.CompletedProcess[str]) -> str:
+    """The last line of a failed script's stderr, once the traceback above it is checked to
+    be short: a few frames of the caller's, none of the library's plumbing."""
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= 12, result.stderr
+    assert "During handling of the above exception" not in result.stderr
+    assert "The above exception was the direct cause" not in result.stderr
+    return lines[-1]
+
+
+def test_the_readme_publisher_without_kafka_names_the_setting() -> None:
+    """Regression: a bare `ValueError: settings.kafka_bootstrap is not set`."""
+    last = _short_traceback_ending_in(_readme_publisher())
+    assert last.startswith("hookline.runtime.errors.SettingsError: HOOKLINE_KAFKA_BOOTSTRAP: "), (
+        last
+    )
+
+
+def test_the_readme_publisher_before_topics_ensure_names_the_topic_and_the_command(
+    services: Services,
+) -> None:
+    """Regression: some 50 lines of Kafka plumbing before the `SchemaStoreError`."""
+    prefix, env = _fresh_topics(services)
+    last = _short_traceback_ending_in(_readme_publisher(**env))
+    assert last.startswith("producers.errors.PublisherUnavailable: cannot publish: "), last
+    assert f"{prefix}.schemas" in last
+    assert "hookline topics ensure" in last

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import pytest
 
 from hookline.app.localstack.process import free_port
 from hookline.app.receiver import Receiver
-from tests.conftest import Services
+from hookline.runtime.settings import Settings
+from tests.conftest import REPO, Services
 from tests.waiting import eventually, eventually_async
 
 pytestmark = pytest.mark.e2e
@@ -125,7 +127,79 @@ def test_up_serves_delivers_refuses_a_second_and_stops_on_sigterm(
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), True)
+    assert process.stdout.read().splitlines()[-1] == "stopped"
     children = subprocess.run(
         ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
     )
     assert children.stdout.strip() == ""
+
+
+def _up_until_ready_then_interrupt(env: dict[str, str], *flags: str) -> tuple[list[str], list[int]]:
+    """`hookline up` started, ready, then Ctrl-C (SIGINT): its output and the pids of the
+    local stack while it ran."""
+    from hookline.app.localstack.stack import stack_pids
+
+    process = subprocess.Popen(
+        [HOOKLINE, "up", *flags],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output = _wait_for_line(process, "Ctrl-C or SIGTERM stops it.", READY_BOUND_S)
+        running = stack_pids(Path(env["HOOKLINE_DATA_DIR"]) / "local")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 0
+        assert process.stdout is not None
+        os.set_blocking(process.stdout.fileno(), True)
+        output += process.stdout.read().splitlines()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+    pids = [pid for pid in running.values() if pid is not None]
+    assert len(pids) == 2, (running, output)
+    return output, pids
+
+
+@pytest.fixture
+def own_data_dir() -> Iterator[Path]:
+    """A data folder of the test's own beside the suite's stack: not under pytest's temporary
+    folder, which a concurrent pytest session makes private again (0700), locking the local
+    PostgreSQL's `postgres` user out of its own cluster and `pg_ctl stop` with it."""
+    from hookline.app.localstack.stack import stop_stack
+
+    folder = REPO / ".hookline" / "test" / f"up-{uuid.uuid4().hex[:8]}"
+    yield folder
+    stop_stack(folder / "local")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_up_stops_the_stack_it_started_unless_told_to_keep_it(own_data_dir: Path) -> None:
+    """Regression: after Ctrl-C, `up` left the Kafka and PostgreSQL it had started running,
+    silently. This test's data folder is its own, so `up` starts a second local stack (a
+    second broker beside the suite's), which the fixture stops whatever happens."""
+    from hookline.app.localstack.process import pid_alive
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
+    env = clean | {
+        "HOOKLINE_DATA_DIR": str(own_data_dir),
+        "HOOKLINE_API_PORT": str(free_port()),
+        "HOOKLINE_CACHE_DIR": str(Settings.load().cache_dir),  # Kafka's jars, fetched once
+    }
+    output, pids = _up_until_ready_then_interrupt(env)
+    assert output[-2:] == ["stopping the local Kafka and PostgreSQL it started...", "stopped"]
+    assert not [pid for pid in pids if pid_alive(pid)], output
+
+    output, pids = _up_until_ready_then_interrupt(env, "--keep-stack")
+    assert output[-1] == "stopped"
+    assert (
+        "the local Kafka and PostgreSQL keep running (--keep-stack);"
+        " `hookline stack stop` stops them"
+    ) in output
+    assert all(pid_alive(pid) for pid in pids), output

@@ -1,4 +1,4 @@
-"""Unit tests of the SSRF address policy in core.addresses (DESIGN.md §5)."""
+"""Unit tests of the SSRF address policy in core.addresses (docs/security.md, "SSRF policy")."""
 
 from __future__ import annotations
 

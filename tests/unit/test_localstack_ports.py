@@ -32,3 +32,19 @@ def test_a_port_whose_server_died_with_connections_in_time_wait_is_free() -> Non
         accepted.close()  # the server closes first: its side waits in TIME_WAIT
         assert client.recv(1) == b""
     assert port_is_free(port)
+
+
+def test_a_port_taken_on_any_address_is_taken_for_loopback_and_the_other_way() -> None:
+    with socket.create_server(("0.0.0.0", 0)) as everywhere:
+        port: int = everywhere.getsockname()[1]
+        assert not port_is_free(port, "127.0.0.1")
+        assert not port_is_free(port, "0.0.0.0")
+    with socket.create_server(("127.0.0.1", 0)) as loopback:
+        port = loopback.getsockname()[1]
+        assert not port_is_free(port, "0.0.0.0")
+
+
+def test_only_address_in_use_counts_as_taken() -> None:
+    """An address this machine does not have (TEST-NET-1) is the server's own bind to refuse,
+    with its own message; the check does not call it a port in use."""
+    assert port_is_free(8080, "192.0.2.1")

@@ -146,12 +146,19 @@ def start_kafka(data: Path, *, cache_dir: Path, timeout_s: float = START_TIMEOUT
         return RunningKafka(bootstrap, pid, reused=False)
 
 
-def stop_kafka(data: Path) -> bool:
-    """Stop the broker of `data` if one runs; True when one was stopped."""
+def kafka_pid(data: Path) -> int | None:
+    """The pid of the broker running in `data`, if one runs."""
     state = read_state(data.resolve() / "state.json")
     if state is None or not pid_alive(int(state["pid"])):
+        return None
+    return int(state["pid"])
+
+
+def stop_kafka(data: Path) -> bool:
+    """Stop the broker of `data` if one runs; True when one was stopped."""
+    pid = kafka_pid(data)
+    if pid is None:
         return False
-    pid = int(state["pid"])
     terminate(pid, timeout_s=30.0)
     child = _CHILDREN.pop(pid, None)
     if child is not None:

@@ -28,6 +28,7 @@ from hookline.app.localstack.process import (
     folder_lock,
     free_port,
     make_private,
+    pid_alive,
     port_is_free,
     read_state,
     wait_for,
@@ -273,6 +274,17 @@ def _ensure_database(conn: psycopg.Connection[tuple[object, ...]]) -> None:
                 sql.Identifier(DATABASE), sql.Identifier(USER)
             )
         )
+
+
+def postgres_pid(data: Path) -> int | None:
+    """The pid of the server running in `data`, if one runs (its postmaster.pid's first line;
+    a file left by a crash names a dead process)."""
+    try:
+        first = (data.resolve() / "cluster" / "postmaster.pid").read_text().split("\n", 1)[0]
+        pid = int(first)
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
 
 
 def stop_postgres(data: Path) -> bool:

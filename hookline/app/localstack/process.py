@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -30,19 +31,28 @@ def free_port() -> int:
         return port
 
 
-def port_is_free(port: int) -> bool:
-    """True when a server could listen on `port` now.
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a server could listen on `port` of `host` now (every address `host` names).
 
-    SO_REUSEADDR, as the servers themselves bind (the JVM, PostgreSQL): connections of a
-    server that just died linger in TIME_WAIT on its port, and would otherwise make its port
-    look taken, so a restarted broker moved to new ports under its clients' feet."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
+    SO_REUSEADDR, as the servers themselves bind (the JVM, PostgreSQL, asyncio): connections
+    of a server that just died linger in TIME_WAIT on its port, and would otherwise make its
+    port look taken, so a restarted broker moved to new ports under its clients' feet. Only
+    "address in use" counts as taken: any other refusal is left to the server's own bind."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
         return True
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return False
+    return True
 
 
 def pid_alive(pid: int) -> bool:

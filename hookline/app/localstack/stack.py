@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from hookline.app.credentials import local_database_passwords
-from hookline.app.localstack.kafka import start_kafka, stop_kafka
-from hookline.app.localstack.postgres import start_postgres, stop_postgres
+from hookline.app.localstack.kafka import kafka_pid, start_kafka, stop_kafka
+from hookline.app.localstack.postgres import postgres_pid, start_postgres, stop_postgres
 from hookline.runtime.settings import Settings
+
+PARTS: Final = frozenset({"kafka", "postgres"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +39,27 @@ def start_stack(data_dir: Path, *, cache_dir: Path) -> LocalStack:
     )
 
 
-def stop_stack(data_dir: Path) -> None:
-    stop_kafka(data_dir / "kafka")
-    stop_postgres(data_dir / "postgres")
+def stack_pids(data_dir: Path) -> dict[str, int | None]:
+    """The pid of each part of the stack under `data_dir`; None for a part not running."""
+    return {
+        "kafka": kafka_pid(data_dir / "kafka"),
+        "postgres": postgres_pid(data_dir / "postgres"),
+    }
+
+
+def running_parts(data_dir: Path) -> frozenset[str]:
+    """The parts of the stack under `data_dir` whose server runs now."""
+    return frozenset(part for part, pid in stack_pids(data_dir).items() if pid is not None)
+
+
+def stop_stack(data_dir: Path, parts: Iterable[str] = PARTS) -> None:
+    """Stop `parts` of the stack under `data_dir` (both by default); a part not running is
+    left as it is."""
+    wanted = set(parts)
+    if "kafka" in wanted:
+        stop_kafka(data_dir / "kafka")
+    if "postgres" in wanted:
+        stop_postgres(data_dir / "postgres")
 
 
 def local_settings(settings: Settings, stack: LocalStack) -> Settings:
