@@ -232,6 +232,7 @@ def test_a_service_started_before_topics_ensure_says_so_in_one_line(
         "HOOKLINE_ADMIN_TOKEN": "cli-admin-token-" + uuid.uuid4().hex,
         "HOOKLINE_SECRET_KEY": "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc=",
         "HOOKLINE_API_PORT": "0",
+        "HOOKLINE_METRICS_PORT": "0",  # a running hookline must not make the port look taken
     }
     line = _one_error_line(_run(command, **env))
     assert line.startswith(f"hookline {command}: "), line
