@@ -43,7 +43,6 @@ from confluent_kafka.admin import AdminClient
 
 from api.replayer.bootstrap import bootstrap as replayer_bootstrap
 from api.replayer.job_runner import JobRunner
-from bench.cli import SCENARIO_NAMES, add_arguments
 from bench.deliverer import MAX_CONNECTIONS, _bare_loop, _commands
 from bench.e2e_events import EventSource
 from bench.e2e_hostile import BURST_EVENTS, HOSTILE_KINDS, ORDERED_KINDS, BurstStats, Others
@@ -58,6 +57,7 @@ from bench.e2e_pipeline import (
 )
 from bench.e2e_report import Report, ScenarioResult
 from bench.e2e_stats import PhaseStats, Published, p99_by_second, phase_stats
+from bench.options import SCENARIO_NAMES, add_arguments
 from core.records import Job, StoredSecret, Subscription, utc_ms
 from core.secretbox import SecretBox
 from core.signing import generate_secret
