@@ -20,7 +20,7 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, assert_never, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeGuard, assert_never, get_args
 
 from core.errors import InvalidField
 from core.text_bounds import text_problem
@@ -36,6 +36,8 @@ OPERATORS: Final[tuple[Operator, ...]] = get_args(Operator)
 ORDERING: Final = frozenset({"$gt", "$gte", "$lt", "$lte"})
 LISTS: Final = frozenset({"$in", "$nin"})
 ROOTS: Final = ("data", "subject", "actor")
+_LONG_MIN: Final = -(2**63)
+_LONG_MAX: Final = 2**63 - 1
 """The parts of an event a path starts from; the rest of the envelope is not filtered on."""
 
 
@@ -108,14 +110,14 @@ EMPTY_FILTER: Final = Filter({}, AllOf(()))
 
 
 def parse_filter(
-    document: Mapping[str, object], *, limits: FilterLimits | None = FILTER_LIMITS
+    document: Mapping[str, JsonValue], *, limits: FilterLimits | None = FILTER_LIMITS
 ) -> Filter:
     """The filter `document` writes, or `InvalidField` naming where it breaks the grammar
     or a bound. `limits=None` reads a stored filter, which was bounded when written: a bound
     lowered since never makes a subscription on the log unreadable."""
     parser = _Parser(limits)
     condition = parser.members(document, "filter", depth=0)
-    return Filter(dict(document), condition, compile_condition(condition))  # type: ignore[arg-type]
+    return Filter(dict(document), condition, compile_condition(condition))
 
 
 def legacy_filter(fields: Mapping[str, FilterValue]) -> Filter:
@@ -131,13 +133,19 @@ def legacy_filter(fields: Mapping[str, FilterValue]) -> Filter:
 
 
 def legacy_fields(value: Filter) -> dict[str, FilterValue] | None:
-    """The filter as the equality map older records hold, when that map reads back as the
-    same condition; None when only the full document says it."""
-    document = value.document
-    if not all(v is None or isinstance(v, str | int | float | bool) for v in document.values()):
+    """The filter as the equality map older records hold (values: null, boolean, Avro long,
+    double, string), when that map reads back as the same condition; None when only the
+    full document says it."""
+    fields = {k: v for k, v in value.document.items() if _fits_the_map(v)}
+    if len(fields) != len(value.document):
         return None
-    fields: dict[str, FilterValue] = dict(document)  # type: ignore[arg-type]
     return fields if legacy_filter(fields).condition == value.condition else None
+
+
+def _fits_the_map(value: object) -> TypeGuard[FilterValue]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _LONG_MIN <= value <= _LONG_MAX
+    return value is None or isinstance(value, str | float | bool)
 
 
 def _scalar_name(value: object) -> str:

@@ -190,7 +190,7 @@ _DATA = st.dictionaries(st.sampled_from(["x", "y"]), st.one_of(_VALUES, st.lists
 
 
 @given(data=_DATA, values=st.lists(_VALUES, min_size=1, max_size=4))
-def test_nin_is_not_in(data: dict[str, JsonValue], values: list[FilterValue]) -> None:
+def test_nin_is_not_in(data: dict[str, JsonValue], values: list[JsonValue]) -> None:
     e = event(data)
     in_ = parse_filter({"x": {"$in": values}}).matches(e)
     assert parse_filter({"x": {"$nin": values}}).matches(e) is not in_
@@ -279,7 +279,7 @@ def test_bounds() -> None:
     parse_filter(_nested(limits.max_depth))
     with pytest.raises(InvalidField, match="nest at most"):
         parse_filter(_nested(limits.max_depth + 1))
-    many = {f"f{i}": i for i in range(limits.max_tests)}
+    many: dict[str, JsonValue] = {f"f{i}": i for i in range(limits.max_tests)}
     parse_filter(many)
     with pytest.raises(InvalidField, match="at most 50 tests") as caught:
         parse_filter({"$or": [many, {"x": {"$gt": 1}}]})

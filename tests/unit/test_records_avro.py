@@ -565,3 +565,14 @@ def test_a_filter_document_that_does_not_parse_is_undecodable() -> None:
     value = encode(codec.records.subscription, record)
     with pytest.raises(UndecodableRecord, match="filter_document"):
         codec.decode_subscription(value)
+
+
+def test_an_integer_beyond_avro_long_keeps_the_filter_whole() -> None:
+    """Regression: an equality on 2**63 (JSON parsers hand it over as an int) went into the
+    map of Avro longs, and encoding the subscription failed."""
+    codec = make_codec()
+    original = full_subscription(filter={"n": 2**63})
+    assert subscription_to_avro(original)["filter"] == {}
+    decoded = codec.decode_subscription(codec.encode_subscription(original))
+    assert decoded.filter.document == {"n": 2**63}
+    assert decoded.filter.matches(event("task.created", {"n": 2**63}))
