@@ -212,3 +212,5 @@ def test_replay_selection() -> None:
     assert not selects(_event(), _sub(), ("task.assigned",))
     assert selects(_event(), _sub(filter={"project_id": "p-1"}), ("task.*",))
     assert not selects(_event(), _sub(filter={"n": True}), ())
+    assert selects(_event(), _sub(filter={"data.n": {"$gte": 1}, "subject.type": "task"}), ())
+    assert not selects(_event(), _sub(filter={"$or": [{"n": {"$lt": 1}}, {"actor.id": "u-1"}]}), ())
