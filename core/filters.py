@@ -301,14 +301,20 @@ def compile_condition(condition: Condition) -> Predicate:
             every = tuple(compile_condition(c) for c in conditions)
 
             def all_of(event: DomainEvent) -> bool:
-                return all(check(event) for check in every)
+                for check in every:  # noqa: SIM110 -- no generator per event on the hot path
+                    if not check(event):
+                        return False
+                return True
 
             return all_of
         case AnyOf(conditions):
             some = tuple(compile_condition(c) for c in conditions)
 
             def any_of(event: DomainEvent) -> bool:
-                return any(check(event) for check in some)
+                for check in some:  # noqa: SIM110 -- no generator per event on the hot path
+                    if check(event):
+                        return True
+                return False
 
             return any_of
     assert_never(condition)
@@ -325,6 +331,9 @@ def _walk(value: object, names: tuple[str, ...]) -> object:
 
 def _getter(path: tuple[str, ...]) -> Getter:
     root, names = path[0], path[1:]
+    if root == "data" and len(names) == 1:  # the common case, a top-level field
+        name = names[0]
+        return lambda event: event.data.get(name, _MISSING)
     if root == "data":
         return lambda event: _walk(event.data, names)
 
