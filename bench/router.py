@@ -23,7 +23,8 @@ from typing import Final
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
-from core.records import DomainEvent, FilterValue, JsonValue, Ref, Subscription, SubscriptionStatus
+from core.filters import EMPTY_FILTER, FilterValue, parse_filter
+from core.records import DomainEvent, JsonValue, Ref, Subscription, SubscriptionStatus
 from hookline.app.localstack.stack import local_settings, start_stack
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.kafka import producer_config
@@ -59,7 +60,7 @@ def _subscription(
         tenant=tenant,
         url=f"https://hooks.example.com/{n}",
         event_types=types,
-        filter=filter or {},
+        filter=EMPTY_FILTER if filter is None else parse_filter(filter),
         status=status,
         created_at=now,
         updated_at=now,

@@ -1,19 +1,19 @@
-"""Which subscriptions an event goes to: tenant, type pattern, `data` filter and status.
+"""Which subscriptions an event goes to: tenant, type pattern, filter and status.
 
-Pattern rules: an exact type name, `noun.*` (every `noun.<verb>`), or `*`. A filter is
-equality on top-level `data` fields, all of which must match; JSON equality, so `true` is not
-`1` and a missing field matches nothing. Only `active` subscriptions receive events.
+Pattern rules: an exact type name, `noun.*` (every `noun.<verb>`), or `*`. A filter
+(`core.filters`) is compiled once when its subscription is read, so routing calls it and
+never parses. Only `active` subscriptions receive events.
 `SubscriptionIndex` answers the same question as `matches` over many subscriptions without
 scanning them all; `route` is the one-shot form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from core.records import DomainEvent, FilterValue, JsonValue, Subscription
+from core.records import DomainEvent, Subscription
 
 WILDCARD: Final = "*"
 NOUN_WILDCARD_SUFFIX: Final = ".*"
@@ -35,30 +35,13 @@ def pattern_matches(pattern: str, event_type: str) -> bool:
     return pattern == event_type
 
 
-def _json_equal(wanted: FilterValue, actual: JsonValue) -> bool:
-    # Python says True == 1 and 1 == 1.0; JSON says only the second.
-    if isinstance(wanted, bool) or isinstance(actual, bool):
-        return type(wanted) is type(actual) and wanted == actual
-    if isinstance(wanted, int | float) and isinstance(actual, int | float):
-        return wanted == actual
-    return type(wanted) is type(actual) and wanted == actual
-
-
-def filter_matches(wanted: Mapping[str, FilterValue], data: Mapping[str, JsonValue]) -> bool:
-    """Every filter field is present in `data` with an equal value; an empty filter matches."""
-    for name, value in wanted.items():
-        if name not in data or not _json_equal(value, data[name]):
-            return False
-    return True
-
-
 def matches(subscription: Subscription, event: DomainEvent) -> bool:
     """True when `event` is to be delivered to `subscription`."""
     return (
         subscription.status == "active"
         and subscription.tenant == event.tenant
         and any(pattern_matches(p, event.type) for p in subscription.event_types)
-        and filter_matches(subscription.filter, event.data)
+        and subscription.filter.matches(event)
     )
 
 
@@ -113,7 +96,7 @@ class SubscriptionIndex:
         return [
             candidates[sub_id]
             for sub_id in sorted(candidates)
-            if filter_matches(candidates[sub_id].filter, event.data)
+            if candidates[sub_id].filter.matches(event)
         ]
 
 

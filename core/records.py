@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
+from core.filters import EMPTY_FILTER, Filter
+
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 """A value that JSON can carry, as `json.loads` / `orjson.loads` return it."""
-
-FilterValue: TypeAlias = str | int | float | bool | None
-"""What a subscription's `filter` compares a top-level `data` field with (equality)."""
 
 
 def utc_ms(moment: datetime) -> datetime:
@@ -117,7 +116,7 @@ class Subscription:
     tenant: str
     url: str
     event_types: tuple[str, ...]
-    filter: Mapping[str, FilterValue] = field(default_factory=dict)
+    filter: Filter = EMPTY_FILTER
     description: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     sealed_headers: Mapping[str, bytes] = field(default_factory=dict)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.matching import filter_matches, pattern_matches
+from core.matching import pattern_matches
 from core.records import DomainEvent, Subscription
 
 
 def selects(event: DomainEvent, subscription: Subscription, event_types: Sequence[str]) -> bool:
     """True when a replay to `subscription` limited to `event_types` (empty = all) sends `event`.
 
-    The routing rules (same tenant, a type the subscription takes, its `data` filter) plus
+    The routing rules (same tenant, a type the subscription takes, its filter) plus
     the job's own type limit; the subscription's status is the deliverer's to judge, so a
     replay asked for while it is paused is still recorded.
     """
@@ -19,5 +19,5 @@ def selects(event: DomainEvent, subscription: Subscription, event_types: Sequenc
         event.tenant == subscription.tenant
         and any(pattern_matches(p, event.type) for p in subscription.event_types)
         and (not event_types or any(pattern_matches(p, event.type) for p in event_types))
-        and filter_matches(subscription.filter, event.data)
+        and subscription.filter.matches(event)
     )

@@ -15,13 +15,11 @@ from urllib.parse import urlsplit
 from core.addresses import IPNetwork, ensure_literal_host_allowed, normalise_host
 from core.errors import InvalidCustomHeader, InvalidField, TargetRefused
 from core.matching import WILDCARD
-from core.records import FilterValue
 from core.webhook import check_custom_headers
 
 MAX_URL_CHARS: Final = 2048
 MAX_DESCRIPTION_CHARS: Final = 1000
 MAX_EVENT_TYPES: Final = 100
-MAX_FILTER_FIELDS: Final = 50
 MAX_HEADERS: Final = 50
 MAX_HEADER_VALUE_CHARS: Final = 4096
 
@@ -78,23 +76,6 @@ def check_event_types(
         if pattern not in seen:
             seen.append(pattern)
     return tuple(seen)
-
-
-def check_filter(value: Mapping[str, object]) -> dict[str, FilterValue]:
-    """A flat object: top-level `data` field name -> string, number, boolean or null."""
-    if len(value) > MAX_FILTER_FIELDS:
-        raise InvalidField("filter", f"at most {MAX_FILTER_FIELDS} fields")
-    out: dict[str, FilterValue] = {}
-    for name, item in value.items():
-        where = f"filter.{name}"
-        if not name:
-            raise InvalidField("filter", "field names must not be empty")
-        if isinstance(item, float) and not math.isfinite(item):
-            raise InvalidField(where, "expected a finite number")
-        if item is not None and not isinstance(item, str | int | float | bool):
-            raise InvalidField(where, "expected a string, number, boolean or null")
-        out[name] = item
-    return out
 
 
 def check_headers(value: Mapping[str, str]) -> dict[str, str]:

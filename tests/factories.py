@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+from core.filters import parse_filter
 from core.records import Subscription
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
@@ -13,7 +14,10 @@ NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
 
 def subscription(sub_id: str, *types: str, at: datetime = NOW, **changes: Any) -> Subscription:
     """An active, unsigned subscription of tenant acme to `types`, created and updated `at`;
-    `changes` names any other field to set (`tenant=`, `secrets=`, `status=`...)."""
+    `changes` names any other field to set (`tenant=`, `secrets=`, `status=`...); a
+    `filter=` given as a document is parsed as the API parses one."""
+    if isinstance(changes.get("filter"), dict):
+        changes["filter"] = parse_filter(changes["filter"])
     sub = Subscription(
         id=sub_id,
         tenant="acme",

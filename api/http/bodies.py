@@ -25,7 +25,6 @@ from api.http.fields import (
     query_int,
     query_text,
     query_timestamp,
-    scalar,
     text,
     timestamp,
     unique,
@@ -34,17 +33,16 @@ from core import time_bounds
 from core.addresses import IPNetwork
 from core.delivery_status import STATUSES
 from core.errors import InvalidField
+from core.filters import Filter, parse_filter
 from core.matching import WILDCARD
-from core.records import FilterValue, JobKind, JobStatus, JsonValue, TokenScope
+from core.records import JobKind, JobStatus, JsonValue, TokenScope
 from core.subscription_rules import (
     MAX_DESCRIPTION_CHARS,
     MAX_EVENT_TYPES,
-    MAX_FILTER_FIELDS,
     MAX_HEADERS,
     MAX_URL_CHARS,
     check_description,
     check_event_types,
-    check_filter,
     check_headers,
     check_rate_limit,
     check_url,
@@ -97,6 +95,18 @@ def _object_kind() -> Kind[dict[str, JsonValue]]:
     return Kind({"type": "object"}, parse)
 
 
+def _filter_kind() -> Kind[Filter]:
+    """A filter in the grammar of `core.filters`; whether it fits the subscription's event
+    types is checked by the handler, which knows both."""
+
+    def parse(value: object, path: str) -> Filter:
+        if not isinstance(value, dict):
+            raise InvalidField(path, "expected an object")
+        return parse_filter(value)
+
+    return Kind({"$ref": "#/components/schemas/Filter"}, parse)
+
+
 def _scopes(names: tuple[str, ...]) -> tuple[TokenScope, ...]:
     """Names the enum already held to `SCOPES`, typed as scopes."""
     return tuple(scope for scope in SCOPES if scope in names)
@@ -112,7 +122,7 @@ def patterns_enum(catalog: Collection[str]) -> list[str]:
 class SubscriptionFields:
     url: Field[str]
     event_types: Field[tuple[str, ...]]
-    filter: Field[dict[str, FilterValue]]
+    filter: Field[Filter]
     headers: Field[dict[str, str]]
     description: Field[str]
     rate_limit: Field[float | None]
@@ -223,8 +233,9 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         ),
         filter=Field(
             "filter",
-            mapping(scalar(), max_fields=MAX_FILTER_FIELDS).then(check_filter),
-            description="equality on top-level `data` fields",
+            _filter_kind(),
+            description="which events of those types are sent: tests on `data`, `subject`"
+            " and `actor` paths; each path must be a field of at least one of the types",
         ),
         headers=Field(
             "headers",

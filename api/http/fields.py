@@ -199,18 +199,6 @@ def mapping(values: Kind[T], *, max_fields: int) -> Kind[dict[str, T]]:
     return Kind(schema, parse)
 
 
-def scalar() -> Kind[str | int | float | bool | None]:
-    def parse(value: object, path: str) -> str | int | float | bool | None:
-        if isinstance(value, str):
-            return _storable(value, path)
-        if value is None or isinstance(value, int | float | bool):
-            return value
-        raise InvalidField(path, "expected a string, number, boolean or null")
-
-    schema: JsonSchema = {"type": ["string", "number", "boolean", "null"]}
-    return Kind(schema, parse)
-
-
 @dataclass(frozen=True, slots=True)
 class Field(Generic[T]):
     """A named member of a request body."""

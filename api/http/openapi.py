@@ -9,7 +9,7 @@ from typing import Final
 from api.http.bodies import Bodies
 from api.http.fields import JsonSchema
 from api.http.routes import AUTH_ERRORS, Operation
-from api.http.views import PROBLEM
+from api.http.views import FILTER, PROBLEM
 from api.model.errors import (
     ApiError,
     BadRequest,
@@ -141,7 +141,7 @@ def _operation(op: Operation, components: dict[str, JsonValue]) -> dict[str, Jso
 
 
 def build_document(ops: Sequence[Operation], *, version: str) -> dict[str, JsonValue]:
-    components: dict[str, JsonValue] = {"Problem": PROBLEM}
+    components: dict[str, JsonValue] = {"Problem": PROBLEM, "Filter": FILTER}
     paths: dict[str, dict[str, JsonValue]] = {}
     for op in ops:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, components)

@@ -10,6 +10,7 @@ from typing import Final, get_args
 from api.http.fields import JsonSchema
 from api.model.history import AttemptRow, DeliveryRow
 from core.delivery_status import STATUSES
+from core.filters import FILTER_LIMITS
 from core.records import ApiToken, Job, JobKind, JobStatus, JsonValue, Subscription
 from core.tokens import SCOPES
 from schemas.catalog import EventType
@@ -37,10 +38,7 @@ SUBSCRIPTION: Final = _obj(
         "tenant": _STR,
         "url": _STR,
         "event_types": {"type": "array", "items": _STR},
-        "filter": {
-            "type": "object",
-            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
-        },
+        "filter": {"$ref": "#/components/schemas/Filter"},
         "description": _STR,
         "headers": {
             "type": "object",
@@ -55,6 +53,59 @@ SUBSCRIPTION: Final = _obj(
         "version": {"type": "integer"},
     }
 )
+_VALUE: Final[JsonSchema] = {"type": ["string", "number", "boolean", "null"]}
+_VALUES: Final[JsonSchema] = {
+    "type": "array",
+    "items": _VALUE,
+    "minItems": 1,
+    "maxItems": FILTER_LIMITS.max_in_values,
+}
+_ORDERED: Final[JsonSchema] = {"type": ["number", "string"]}
+_FILTERS: Final[JsonSchema] = {
+    "type": "array",
+    "items": {"$ref": "#/components/schemas/Filter"},
+    "minItems": 1,
+}
+FILTER: Final[JsonSchema] = {
+    "type": "object",
+    "description": "Every member must hold. A key is a dotted path into the event's `data`,"
+    " `subject` or `actor` (`data.customer.address.country`, `subject.type`; a first name"
+    " that is none of those is a `data` field). Its value is compared for JSON equality,"
+    " or is an object of operators that must all hold: `$eq`, `$neq`, `$in`, `$nin` (a"
+    " missing field is not equal, so `$neq` and `$nin` match it), `$gt`, `$gte`, `$lt`,"
+    " `$lte` (numbers with numbers, strings with strings by code point; a missing, null or"
+    " other-kind field never matches), `$exists` (true: present and not null). `$and` and"
+    " `$or` take arrays of filters and nest."
+    f" Bounds: {FILTER_LIMITS.max_tests} tests, `$and`/`$or` {FILTER_LIMITS.max_depth} deep,"
+    f" {FILTER_LIMITS.max_in_values} values per `$in`, paths of"
+    f" {FILTER_LIMITS.max_path_segments} names.",
+    "properties": {"$and": _FILTERS, "$or": _FILTERS},
+    "patternProperties": {
+        "^[^$]": {
+            "anyOf": [
+                _VALUE,
+                {
+                    "type": "object",
+                    "minProperties": 1,
+                    "properties": {
+                        "$eq": _VALUE,
+                        "$neq": _VALUE,
+                        "$in": _VALUES,
+                        "$nin": _VALUES,
+                        "$gt": _ORDERED,
+                        "$gte": _ORDERED,
+                        "$lt": _ORDERED,
+                        "$lte": _ORDERED,
+                        "$exists": {"type": "boolean"},
+                    },
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    },
+    "additionalProperties": False,
+}
+"""The filter grammar (`core.filters`), one component that `$and` and `$or` refer back to."""
 SECRET: Final = _obj({"secret": {"type": "string", "pattern": "^whsec_"}})
 SUBSCRIPTION_WITH_SECRET: Final[JsonSchema] = {
     **SUBSCRIPTION,
@@ -74,7 +125,7 @@ def subscription_view(sub: Subscription, *, secret: str | None = None) -> dict[s
         "tenant": sub.tenant,
         "url": sub.url,
         "event_types": list(sub.event_types),
-        "filter": dict(sub.filter),
+        "filter": dict(sub.filter.document),
         "description": sub.description,
         "headers": dict.fromkeys((*sub.sealed_headers, *sub.headers), MASKED),
         "rate_limit": sub.rate_limit,

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from core.filters import FilterValue
 from core.matching import matches
 from core.records import (
     DomainEvent,
-    FilterValue,
     JsonValue,
     Ref,
     StoredSecret,

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.matching import SubscriptionIndex, filter_matches, matches, pattern_matches, route
-from core.records import DomainEvent, FilterValue, JsonValue, Ref, Subscription, SubscriptionStatus
+from core.filters import FilterValue, legacy_filter, parse_filter
+from core.matching import SubscriptionIndex, matches, pattern_matches, route
+from core.records import DomainEvent, JsonValue, Ref, Subscription, SubscriptionStatus
 from tests.factories import subscription as sub
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
@@ -72,7 +73,9 @@ def test_pattern(pattern: str, event_type: str, *, expected: bool) -> None:
 def test_filter(
     wanted: Mapping[str, FilterValue], data: Mapping[str, JsonValue], *, expected: bool
 ) -> None:
-    assert filter_matches(wanted, data) is expected
+    """An equality filter matches the same read from an old record's map or written today."""
+    assert legacy_filter(wanted).matches(event(data=data)) is expected
+    assert parse_filter(wanted).matches(event(data=data)) is expected
 
 
 def test_status_tenant_and_filter_all_count() -> None:

@@ -1,6 +1,7 @@
 """The whole story through the API with every service running: create a subscription,
 publish, read the delivery and its attempts in the history, redeliver it (same webhook-id),
-replay three events published before the subscription existed, recover a dead letter."""
+replay three events published before the subscription existed, recover a dead letter; and
+a filtered subscription that receives exactly the events its filter matches."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import ipaddress
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import pytest_asyncio
@@ -199,3 +200,76 @@ async def test_the_whole_story(e2e_api: Api) -> None:
 
 async def _count(receiver: Receiver, path: str, webhook_id: str, count: int) -> bool:
     return sum(1 for r in receiver.on(path) if r.webhook_id == webhook_id) >= count
+
+
+FILTER: Final = {
+    "data.project_id": {"$in": ["p-high", "p-urgent"]},
+    "$or": [{"actor": {"$exists": True}}, {"data.assignee_id": {"$exists": True}}],
+}
+
+
+def _filtered_task(project: str, *, actor: bool, assignee: str | None) -> dict[str, Any]:
+    """A task event; every one has the same subject, so all share one partition of the
+    events topic and the router routes them in the order they were published."""
+    return {
+        "type": "task.created",
+        "subject": {"type": "task", "id": "t-filtered"},
+        "actor": {"type": "user", "id": "u-1"} if actor else None,
+        "data": {"id": "t-filtered", "title": "T", "project_id": project, "assignee_id": assignee},
+    }
+
+
+async def _history_ids(api: Api, subscription_id: str) -> set[str]:
+    page = await api.ok("GET", "/v1/deliveries", params={"subscription_id": subscription_id})
+    return {row["event_id"] for row in page["data"]}
+
+
+async def test_a_filter_sends_the_matching_events_only(e2e_api: Api) -> None:
+    api = e2e_api
+    async with Receiver() as receiver:
+        sub = await api.ok(
+            "POST",
+            "/v1/subscriptions",
+            201,
+            json={"url": receiver.url("/filtered"), "event_types": ["task.*"], "filter": FILTER},
+        )
+        assert sub["filter"] == FILTER
+        receiver.secrets.append(sub["secret"])
+        published = [
+            (True, _filtered_task("p-high", actor=True, assignee=None)),
+            (False, _filtered_task("p-low", actor=True, assignee="u-2")),  # not in $in
+            (False, _filtered_task("p-urgent", actor=False, assignee=None)),  # neither of $or
+            (True, _filtered_task("p-urgent", actor=False, assignee="u-2")),
+            (
+                False,  # task.assigned has no project_id: the test sees a missing field
+                {
+                    "type": "task.assigned",
+                    "subject": {"type": "task", "id": "t-filtered"},
+                    "actor": {"type": "user", "id": "u-1"},
+                    "data": {"id": "t-filtered", "title": "T", "assignee_id": "u-2"},
+                },
+            ),
+            (True, _filtered_task("p-high", actor=True, assignee="u-3")),  # the marker, last
+        ]
+        ids = [
+            ((await api.ok("POST", "/v1/events", 202, json=body))["id"], wanted)
+            for wanted, body in published
+        ]
+        wanted = {event_id for event_id, match in ids if match}
+        marker = ids[-1][0]
+
+        # the history shows the marker's delivery only after every earlier command to this
+        # subscription, which sits before it on the same deliveries partition
+        async def marker_in_history() -> set[str] | None:
+            seen = await _history_ids(api, sub["id"])
+            return seen if marker in seen else None
+
+        seen = await eventually_async(marker_in_history, "the marker in history", timeout_s=40)
+        assert seen == wanted
+
+        async def all_received() -> bool:
+            return {r.webhook_id for r in receiver.on("/filtered")} >= wanted
+
+        await eventually_async(all_received, "the matching events arrive", timeout_s=40)
+        assert sorted(r.webhook_id for r in receiver.on("/filtered")) == sorted(wanted)
+        assert all(r.verified for r in receiver.on("/filtered"))

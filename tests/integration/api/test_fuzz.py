@@ -186,7 +186,8 @@ class Target:
 def valid(schema: Mapping[str, Any]) -> st.SearchStrategy[object]:  # noqa: PLR0911 -- one branch per JSON Schema keyword the document uses
     """Values of the subset of JSON Schema the document is written in."""
     if "$ref" in schema:
-        return valid(COMPONENTS[schema["$ref"].rsplit("/", 1)[1]])
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return st.deferred(lambda: valid(COMPONENTS[name]))  # a component may refer to itself
     if "oneOf" in schema or "anyOf" in schema:
         return st.one_of([valid(s) for s in schema.get("oneOf", schema.get("anyOf"))])
     if "const" in schema:

@@ -52,6 +52,25 @@ async def test_create_read_update_delete(api: Api) -> None:
     assert (await api.call("GET", path)).status == 404
 
 
+async def test_a_filter_is_checked_against_the_types_it_applies_to(api: Api) -> None:
+    """A filter on a field only `task.assigned` has fits `task.*`; narrowing the types to
+    `task.created` alone leaves it testing a field no such event has: 422 naming it."""
+    document = {"data.previous_assignee_id": {"$exists": True}, "subject.type": "task"}
+    created = await api.ok(
+        "POST", "/v1/subscriptions", 201, json=subscription_body(filter=document)
+    )
+    assert created["filter"] == document
+    path = f"/v1/subscriptions/{created['id']}"
+    response = await api.call("PATCH", path, json={"event_types": ["task.created"]})
+    assert response.status == 422
+    problem = await response.json()
+    assert [e["field"] for e in problem["errors"]] == ["filter.data.previous_assignee_id.$exists"]
+    assert (await api.ok("GET", path))["version"] == 1
+    updated = await api.ok("PATCH", path, json={"filter": {"project_id": {"$in": ["p-1"]}}})
+    assert updated["filter"] == {"project_id": {"$in": ["p-1"]}}
+    assert (await api.ok("PATCH", path, json={"status": "paused"}))["status"] == "paused"
+
+
 async def test_rotation_keeps_the_old_secret_for_a_day(api: Api, api_settings: Settings) -> None:
     created = await api.ok("POST", "/v1/subscriptions", 201, json=subscription_body())
     path = f"/v1/subscriptions/{created['id']}"
