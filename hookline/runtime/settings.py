@@ -18,11 +18,14 @@ from typing import Any, Final, Generic, TypeVar
 from core.addresses import IPNetwork, parse_allowed_networks
 from core.secretbox import KEY_BYTES, key_weakness
 from hookline.runtime.errors import SettingsError
+from hookline.runtime.kafka_properties import ClientProperties, parse_client_properties
 
 T = TypeVar("T")
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS: Final = ("text", "json")
+SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 # the admin token opens every tenant: at least as long as 24 random bytes in base64
 # (hookline up generates 52 characters)
 MIN_TOKEN_CHARS: Final = 32
@@ -150,8 +153,95 @@ def _path(text: str) -> Path:
     return Path(_non_empty(text)).expanduser().resolve()
 
 
+def _existing_path(text: str) -> Path:
+    path = _path(text)
+    if not path.exists():
+        raise ValueError(f"no such file: {path}")
+    return path
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().upper()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in {"true", "false", "1", "0", "yes", "no"}:
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value in {"true", "1", "yes"}
+
+
+def _url(text: str) -> str:
+    text = text.strip()
+    if not text.startswith(("https://", "http://")):
+        raise ValueError(f"expected an https:// URL, got {text!r}")
+    return text
+
+
+def _secret(text: str) -> Secret:
+    return Secret(_non_empty(text))
+
+
 _SPECS: Final[Mapping[str, _Spec[Any]]] = {
     "kafka_bootstrap": _Spec("HOOKLINE_KAFKA_BOOTSTRAP", _bootstrap, "Kafka bootstrap servers"),
+    "kafka_security_protocol": _Spec(
+        "HOOKLINE_KAFKA_SECURITY_PROTOCOL",
+        _one_of(SECURITY_PROTOCOLS),
+        f"how clients reach Kafka: {', '.join(SECURITY_PROTOCOLS)}",
+    ),
+    "kafka_sasl_mechanism": _Spec(
+        "HOOKLINE_KAFKA_SASL_MECHANISM",
+        _one_of(SASL_MECHANISMS),
+        f"SASL mechanism: {', '.join(SASL_MECHANISMS)} (OIDC client credentials)",
+    ),
+    "kafka_sasl_username": _Spec(
+        "HOOKLINE_KAFKA_SASL_USERNAME", _non_empty, "SASL user (PLAIN, SCRAM)"
+    ),
+    "kafka_sasl_password": _Spec(
+        "HOOKLINE_KAFKA_SASL_PASSWORD", _secret, "SASL password (PLAIN, SCRAM)"
+    ),
+    "kafka_sasl_oauthbearer_client_id": _Spec(
+        "HOOKLINE_KAFKA_SASL_OAUTHBEARER_CLIENT_ID", _non_empty, "OIDC client id (OAUTHBEARER)"
+    ),
+    "kafka_sasl_oauthbearer_client_secret": _Spec(
+        "HOOKLINE_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET", _secret, "OIDC client secret"
+    ),
+    "kafka_sasl_oauthbearer_token_endpoint_url": _Spec(
+        "HOOKLINE_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL", _url, "OIDC token endpoint"
+    ),
+    "kafka_sasl_oauthbearer_scope": _Spec(
+        "HOOKLINE_KAFKA_SASL_OAUTHBEARER_SCOPE", _non_empty, "OIDC scope, when the server needs one"
+    ),
+    "kafka_ssl_ca_location": _Spec(
+        "HOOKLINE_KAFKA_SSL_CA_LOCATION",
+        _existing_path,
+        "CA certificates (PEM) the brokers' certificates are checked with; default: the system's",
+    ),
+    "kafka_ssl_certificate_location": _Spec(
+        "HOOKLINE_KAFKA_SSL_CERTIFICATE_LOCATION", _existing_path, "client certificate (PEM, mTLS)"
+    ),
+    "kafka_ssl_key_location": _Spec(
+        "HOOKLINE_KAFKA_SSL_KEY_LOCATION", _existing_path, "client private key (PEM, mTLS)"
+    ),
+    "kafka_ssl_key_password": _Spec(
+        "HOOKLINE_KAFKA_SSL_KEY_PASSWORD", _secret, "passphrase of the client private key"
+    ),
+    "kafka_config": _Spec(
+        "HOOKLINE_KAFKA_CONFIG",
+        parse_client_properties,
+        "extra librdkafka properties of every client, key=value[,key=value...]",
+    ),
+    "kafka_allow_insecure": _Spec(
+        "HOOKLINE_KAFKA_ALLOW_INSECURE",
+        _bool,
+        "true: accept settings that weaken TLS or send credentials in clear text",
+    ),
     "database_url": _Spec("HOOKLINE_DATABASE_URL", _database_url, "PostgreSQL URL"),
     "admin_token": _Spec("HOOKLINE_ADMIN_TOKEN", _token, "admin API bearer token"),
     "secret_key": _Spec("HOOKLINE_SECRET_KEY", _secret_key, "AES-256-GCM key, base64"),
@@ -273,6 +363,28 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
 }
 
 DAY_MS: Final = 86_400_000
+_OAUTH_SETTINGS: Final = (
+    "kafka_sasl_oauthbearer_client_id",
+    "kafka_sasl_oauthbearer_client_secret",
+    "kafka_sasl_oauthbearer_token_endpoint_url",
+    "kafka_sasl_oauthbearer_scope",
+)
+_TLS_FILES: Final = (
+    "kafka_ssl_ca_location",
+    "kafka_ssl_certificate_location",
+    "kafka_ssl_key_location",
+    "kafka_ssl_key_password",
+)
+# (setting, the setting it needs): a client certificate is useless without its key
+_TLS_PAIRS: Final = (
+    ("kafka_ssl_certificate_location", "kafka_ssl_key_location"),
+    ("kafka_ssl_key_location", "kafka_ssl_certificate_location"),
+    ("kafka_ssl_key_password", "kafka_ssl_key_location"),
+)
+
+
+def _refuse(setting: str, reason: str) -> None:
+    raise SettingsError(_SPECS[setting].env, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +392,20 @@ class Settings:
     """Every knob of a hookline process. Build it with `Settings.load()`."""
 
     kafka_bootstrap: str | None = None
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: Secret | None = None
+    kafka_sasl_oauthbearer_client_id: str | None = None
+    kafka_sasl_oauthbearer_client_secret: Secret | None = None
+    kafka_sasl_oauthbearer_token_endpoint_url: str | None = None
+    kafka_sasl_oauthbearer_scope: str | None = None
+    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_certificate_location: Path | None = None
+    kafka_ssl_key_location: Path | None = None
+    kafka_ssl_key_password: Secret | None = None
+    kafka_config: ClientProperties = field(default_factory=ClientProperties)
+    kafka_allow_insecure: bool = False
     database_url: Secret | None = None
     admin_token: Secret | None = None
     secret_key: Secret | None = None
@@ -348,6 +474,52 @@ class Settings:
                 f"{self.min_insync_replicas} exceeds the replication factor "
                 f"{self.replication_factor}",
             )
+        self._check_kafka_security()
+
+    def _check_kafka_security(self) -> None:
+        """Combinations librdkafka would only refuse at connect, or accept while sending a
+        credential in clear text, each refused here with one line."""
+        protocol = self.kafka_security_protocol
+        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+        mechanism = self.kafka_sasl_mechanism
+        oauth = mechanism == "OAUTHBEARER"
+        if sasl and mechanism is None:
+            _refuse("kafka_sasl_mechanism", f"is required with {protocol}")
+        for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
+            if not sasl and getattr(self, name) is not None:
+                _refuse(name, f"needs SASL_SSL or SASL_PLAINTEXT, not {protocol}")
+        for name in _OAUTH_SETTINGS:
+            if not oauth and getattr(self, name) is not None:
+                _refuse(name, "is used only with HOOKLINE_KAFKA_SASL_MECHANISM=OAUTHBEARER")
+        needed = _OAUTH_SETTINGS[:3] if oauth else ("kafka_sasl_username", "kafka_sasl_password")
+        for name in needed if sasl else ():
+            if getattr(self, name) is None:
+                _refuse(name, f"is required with HOOKLINE_KAFKA_SASL_MECHANISM={mechanism}")
+        for name in _TLS_FILES:
+            if not tls and getattr(self, name) is not None:
+                _refuse(name, f"needs SSL or SASL_SSL, not {protocol}")
+        for name, partner in _TLS_PAIRS:
+            if getattr(self, name) is not None and getattr(self, partner) is None:
+                _refuse(partner, f"is required with {env_name(name)}")
+        if not self.kafka_allow_insecure:
+            self._refuse_insecure(protocol, mechanism)
+
+    def _refuse_insecure(self, protocol: str, mechanism: str | None) -> None:
+        overridden = " (or set HOOKLINE_KAFKA_ALLOW_INSECURE=true)"
+        if protocol == "SASL_PLAINTEXT" and mechanism in {"PLAIN", "OAUTHBEARER"}:
+            _refuse(
+                "kafka_security_protocol",
+                f"SASL_PLAINTEXT sends the {mechanism} credentials in clear text: use SASL_SSL"
+                + overridden,
+            )
+        url = self.kafka_sasl_oauthbearer_token_endpoint_url
+        if url is not None and not url.startswith("https://"):
+            _refuse(
+                "kafka_sasl_oauthbearer_token_endpoint_url",
+                "sends the client secret in clear text: use https://" + overridden,
+            )
+        for weak in self.kafka_config.weakenings():
+            _refuse("kafka_config", f"{weak.name!r} {weak.reason}" + overridden)
 
     def with_changes(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
