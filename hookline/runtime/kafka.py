@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -221,6 +222,32 @@ def reader_config(settings: Settings, *, client_id: str) -> ClientConfig:
 
 def admin_config(settings: Settings) -> ClientConfig:
     return _tuned(_connection(settings), settings, Clients.ALL)
+
+
+LOGIN_CHECK_S: Final = 10.0
+
+
+def check_login(settings: Settings, *, timeout_s: float = LOGIN_CHECK_S) -> None:
+    """Raise `KafkaAuthenticationFailed` when the brokers refuse this process's SASL login.
+
+    Metadata requests (a table's first read, listing topics) do not serve librdkafka's
+    callbacks, so a wrong password would reach them only as transport errors, waited out as
+    a broker outage for minutes. This asks for metadata in short tries and serves the error
+    callback between them; it returns once a request succeeds, or after `timeout_s` (a
+    broker that does not answer is for the caller to wait for, as before)."""
+    if settings.kafka_sasl_mechanism is None:
+        return
+    admin = AdminClient(admin_config(settings))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin.list_topics(timeout=1.0)
+        except KafkaException:
+            admin.poll(0)  # a refused login raises here, from the error callback
+            if time.monotonic() >= deadline:
+                return
+        else:
+            return
 
 
 # Errors of a broker that is restarting, paused or electing leaders: a request repeated a
