@@ -207,10 +207,13 @@ def consumer_config(
 
 
 def reader_config(settings: Settings, *, client_id: str) -> ClientConfig:
-    """A group-less reader for tables built from compacted topics (assign, never subscribe)."""
+    """A group-less reader for tables built from compacted topics (assign, never subscribe).
+
+    librdkafka still wants a group id, and may look up its coordinator: it starts with the
+    topic prefix, so one prefixed group ACL covers every group hookline names."""
     config: ClientConfig = {
         **_connection(settings),
-        "group.id": f"{client_id}-reader",
+        "group.id": f"{settings.topic_prefix}.reader.{client_id}",
         "client.id": client_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,

@@ -298,3 +298,12 @@ def test_the_shipped_property_list_matches_the_bundled_librdkafka() -> None:
     assert shipped == expected
     assert "sasl.oauthbearer.extensions" in known_properties()
     assert "error_cb" not in known_properties()  # callbacks cannot be set from a string
+
+
+def test_every_group_id_starts_with_the_topic_prefix() -> None:
+    """Regression: a table reader's group was `<client id>-reader` (`router-…-reader`), out of
+    reach of the prefixed group ACL that docs/deploy.md grants."""
+    settings = Settings.load(environ={"HOOKLINE_KAFKA_BOOTSTRAP": "b:1"})
+    assert reader_config(settings, client_id="router-1-subscriptions")["group.id"] == (
+        "hookline.reader.router-1-subscriptions"
+    )
