@@ -153,10 +153,14 @@ def _path(text: str) -> Path:
     return Path(_non_empty(text)).expanduser().resolve()
 
 
-def _existing_path(text: str) -> Path:
+def _pem(text: str) -> Path:
+    """A PEM file (or, for CA certificates, a folder of them): librdkafka reads it when a
+    client is made, where a bad one would be a stack trace instead of this line."""
     path = _path(text)
     if not path.exists():
         raise ValueError(f"no such file: {path}")
+    if path.is_file() and b"-----BEGIN " not in path.read_bytes()[:65536]:
+        raise ValueError(f"{path} is not a PEM file (no -----BEGIN line)")
     return path
 
 
@@ -220,14 +224,14 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
     ),
     "kafka_ssl_ca_location": _Spec(
         "HOOKLINE_KAFKA_SSL_CA_LOCATION",
-        _existing_path,
+        _pem,
         "CA certificates (PEM) the brokers' certificates are checked with; default: the system's",
     ),
     "kafka_ssl_certificate_location": _Spec(
-        "HOOKLINE_KAFKA_SSL_CERTIFICATE_LOCATION", _existing_path, "client certificate (PEM, mTLS)"
+        "HOOKLINE_KAFKA_SSL_CERTIFICATE_LOCATION", _pem, "client certificate (PEM, mTLS)"
     ),
     "kafka_ssl_key_location": _Spec(
-        "HOOKLINE_KAFKA_SSL_KEY_LOCATION", _existing_path, "client private key (PEM, mTLS)"
+        "HOOKLINE_KAFKA_SSL_KEY_LOCATION", _pem, "client private key (PEM, mTLS)"
     ),
     "kafka_ssl_key_password": _Spec(
         "HOOKLINE_KAFKA_SSL_KEY_PASSWORD", _secret, "passphrase of the client private key"

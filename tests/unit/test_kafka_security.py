@@ -242,6 +242,15 @@ def test_tls_files_without_tls_are_refused(pem: Callable[[str], str]) -> None:
         Settings.load(environ={"HOOKLINE_KAFKA_SSL_CA_LOCATION": pem("ca.pem")})
 
 
+def test_a_file_that_is_not_pem_is_refused(tmp_path: Path) -> None:
+    der = tmp_path / "ca.der"
+    der.write_bytes(b"0\x82\x01\n")
+    with pytest.raises(
+        SettingsError, match=r"^HOOKLINE_KAFKA_SSL_CA_LOCATION: .* is not a PEM file"
+    ):
+        Settings.load(environ=SCRAM | {"HOOKLINE_KAFKA_SSL_CA_LOCATION": str(der)})
+
+
 def test_a_client_certificate_needs_its_key(pem: Callable[[str], str]) -> None:
     with pytest.raises(SettingsError, match=r"^HOOKLINE_KAFKA_SSL_KEY_LOCATION: is required with"):
         Settings.load(
