@@ -19,13 +19,18 @@ from core.addresses import IPNetwork, parse_allowed_networks
 from core.secretbox import KEY_BYTES, key_weakness
 from hookline.runtime.errors import SettingsError
 from hookline.runtime.kafka_properties import ClientProperties, parse_client_properties
+from hookline.runtime.kafka_security import (
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    first_refusal,
+    pem_path,
+    token_endpoint_url,
+)
 
 T = TypeVar("T")
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS: Final = ("text", "json")
-SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 # the admin token opens every tenant: at least as long as 24 random bytes in base64
 # (hookline up generates 52 characters)
 MIN_TOKEN_CHARS: Final = 32
@@ -153,17 +158,6 @@ def _path(text: str) -> Path:
     return Path(_non_empty(text)).expanduser().resolve()
 
 
-def _pem(text: str) -> Path:
-    """A PEM file (or, for CA certificates, a folder of them): librdkafka reads it when a
-    client is made, where a bad one would be a stack trace instead of this line."""
-    path = _path(text)
-    if not path.exists():
-        raise ValueError(f"no such file: {path}")
-    if path.is_file() and b"-----BEGIN " not in path.read_bytes()[:65536]:
-        raise ValueError(f"{path} is not a PEM file (no -----BEGIN line)")
-    return path
-
-
 def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = text.strip().upper()
@@ -179,13 +173,6 @@ def _bool(text: str) -> bool:
     if value not in {"true", "false", "1", "0", "yes", "no"}:
         raise ValueError(f"expected true or false, got {text!r}")
     return value in {"true", "1", "yes"}
-
-
-def _url(text: str) -> str:
-    text = text.strip()
-    if not text.startswith(("https://", "http://")):
-        raise ValueError(f"expected an https:// URL, got {text!r}")
-    return text
 
 
 def _secret(text: str) -> Secret:
@@ -217,21 +204,23 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
         "HOOKLINE_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET", _secret, "OIDC client secret"
     ),
     "kafka_sasl_oauthbearer_token_endpoint_url": _Spec(
-        "HOOKLINE_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL", _url, "OIDC token endpoint"
+        "HOOKLINE_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+        token_endpoint_url,
+        "OIDC token endpoint",
     ),
     "kafka_sasl_oauthbearer_scope": _Spec(
         "HOOKLINE_KAFKA_SASL_OAUTHBEARER_SCOPE", _non_empty, "OIDC scope, when the server needs one"
     ),
     "kafka_ssl_ca_location": _Spec(
         "HOOKLINE_KAFKA_SSL_CA_LOCATION",
-        _pem,
+        pem_path,
         "CA certificates (PEM) the brokers' certificates are checked with; default: the system's",
     ),
     "kafka_ssl_certificate_location": _Spec(
-        "HOOKLINE_KAFKA_SSL_CERTIFICATE_LOCATION", _pem, "client certificate (PEM, mTLS)"
+        "HOOKLINE_KAFKA_SSL_CERTIFICATE_LOCATION", pem_path, "client certificate (PEM, mTLS)"
     ),
     "kafka_ssl_key_location": _Spec(
-        "HOOKLINE_KAFKA_SSL_KEY_LOCATION", _pem, "client private key (PEM, mTLS)"
+        "HOOKLINE_KAFKA_SSL_KEY_LOCATION", pem_path, "client private key (PEM, mTLS)"
     ),
     "kafka_ssl_key_password": _Spec(
         "HOOKLINE_KAFKA_SSL_KEY_PASSWORD", _secret, "passphrase of the client private key"
@@ -367,28 +356,6 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
 }
 
 DAY_MS: Final = 86_400_000
-_OAUTH_SETTINGS: Final = (
-    "kafka_sasl_oauthbearer_client_id",
-    "kafka_sasl_oauthbearer_client_secret",
-    "kafka_sasl_oauthbearer_token_endpoint_url",
-    "kafka_sasl_oauthbearer_scope",
-)
-_TLS_FILES: Final = (
-    "kafka_ssl_ca_location",
-    "kafka_ssl_certificate_location",
-    "kafka_ssl_key_location",
-    "kafka_ssl_key_password",
-)
-# (setting, the setting it needs): a client certificate is useless without its key
-_TLS_PAIRS: Final = (
-    ("kafka_ssl_certificate_location", "kafka_ssl_key_location"),
-    ("kafka_ssl_key_location", "kafka_ssl_certificate_location"),
-    ("kafka_ssl_key_password", "kafka_ssl_key_location"),
-)
-
-
-def _refuse(setting: str, reason: str) -> None:
-    raise SettingsError(_SPECS[setting].env, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,52 +445,9 @@ class Settings:
                 f"{self.min_insync_replicas} exceeds the replication factor "
                 f"{self.replication_factor}",
             )
-        self._check_kafka_security()
-
-    def _check_kafka_security(self) -> None:
-        """Combinations librdkafka would only refuse at connect, or accept while sending a
-        credential in clear text, each refused here with one line."""
-        protocol = self.kafka_security_protocol
-        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
-        mechanism = self.kafka_sasl_mechanism
-        oauth = mechanism == "OAUTHBEARER"
-        if sasl and mechanism is None:
-            _refuse("kafka_sasl_mechanism", f"is required with {protocol}")
-        for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
-            if not sasl and getattr(self, name) is not None:
-                _refuse(name, f"needs SASL_SSL or SASL_PLAINTEXT, not {protocol}")
-        for name in _OAUTH_SETTINGS:
-            if not oauth and getattr(self, name) is not None:
-                _refuse(name, "is used only with HOOKLINE_KAFKA_SASL_MECHANISM=OAUTHBEARER")
-        needed = _OAUTH_SETTINGS[:3] if oauth else ("kafka_sasl_username", "kafka_sasl_password")
-        for name in needed if sasl else ():
-            if getattr(self, name) is None:
-                _refuse(name, f"is required with HOOKLINE_KAFKA_SASL_MECHANISM={mechanism}")
-        for name in _TLS_FILES:
-            if not tls and getattr(self, name) is not None:
-                _refuse(name, f"needs SSL or SASL_SSL, not {protocol}")
-        for name, partner in _TLS_PAIRS:
-            if getattr(self, name) is not None and getattr(self, partner) is None:
-                _refuse(partner, f"is required with {env_name(name)}")
-        if not self.kafka_allow_insecure:
-            self._refuse_insecure(protocol, mechanism)
-
-    def _refuse_insecure(self, protocol: str, mechanism: str | None) -> None:
-        overridden = " (or set HOOKLINE_KAFKA_ALLOW_INSECURE=true)"
-        if protocol == "SASL_PLAINTEXT" and mechanism in {"PLAIN", "OAUTHBEARER"}:
-            _refuse(
-                "kafka_security_protocol",
-                f"SASL_PLAINTEXT sends the {mechanism} credentials in clear text: use SASL_SSL"
-                + overridden,
-            )
-        url = self.kafka_sasl_oauthbearer_token_endpoint_url
-        if url is not None and not url.startswith("https://"):
-            _refuse(
-                "kafka_sasl_oauthbearer_token_endpoint_url",
-                "sends the client secret in clear text: use https://" + overridden,
-            )
-        for weak in self.kafka_config.weakenings():
-            _refuse("kafka_config", f"{weak.name!r} {weak.reason}" + overridden)
+        refusal = first_refusal(self, env_name)
+        if refusal is not None:
+            raise SettingsError(env_name(refusal.setting), refusal.reason)
 
     def with_changes(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
