@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,9 @@ import pytest
 
 from hookline.app.localstack.process import free_port
 from tests.conftest import REPO
-from tests.e2e.conftest import HOOKLINE
+from tests.e2e.conftest import HOOKLINE, ServiceProcess
 from tests.e2e.test_up import READY_BOUND_S, _deliver_one, _wait_for_line
-from tests.waiting import eventually_async
+from tests.waiting import eventually, eventually_async
 
 pytestmark = pytest.mark.e2e
 
@@ -150,3 +151,62 @@ def test_up_publishes_routes_delivers_and_records_over_sasl_ssl(
             process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def secure_env(secure_exports: dict[str, str]) -> dict[str, str]:
+    """The printed environment, a topic prefix of the module's own and its topics."""
+    env = _clean_env(
+        **secure_exports,
+        PYTHONPATH=str(REPO),
+        HOOKLINE_SECRET_KEY=SECRET_KEY,
+        HOOKLINE_ADMIN_TOKEN="e2e-admin-token-" + uuid.uuid4().hex,
+        HOOKLINE_TOPIC_PREFIX=f"s{uuid.uuid4().hex[:8]}",
+    )
+    ensured = subprocess.run(
+        [HOOKLINE, "topics", "ensure"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ensured.returncode == 0, ensured
+    return env
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [
+        ("router", ()),
+        ("deliverer", ()),
+        ("projector", ()),
+        ("replayer", ()),
+        ("outbox-relay", ("--create-table",)),
+    ],
+)
+def test_every_service_gets_ready_on_the_secure_stack(
+    secure_env: dict[str, str], tmp_path: Path, command: str, extra: tuple[str, ...]
+) -> None:
+    """Each service run on its own, given only the printed environment, connects over
+    SASL_SSL with SCRAM, reports ready and stops cleanly."""
+    service = ServiceProcess(command, secure_env, tmp_path / f"{command}.log", *extra)
+    try:
+        eventually(
+            lambda: service.process.poll() is None and _ready(service.metrics_port),
+            f"{command} ready on the secure stack",
+            timeout_s=90,
+            detail=service.output,
+        )
+        service.stop()
+        assert service.exit_code() == 0, service.output()
+    finally:
+        service.close()
