@@ -111,7 +111,9 @@ class TopicJanitor:
     def _run(self) -> None:
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        from hookline.runtime.kafka import admin_config
+
+        admin = AdminClient(admin_config(Settings(kafka_bootstrap=self._bootstrap)))
         while (wanted := self._wanted.get()) is not None:
             try:
                 names = [name for name in admin.list_topics(timeout=10).topics if wanted(name)]

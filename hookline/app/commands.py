@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hookline.app.credentials import FILE as CREDENTIALS_FILE
+from hookline.app.localstack.secure import MECHANISM, PROTOCOL
 from hookline.app.localstack.stack import local_settings, start_stack, stop_stack
 from hookline.runtime.commands import Command
 from hookline.runtime.settings import Settings, env_name
@@ -48,18 +49,27 @@ def stack_command(args: argparse.Namespace, settings: Settings) -> int:
         stop_stack(folder)
         print(f"stopped the local stack in {folder}")
         return 0
-    stack = start_stack(folder, cache_dir=settings.cache_dir)
+    stack = start_stack(folder, cache_dir=settings.cache_dir, secure=bool(args.secure))
     local = local_settings(settings, stack)
     verb = "running" if stack.reused else "started"
-    print(f"{verb}: kafka {stack.kafka_bootstrap}  postgres {stack.database_url}")
+    kafka = stack.kafka_bootstrap if stack.secure is None else stack.secure.bootstrap
+    print(f"{verb}: kafka {kafka}  postgres {stack.database_url}")
     # a single broker: topics must ask for one replica, or `topics ensure` fails
-    exports = {
-        "kafka_bootstrap": stack.kafka_bootstrap,
+    exports: dict[str, object] = {
+        "kafka_bootstrap": kafka,
         "database_url": stack.database_url,
         "replication_factor": local.replication_factor,
         "min_insync_replicas": local.min_insync_replicas,
         "partitions": local.partitions,
     }
+    if stack.secure is not None:
+        exports |= {
+            "kafka_security_protocol": PROTOCOL,
+            "kafka_sasl_mechanism": MECHANISM,
+            "kafka_sasl_username": stack.secure.username,
+            "kafka_sasl_password": stack.secure.password,
+            "kafka_ssl_ca_location": stack.secure.ca_location,
+        }
     for name, value in exports.items():
         print(f"export {env_name(name)}={value}")
     return 0
@@ -170,6 +180,11 @@ def _topics_flags(parser: argparse.ArgumentParser) -> None:
 
 def _stack_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="also a SASL_SSL listener (SCRAM-SHA-512, a local CA); prints how to reach it",
+    )
 
 
 def _up_flags(parser: argparse.ArgumentParser) -> None:

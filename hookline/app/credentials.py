@@ -1,6 +1,7 @@
 """Credentials of the local platform, kept in one file of the local data folder (mode 0600):
 the admin token and secret key that `hookline up` and `demo` generate, and the passwords of
-the local PostgreSQL. Each is generated on first use and reused afterwards."""
+the local PostgreSQL and of the local Kafka's SCRAM user. Each is generated on first use and
+reused afterwards."""
 
 from __future__ import annotations
 
@@ -49,6 +50,13 @@ def local_database_passwords(folder: Path) -> DatabasePasswords:
         database_password=lambda: secrets.token_urlsafe(32),
     )
     return DatabasePasswords(stored["database_superuser_password"], stored["database_password"])
+
+
+def local_kafka_password(folder: Path) -> str:
+    """The SCRAM password of the local Kafka's secure listener (`stack start --secure`)."""
+    return _credentials(folder, kafka_scram_password=lambda: secrets.token_urlsafe(32))[
+        "kafka_scram_password"
+    ]
 
 
 def _credentials(folder: Path, **generators: Callable[[], str]) -> dict[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hookline.runtime.kafka import producer_config, reader_config
+from hookline.runtime.kafka import check_login, producer_config, reader_config
 from hookline.runtime.schema_store import KafkaSchemaStore
 from hookline.runtime.settings import Settings
 from schemas.catalog import load_catalog, load_record_schemas
@@ -28,6 +28,7 @@ class CodecRuntime:
 
 def open_codec(settings: Settings, *, client_id: str) -> CodecRuntime:
     """Load the registry, publish this process's writer schemas, return the codec."""
+    check_login(settings)  # the first Kafka request of every service
     store = KafkaSchemaStore(
         topic=settings.topic("schemas"),
         producer_config=producer_config(settings, client_id=f"{client_id}-schemas"),

@@ -2,6 +2,7 @@
 
 HooklineError (core.errors)
  ├── SettingsError        a setting is missing or malformed: stop start-up with its one line
+ ├── KafkaAuthenticationFailed  the brokers refused the client's credentials: fix the settings
  ├── LocalStackError      the local Kafka or PostgreSQL could not be installed or started
  ├── MetricsPortUnavailable  a service's metrics and health port is taken or not allowed
  ├── TopicError           a topic is missing or has the wrong policy and cannot be fixed here
@@ -21,6 +22,16 @@ class SettingsError(HooklineError):
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(f"{name}: {reason}")
         self.name = name
+        self.reason = reason
+
+
+class KafkaAuthenticationFailed(HooklineError):
+    """The brokers refused this client's login (a wrong user or password, an expired
+    certificate): retrying cannot help, so the process stops with the settings to check."""
+
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(f"Kafka refused the login: check {check} ({reason})")
+        self.check = check
         self.reason = reason
 
 

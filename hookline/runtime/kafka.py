@@ -2,7 +2,8 @@
 
 Producers always set acks=all and idempotence explicitly (librdkafka defaults idempotence to
 off); consumers never auto-commit or auto-store offsets, so an offset is stored only after the
-message's outputs are acknowledged.
+message's outputs are acknowledged. Every client carries the same connection: bootstrap
+servers, TLS and SASL from the settings, then the extra `HOOKLINE_KAFKA_CONFIG` properties.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -21,7 +23,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from hookline.runtime.errors import SettingsError
+from hookline.runtime.errors import KafkaAuthenticationFailed, SettingsError
+from hookline.runtime.kafka_properties import Clients
 from hookline.runtime.settings import Settings, env_name
 
 T = TypeVar("T")
@@ -66,6 +69,7 @@ class RepeatFilter(logging.Filter):
 
 LIBRDKAFKA_LOGGER.addFilter(RepeatFilter())
 
+
 _COMMON: Final[ClientConfig] = {
     "socket.keepalive.enable": True,
     "reconnect.backoff.max.ms": 2000,
@@ -84,6 +88,65 @@ def bootstrap_servers(settings: Settings) -> str:
     return settings.kafka_bootstrap
 
 
+def security_config(settings: Settings) -> ClientConfig:
+    """The TLS and SASL properties of every client, from the settings (checked at load)."""
+    config: ClientConfig = {"security.protocol": settings.kafka_security_protocol}
+    secrets = {
+        "sasl.password": settings.kafka_sasl_password,
+        "sasl.oauthbearer.client.secret": settings.kafka_sasl_oauthbearer_client_secret,
+        "ssl.key.password": settings.kafka_ssl_key_password,
+    }
+    plain = {
+        "sasl.mechanism": settings.kafka_sasl_mechanism,
+        "sasl.username": settings.kafka_sasl_username,
+        "sasl.oauthbearer.client.id": settings.kafka_sasl_oauthbearer_client_id,
+        "sasl.oauthbearer.token.endpoint.url": settings.kafka_sasl_oauthbearer_token_endpoint_url,
+        "sasl.oauthbearer.scope": settings.kafka_sasl_oauthbearer_scope,
+        "ssl.ca.location": settings.kafka_ssl_ca_location,
+        "ssl.certificate.location": settings.kafka_ssl_certificate_location,
+        "ssl.key.location": settings.kafka_ssl_key_location,
+    }
+    config |= {name: str(value) for name, value in plain.items() if value is not None}
+    config |= {name: secret.value for name, secret in secrets.items() if secret is not None}
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        config["sasl.oauthbearer.method"] = "oidc"  # librdkafka fetches and renews the token
+    return config
+
+
+def error_reporter(settings: Settings) -> Callable[[KafkaError], None]:
+    """librdkafka's error callback. A refused login raises `KafkaAuthenticationFailed` from
+    the poll or flush that served it, so a wrong password stops the process at once with a
+    line naming the settings to check, instead of being retried until some timeout. Any
+    other error is logged as librdkafka logs it when no callback is set."""
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        names = ("kafka_sasl_oauthbearer_client_id", "kafka_sasl_oauthbearer_client_secret")
+    else:
+        names = ("kafka_sasl_username", "kafka_sasl_password")
+    check = " and ".join(env_name(name) for name in names)
+
+    def report(error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            raise KafkaAuthenticationFailed(check, error.str())
+        LIBRDKAFKA_LOGGER.error("%s", error.str())
+
+    return report
+
+
+def _connection(settings: Settings) -> ClientConfig:
+    return {
+        **_COMMON,
+        "error_cb": error_reporter(settings),
+        "bootstrap.servers": bootstrap_servers(settings),
+        **security_config(settings),
+    }
+
+
+def _tuned(config: ClientConfig, settings: Settings, clients: Clients) -> ClientConfig:
+    """`config` with the extra `HOOKLINE_KAFKA_CONFIG` properties last, so they tune what
+    hookline chose (the properties its guarantees rest on are refused at load)."""
+    return config | settings.kafka_config.for_clients(clients)
+
+
 def producer_config(
     settings: Settings,
     *,
@@ -92,8 +155,7 @@ def producer_config(
     linger_ms: int = 5,
 ) -> ClientConfig:
     config: ClientConfig = {
-        **_COMMON,
-        "bootstrap.servers": bootstrap_servers(settings),
+        **_connection(settings),
         "client.id": client_id,
         "acks": "all",
         "enable.idempotence": True,
@@ -113,7 +175,7 @@ def producer_config(
         # on the local broker: send_offsets_to_transaction 119 ms -> 27 ms median. The
         # backoff still grows exponentially to retry.backoff.max.ms on real failures.
         config["retry.backoff.ms"] = 10
-    return config
+    return _tuned(config, settings, Clients.PRODUCER)
 
 
 def consumer_config(
@@ -127,8 +189,7 @@ def consumer_config(
     """`group_instance_id` makes a static member: a restart under the same id takes its
     partitions back at once instead of after the session timeout."""
     config: ClientConfig = {
-        **_COMMON,
-        "bootstrap.servers": bootstrap_servers(settings),
+        **_connection(settings),
         "group.id": group_id,
         "client.id": client_id,
         "enable.auto.commit": False,
@@ -142,25 +203,54 @@ def consumer_config(
     }
     if group_instance_id is not None:
         config["group.instance.id"] = group_instance_id
-    return config
+    return _tuned(config, settings, Clients.CONSUMER)
 
 
 def reader_config(settings: Settings, *, client_id: str) -> ClientConfig:
-    """A group-less reader for tables built from compacted topics (assign, never subscribe)."""
-    return {
-        **_COMMON,
-        "bootstrap.servers": bootstrap_servers(settings),
-        "group.id": f"{client_id}-reader",
+    """A group-less reader for tables built from compacted topics (assign, never subscribe).
+
+    librdkafka still wants a group id, and may look up its coordinator: it starts with the
+    topic prefix, so one prefixed group ACL covers every group hookline names."""
+    config: ClientConfig = {
+        **_connection(settings),
+        "group.id": f"{settings.topic_prefix}.reader.{client_id}",
         "client.id": client_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
     }
+    return _tuned(config, settings, Clients.CONSUMER)
 
 
 def admin_config(settings: Settings) -> ClientConfig:
-    return {**_COMMON, "bootstrap.servers": bootstrap_servers(settings)}
+    return _tuned(_connection(settings), settings, Clients.ALL)
+
+
+LOGIN_CHECK_S: Final = 10.0
+
+
+def check_login(settings: Settings, *, timeout_s: float = LOGIN_CHECK_S) -> None:
+    """Raise `KafkaAuthenticationFailed` when the brokers refuse this process's SASL login.
+
+    Metadata requests (a table's first read, listing topics) do not serve librdkafka's
+    callbacks, so a wrong password would reach them only as transport errors, waited out as
+    a broker outage for minutes. This asks for metadata in short tries and serves the error
+    callback between them; it returns once a request succeeds, or after `timeout_s` (a
+    broker that does not answer is for the caller to wait for, as before)."""
+    if settings.kafka_sasl_mechanism is None:
+        return
+    admin = AdminClient(admin_config(settings))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin.list_topics(timeout=1.0)
+        except KafkaException:
+            admin.poll(0)  # a refused login raises here, from the error callback
+            if time.monotonic() >= deadline:
+                return
+        else:
+            return
 
 
 # Errors of a broker that is restarting, paused or electing leaders: a request repeated a

@@ -28,7 +28,8 @@ from typing import Any, Final, Protocol, TypeAlias
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from hookline.runtime.errors import ProduceFailed, ProduceTimeout
+from hookline.runtime.errors import KafkaAuthenticationFailed, ProduceFailed, ProduceTimeout
+from hookline.runtime.kafka import LIBRDKAFKA_LOGGER
 
 DEFAULT_TIMEOUT_S: Final = 30.0
 QUEUE_FULL_POLL_S: Final = 0.05
@@ -194,7 +195,12 @@ class PolledProducer:
 
     def _poll(self) -> None:
         while not self._closed.is_set():
-            self.producer.poll(0.1)
+            try:
+                self.producer.poll(0.1)
+            except KafkaAuthenticationFailed as exc:
+                # the thread keeps serving delivery reports, so each record waiting on it
+                # still ends (failed, or timed out) rather than hanging with a dead thread
+                LIBRDKAFKA_LOGGER.error("%s", exc)
 
     def submit(
         self, topic: str, *, key: Key, value: bytes | None, timeout_s: float = DEFAULT_TIMEOUT_S

@@ -18,6 +18,14 @@ from typing import Any, Final, Generic, TypeVar
 from core.addresses import IPNetwork, parse_allowed_networks
 from core.secretbox import KEY_BYTES, key_weakness
 from hookline.runtime.errors import SettingsError
+from hookline.runtime.kafka_properties import ClientProperties, parse_client_properties
+from hookline.runtime.kafka_security import (
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    first_refusal,
+    pem_path,
+    token_endpoint_url,
+)
 
 T = TypeVar("T")
 
@@ -150,8 +158,83 @@ def _path(text: str) -> Path:
     return Path(_non_empty(text)).expanduser().resolve()
 
 
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().upper()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in {"true", "false", "1", "0", "yes", "no"}:
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value in {"true", "1", "yes"}
+
+
+def _secret(text: str) -> Secret:
+    return Secret(_non_empty(text))
+
+
 _SPECS: Final[Mapping[str, _Spec[Any]]] = {
     "kafka_bootstrap": _Spec("HOOKLINE_KAFKA_BOOTSTRAP", _bootstrap, "Kafka bootstrap servers"),
+    "kafka_security_protocol": _Spec(
+        "HOOKLINE_KAFKA_SECURITY_PROTOCOL",
+        _one_of(SECURITY_PROTOCOLS),
+        f"how clients reach Kafka: {', '.join(SECURITY_PROTOCOLS)}",
+    ),
+    "kafka_sasl_mechanism": _Spec(
+        "HOOKLINE_KAFKA_SASL_MECHANISM",
+        _one_of(SASL_MECHANISMS),
+        f"SASL mechanism: {', '.join(SASL_MECHANISMS)} (OIDC client credentials)",
+    ),
+    "kafka_sasl_username": _Spec(
+        "HOOKLINE_KAFKA_SASL_USERNAME", _non_empty, "SASL user (PLAIN, SCRAM)"
+    ),
+    "kafka_sasl_password": _Spec(
+        "HOOKLINE_KAFKA_SASL_PASSWORD", _secret, "SASL password (PLAIN, SCRAM)"
+    ),
+    "kafka_sasl_oauthbearer_client_id": _Spec(
+        "HOOKLINE_KAFKA_SASL_OAUTHBEARER_CLIENT_ID", _non_empty, "OIDC client id (OAUTHBEARER)"
+    ),
+    "kafka_sasl_oauthbearer_client_secret": _Spec(
+        "HOOKLINE_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET", _secret, "OIDC client secret"
+    ),
+    "kafka_sasl_oauthbearer_token_endpoint_url": _Spec(
+        "HOOKLINE_KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+        token_endpoint_url,
+        "OIDC token endpoint",
+    ),
+    "kafka_sasl_oauthbearer_scope": _Spec(
+        "HOOKLINE_KAFKA_SASL_OAUTHBEARER_SCOPE", _non_empty, "OIDC scope, when the server needs one"
+    ),
+    "kafka_ssl_ca_location": _Spec(
+        "HOOKLINE_KAFKA_SSL_CA_LOCATION",
+        pem_path,
+        "CA certificates (PEM) the brokers' certificates are checked with; default: the system's",
+    ),
+    "kafka_ssl_certificate_location": _Spec(
+        "HOOKLINE_KAFKA_SSL_CERTIFICATE_LOCATION", pem_path, "client certificate (PEM, mTLS)"
+    ),
+    "kafka_ssl_key_location": _Spec(
+        "HOOKLINE_KAFKA_SSL_KEY_LOCATION", pem_path, "client private key (PEM, mTLS)"
+    ),
+    "kafka_ssl_key_password": _Spec(
+        "HOOKLINE_KAFKA_SSL_KEY_PASSWORD", _secret, "passphrase of the client private key"
+    ),
+    "kafka_config": _Spec(
+        "HOOKLINE_KAFKA_CONFIG",
+        parse_client_properties,
+        "extra librdkafka properties of every client, key=value[,key=value...]",
+    ),
+    "kafka_allow_insecure": _Spec(
+        "HOOKLINE_KAFKA_ALLOW_INSECURE",
+        _bool,
+        "true: accept settings that weaken TLS or send credentials in clear text",
+    ),
     "database_url": _Spec("HOOKLINE_DATABASE_URL", _database_url, "PostgreSQL URL"),
     "admin_token": _Spec("HOOKLINE_ADMIN_TOKEN", _token, "admin API bearer token"),
     "secret_key": _Spec("HOOKLINE_SECRET_KEY", _secret_key, "AES-256-GCM key, base64"),
@@ -280,6 +363,20 @@ class Settings:
     """Every knob of a hookline process. Build it with `Settings.load()`."""
 
     kafka_bootstrap: str | None = None
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: Secret | None = None
+    kafka_sasl_oauthbearer_client_id: str | None = None
+    kafka_sasl_oauthbearer_client_secret: Secret | None = None
+    kafka_sasl_oauthbearer_token_endpoint_url: str | None = None
+    kafka_sasl_oauthbearer_scope: str | None = None
+    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_certificate_location: Path | None = None
+    kafka_ssl_key_location: Path | None = None
+    kafka_ssl_key_password: Secret | None = None
+    kafka_config: ClientProperties = field(default_factory=ClientProperties)
+    kafka_allow_insecure: bool = False
     database_url: Secret | None = None
     admin_token: Secret | None = None
     secret_key: Secret | None = None
@@ -348,6 +445,9 @@ class Settings:
                 f"{self.min_insync_replicas} exceeds the replication factor "
                 f"{self.replication_factor}",
             )
+        refusal = first_refusal(self, env_name)
+        if refusal is not None:
+            raise SettingsError(env_name(refusal.setting), refusal.reason)
 
     def with_changes(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

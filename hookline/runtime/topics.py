@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetS
 
 from core.retry import TIERS
 from hookline.runtime.errors import TopicError
-from hookline.runtime.kafka import admin_config
+from hookline.runtime.kafka import admin_config, check_login
 from hookline.runtime.settings import DAY_MS, Settings
 
 RETRY_TIERS: Final = TIERS
@@ -83,6 +83,7 @@ def ensure_topics(
 ) -> EnsureReport:
     """Create the missing topics and check the existing ones' cleanup policy."""
     wanted = list(specs if specs is not None else topic_specs(settings))
+    check_login(settings)
     admin = AdminClient(admin_config(settings))
     try:
         present = set(admin.list_topics(timeout=timeout_s).topics)

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from hookline.app.localstack.process import free_port
+from hookline.runtime.kafka import admin_config
+from hookline.runtime.settings import Settings
 from tests.conftest import REPO, Services
 from tests.e2e.conftest import HOOKLINE
 from tests.waiting import eventually
@@ -124,7 +126,7 @@ def test_a_deliverer_without_its_backlog_topic_says_so_in_one_line(services: Ser
     assert _run("topics", "ensure", **env).returncode == 0
     # a deployment upgraded without `topics ensure`: no backlog changelog yet
     backlog = f"{prefix}.deliverer-backlog"
-    admin = AdminClient({"bootstrap.servers": services.kafka_bootstrap})
+    admin = AdminClient(admin_config(Settings(kafka_bootstrap=services.kafka_bootstrap)))
     admin.delete_topics([backlog])[backlog].result(30)
     eventually(
         lambda: backlog not in admin.list_topics(timeout=10).topics,

@@ -10,7 +10,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from hookline.runtime.kafka import admin_config, producer_config, reader_config
 from hookline.runtime.schema_store import KafkaSchemaStore
+from hookline.runtime.settings import Settings
 from schemas.codec import AvroRecord, AvroSchema, decode, encode
 from schemas.errors import UndecodableRecord, UnknownWriterSchema
 from schemas.registry import SchemaRegistry
@@ -34,39 +36,33 @@ V2: dict[str, Any] = {
 }
 
 
-def _create(bootstrap: str, name: str, *, compact: bool) -> None:
+def _create(settings: Settings, name: str, *, compact: bool) -> None:
     config = {"cleanup.policy": "compact" if compact else "delete"}
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the futures
+    admin = AdminClient(admin_config(settings))  # must outlive the futures
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=1, replication_factor=1, config=config)]
     )
     futures[name].result(timeout=30)
 
 
-def _registry(bootstrap: str, topic: str) -> tuple[SchemaRegistry, KafkaSchemaStore]:
+def _registry(settings: Settings, topic: str) -> tuple[SchemaRegistry, KafkaSchemaStore]:
     store = KafkaSchemaStore(
         topic=topic,
-        producer_config={"bootstrap.servers": bootstrap},
-        consumer_config={"bootstrap.servers": bootstrap},
+        producer_config=producer_config(settings, client_id="test-schemas"),
+        consumer_config=reader_config(settings, client_id="test-schemas"),
         timeout_s=30.0,
     )
     return SchemaRegistry(store), store
 
 
-def _produce(bootstrap: str, topic: str, value: bytes) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+def _produce(settings: Settings, topic: str, value: bytes) -> None:
+    producer = Producer(producer_config(settings, client_id="test-things"))
     producer.produce(topic, value=value, key=b"k")
     assert producer.flush(30) == 0
 
 
-def _first_message(bootstrap: str, topic: str) -> Message:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
+def _first_message(settings: Settings, topic: str) -> Message:
+    consumer = Consumer(reader_config(settings, client_id=f"test-{uuid.uuid4().hex}"))
     try:
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
 
@@ -93,31 +89,31 @@ def _decode_located(msg: Message, registry: SchemaRegistry, reader: AvroSchema) 
 
 
 @pytest.fixture
-def schemas_topic(kafka_bootstrap: str, topic_name: Callable[[str], str]) -> str:
+def schemas_topic(settings: Settings, topic_name: Callable[[str], str]) -> str:
     name = topic_name("schemas")
-    _create(kafka_bootstrap, name, compact=True)
+    _create(settings, name, compact=True)
     return name
 
 
 @pytest.fixture
-def data_topic(kafka_bootstrap: str, topic_name: Callable[[str], str]) -> str:
+def data_topic(settings: Settings, topic_name: Callable[[str], str]) -> str:
     name = topic_name("things")
-    _create(kafka_bootstrap, name, compact=False)
+    _create(settings, name, compact=False)
     return name
 
 
 def test_v1_record_reads_with_a_v2_reader_that_added_a_defaulted_field(
-    kafka_bootstrap: str, schemas_topic: str, data_topic: str
+    settings: Settings, schemas_topic: str, data_topic: str
 ) -> None:
-    writer, writer_store = _registry(kafka_bootstrap, schemas_topic)
+    writer, writer_store = _registry(settings, schemas_topic)
     v1 = AvroSchema.parse(V1)
     writer.register(v1)
-    _produce(kafka_bootstrap, data_topic, encode(v1, {"id": "a", "count": 7}))
+    _produce(settings, data_topic, encode(v1, {"id": "a", "count": 7}))
     writer_store.close()
 
-    reader, reader_store = _registry(kafka_bootstrap, schemas_topic)
+    reader, reader_store = _registry(settings, schemas_topic)
     assert reader.load() == 1
-    msg = _first_message(kafka_bootstrap, data_topic)
+    msg = _first_message(settings, data_topic)
     value = msg.value()
     assert value is not None
     v2 = AvroSchema.parse(V2)
@@ -130,12 +126,12 @@ def test_v1_record_reads_with_a_v2_reader_that_added_a_defaulted_field(
 
 
 def test_a_reader_that_never_saw_the_writer_schema_resolves_it_from_the_topic(
-    kafka_bootstrap: str, schemas_topic: str
+    settings: Settings, schemas_topic: str
 ) -> None:
-    reader, reader_store = _registry(kafka_bootstrap, schemas_topic)
+    reader, reader_store = _registry(settings, schemas_topic)
     assert reader.load() == 0  # the reader is ready before the writer's schema exists
 
-    writer, writer_store = _registry(kafka_bootstrap, schemas_topic)
+    writer, writer_store = _registry(settings, schemas_topic)
     v1 = AvroSchema.parse(V1)
     writer.register(v1)
     writer.register(v1)  # once per process: the second call publishes nothing
@@ -150,12 +146,12 @@ def test_a_reader_that_never_saw_the_writer_schema_resolves_it_from_the_topic(
 
 
 def test_an_undecodable_value_names_its_topic_partition_and_offset(
-    kafka_bootstrap: str, schemas_topic: str, data_topic: str
+    settings: Settings, schemas_topic: str, data_topic: str
 ) -> None:
-    reader, reader_store = _registry(kafka_bootstrap, schemas_topic)
+    reader, reader_store = _registry(settings, schemas_topic)
     reader.load()
-    _produce(kafka_bootstrap, data_topic, b"\xc3\x01" + bytes.fromhex("0123456789abcdef") + b"\x02")
-    msg = _first_message(kafka_bootstrap, data_topic)
+    _produce(settings, data_topic, b"\xc3\x01" + bytes.fromhex("0123456789abcdef") + b"\x02")
+    msg = _first_message(settings, data_topic)
     with pytest.raises(UnknownWriterSchema) as caught:
         _decode_located(msg, reader, AvroSchema.parse(V2))
     error = caught.value
@@ -163,7 +159,7 @@ def test_an_undecodable_value_names_its_topic_partition_and_offset(
     assert f"{data_topic}[0]@0" in str(error)
     assert error.fingerprint == bytes.fromhex("0123456789abcdef")
 
-    _produce(kafka_bootstrap, data_topic, b"not avro at all")
+    _produce(settings, data_topic, b"not avro at all")
     with pytest.raises(UndecodableRecord, match="bad magic"):
         decode(b"not avro at all", writer_lookup=reader.lookup, reader=AvroSchema.parse(V2))
     reader_store.close()

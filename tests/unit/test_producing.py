@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from hookline.runtime.errors import ProduceFailed, ProduceTimeout
+from hookline.runtime.errors import KafkaAuthenticationFailed, ProduceFailed, ProduceTimeout
 from hookline.runtime.producing import Acks, PolledProducer, produce_within
 
 OnDelivery = Callable[[KafkaError | None, Any], None]
@@ -155,5 +155,24 @@ async def test_an_awaited_record_is_settled_on_the_loop_by_the_poll_thread() -> 
         with pytest.raises(ProduceFailed):
             await asyncio.wait_for(polled.send("no", key=None, value=b"x"), 30)
         assert polled.submit("yes", key=None, value=b"x").result(30) is None
+    finally:
+        polled.close(0)
+
+
+async def test_a_refused_login_does_not_stop_the_poll_thread() -> None:
+    """Regression: the error callback's KafkaAuthenticationFailed, raised from `poll`, ended
+    the poll thread, so no later record was ever acknowledged."""
+
+    class RefusedOnce(FakeProducer):
+        def poll(self, timeout_s: float) -> int:
+            if self.polls == 0:
+                self.polls += 1
+                raise KafkaAuthenticationFailed("HOOKLINE_KAFKA_SASL_PASSWORD", "refused")
+            self.flush(0)
+            return 0
+
+    polled = PolledProducer(cast(Producer, RefusedOnce()), name="unit")
+    try:
+        await asyncio.wait_for(polled.send("t", key=None, value=b"x"), 30)
     finally:
         polled.close(0)

@@ -31,6 +31,14 @@ from hookline.app.localstack.process import (
     wait_for,
     write_state,
 )
+from hookline.app.localstack.secure import (
+    USERNAME,
+    SecureAccess,
+    add_scram_user,
+    ensure_certificates,
+    secure_listener_answers,
+    with_secure_listener,
+)
 from hookline.runtime.errors import LocalStackError
 
 KAFKA_VERSION: Final = "4.1.1"
@@ -42,6 +50,8 @@ class RunningKafka:
     bootstrap: str
     pid: int
     reused: bool
+    secure: SecureAccess | None = None
+    """The SASL_SSL listener, when the broker was asked for one."""
 
 
 def ensure_jars(cache_dir: Path) -> Path:
@@ -113,8 +123,17 @@ def _properties(data: Path, port: int, cport: int) -> str:
     )
 
 
-def start_kafka(data: Path, *, cache_dir: Path, timeout_s: float = START_TIMEOUT_S) -> RunningKafka:
-    """Start the broker in `data` (its jars in `cache_dir`), or reuse the one running there."""
+def start_kafka(
+    data: Path,
+    *,
+    cache_dir: Path,
+    timeout_s: float = START_TIMEOUT_S,
+    scram_password: str | None = None,
+) -> RunningKafka:
+    """Start the broker in `data` (its jars in `cache_dir`), or reuse the one running there.
+
+    With `scram_password` the broker also listens for SASL_SSL (`secure.py`) and its SCRAM
+    user has that password."""
     data = data.resolve()
     with folder_lock(data):
         make_private(data)
@@ -125,16 +144,24 @@ def start_kafka(data: Path, *, cache_dir: Path, timeout_s: float = START_TIMEOUT
             if pid_alive(pid) and wait_for(
                 lambda: True if _broker_answers(bootstrap) else None, timeout_s=timeout_s
             ):
-                return RunningKafka(bootstrap, pid, reused=True)
+                secure = _secure(data, state, bootstrap, scram_password, timeout_s=timeout_s)
+                return RunningKafka(bootstrap, pid, reused=True, secure=secure)
         libs = ensure_jars(cache_dir)
         port, cport = _ports(state)
         props = data / "server.properties"
-        props.write_text(_properties(data, port, cport))
+        text = _properties(data, port, cport)
+        extra: dict[str, int | str] = {}
+        if scram_password is not None:
+            extra["secure_port"] = _secure_port(state)
+            tls = ensure_certificates(data / "tls")
+            text = with_secure_listener(text, port=int(extra["secure_port"]), tls=tls)
+        props.write_text(text)
         if not (data / "logs" / "meta.properties").exists():
             _format(libs, props, data)
         pid = _launch(libs, props, data)
         bootstrap = f"127.0.0.1:{port}"
-        write_state(state_file, {"pid": pid, "bootstrap": bootstrap, "port": port, "cport": cport})
+        state = {"pid": pid, "bootstrap": bootstrap, "port": port, "cport": cport, **extra}
+        write_state(state_file, state)
         ready = wait_for(
             lambda: True if _broker_answers(bootstrap) else None,
             timeout_s=timeout_s,
@@ -143,7 +170,41 @@ def start_kafka(data: Path, *, cache_dir: Path, timeout_s: float = START_TIMEOUT
         if not ready:
             terminate(pid)
             raise LocalStackError("kafka", f"did not become ready; see {data / 'kafka.log'}")
-        return RunningKafka(bootstrap, pid, reused=False)
+        secure = _secure(data, state, bootstrap, scram_password, timeout_s=timeout_s)
+        return RunningKafka(bootstrap, pid, reused=False, secure=secure)
+
+
+def _secure_port(state: dict[str, int | str] | None) -> int:
+    if state is not None and "secure_port" in state and port_is_free(int(state["secure_port"])):
+        return int(state["secure_port"])
+    return free_port()
+
+
+def _secure(
+    data: Path,
+    state: dict[str, int | str],
+    bootstrap: str,
+    scram_password: str | None,
+    *,
+    timeout_s: float,
+) -> SecureAccess | None:
+    """The secure listener of a running broker, its SCRAM user set to `scram_password`;
+    None when not asked for."""
+    if scram_password is None:
+        return None
+    if "secure_port" not in state:
+        raise LocalStackError(
+            "kafka", "runs without --secure; stop it first with `hookline stack stop`"
+        )
+    add_scram_user(bootstrap, username=USERNAME, password=scram_password)
+    access = SecureAccess(
+        f"127.0.0.1:{state['secure_port']}", data / "tls" / "ca.pem", USERNAME, scram_password
+    )
+    if not wait_for(lambda: True if secure_listener_answers(access) else None, timeout_s=timeout_s):
+        raise LocalStackError(
+            "kafka", f"the SASL_SSL listener did not answer; see {data / 'kafka.log'}"
+        )
+    return access
 
 
 def kafka_pid(data: Path) -> int | None:

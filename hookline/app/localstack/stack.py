@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from hookline.app.credentials import local_database_passwords
+from hookline.app.credentials import local_database_passwords, local_kafka_password
 from hookline.app.localstack.kafka import kafka_pid, start_kafka, stop_kafka
 from hookline.app.localstack.postgres import postgres_pid, start_postgres, stop_postgres
+from hookline.app.localstack.secure import SecureAccess
 from hookline.runtime.settings import Settings
 
 PARTS: Final = frozenset({"kafka", "postgres"})
@@ -22,13 +23,17 @@ class LocalStack:
     database_url: str
     reused: bool
     start_s: float
+    secure: SecureAccess | None = None
+    """Kafka's SASL_SSL listener (`secure=True`)."""
 
 
-def start_stack(data_dir: Path, *, cache_dir: Path) -> LocalStack:
+def start_stack(data_dir: Path, *, cache_dir: Path, secure: bool = False) -> LocalStack:
     """Start (or find running) Kafka and PostgreSQL under `data_dir`, Kafka's jars in
-    `cache_dir` (the `cache_dir` setting), PostgreSQL's passwords with the local credentials."""
+    `cache_dir` (the `cache_dir` setting), PostgreSQL's passwords with the local credentials;
+    `secure` opens Kafka's SASL_SSL listener too, its SCRAM password a local credential."""
     started = time.monotonic()
-    kafka = start_kafka(data_dir / "kafka", cache_dir=cache_dir)
+    scram_password = local_kafka_password(data_dir) if secure else None
+    kafka = start_kafka(data_dir / "kafka", cache_dir=cache_dir, scram_password=scram_password)
     passwords = local_database_passwords(data_dir)
     postgres = start_postgres(data_dir / "postgres", passwords=passwords)
     return LocalStack(
@@ -36,6 +41,7 @@ def start_stack(data_dir: Path, *, cache_dir: Path) -> LocalStack:
         postgres.url,
         reused=kafka.reused and postgres.reused,
         start_s=time.monotonic() - started,
+        secure=kafka.secure,
     )
 
 
