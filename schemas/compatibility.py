@@ -3,9 +3,11 @@
 The event-type registry refuses a new version of a type's `data` schema unless it reads the
 data of every earlier version (backward compatibility). The rules are those of the "Schema
 Resolution" section of the Avro specification, walked ahead of time over the two schemas
-instead of over a datum. Where the specification leaves room (aliases, a reader field that
-matches a writer field by name and another by alias) the stricter reading is taken, the one
-fastavro also needs to read the data.
+instead of over a datum. Where the specification leaves room, the stricter reading is taken,
+the one fastavro (which reads hookline's records) also needs: a reader's alias names the
+writer's full name; a writer's field goes to the reader's field of its name before one that
+has it as an alias; a union field's default fits the union's first branch, which every
+implementation accepts.
 """
 
 from __future__ import annotations
@@ -142,6 +144,8 @@ def _qualified(node: Any, namespace: str, named: dict[str, dict[str, Any]]) -> A
     if not isinstance(node, Mapping):
         raise InvalidSchema(f"not an Avro schema: {node!r}")
     kind = node["type"]
+    if not isinstance(kind, str):
+        raise InvalidSchema(f"a type is named by a string, not {kind!r}")
     if kind in _NAMED:
         return _define(node, namespace, named)
     if kind in _CHILD:
@@ -149,7 +153,7 @@ def _qualified(node: Any, namespace: str, named: dict[str, dict[str, Any]]) -> A
         return {**node, child: _qualified(node[child], namespace, named)}
     if kind in _PRIMITIVES:
         return dict(node)
-    return _qualified(kind, namespace, named)  # {"type": "SomeName"}
+    return _reference(kind, namespace, named)  # {"type": "SomeName"}
 
 
 def _define(node: Mapping[str, Any], enclosing: str, named: dict[str, dict[str, Any]]) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from schemas.catalog import load_catalog
 from schemas.compatibility import (
     Incompatibility,
     backward_incompatibilities,
@@ -408,6 +409,19 @@ def test_resolution_rules(reader: Any, writer: Any, path: str | None, fragment: 
         assert [f for f in found if f.path == path and fragment in f.reason], found
 
 
+def test_every_shipped_type_reads_its_own_data_and_its_earlier_optional_fields() -> None:
+    for entry in load_catalog().entries():
+        schema: Any = entry.avro
+        assert incompatibilities(schema, schema) == [], entry.name
+    task_created: Any = load_catalog().types["task.created"].avro
+    without_assignee = {
+        **task_created,
+        "fields": [f for f in task_created["fields"] if f["name"] != "assignee_id"],
+    }
+    assert backward_incompatibilities(task_created, [without_assignee]) == []
+    assert backward_incompatibilities(without_assignee, [task_created]) == []
+
+
 def test_a_recursive_pair_is_reported_once_at_its_root() -> None:
     reader = record(field("value", "int"), field("next", ["null", "Node"]), name="Node")
     assert incompatibilities(reader, LINKED) == [
@@ -456,6 +470,7 @@ def test_backward_names_a_single_version() -> None:
         pytest.param(record(field("x", "Missing")), id="unknown-name"),
         pytest.param(record(field("x", 5)), id="not-a-schema"),
         pytest.param({"type": "record", "name": "R"}, id="record-without-fields"),
+        pytest.param(one({"type": ["null", "int"]}), id="a-union-as-type-name"),
         pytest.param(record(field("a", ADDRESS), field("b", ADDRESS)), id="defined-twice"),
     ],
 )
