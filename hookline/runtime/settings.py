@@ -160,7 +160,7 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
     "metrics_host": _Spec(
         "HOOKLINE_METRICS_HOST",
         _non_empty,
-        "address a service's /metrics, /healthz and /readyz listen on (not api, not up)",
+        "address a service's /metrics, /healthz and /readyz listen on (not api; up's services too)",
     ),
     "metrics_port": _Spec(
         "HOOKLINE_METRICS_PORT",
