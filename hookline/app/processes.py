@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
@@ -36,6 +37,9 @@ STOP_TIMEOUT_S: Final = 30.0
 READY_LINE: Final = re.compile(r"^(?P<name>[a-z-]+) ready: .* on (?P<host>\S+):(?P<port>\d+)\b")
 """The line a service prints once ready: `router ready: ..., metrics on 127.0.0.1:9101`, or
 `api ready: listening on 127.0.0.1:8080 (...)`; the last `on HOST:PORT` is where it serves."""
+
+HELD_LINES: Final = 1000
+"""Lines of a child's stderr held until it is ready, at most (the newest are kept)."""
 
 PR_SET_PDEATHSIG: Final = 1  # <linux/prctl.h>
 MISTAKE_EXIT_CODE: Final = 2  # the command line's code for a failure the user can fix
@@ -77,17 +81,19 @@ def ready_address(name: str, line: str) -> Address | None:
 
 @dataclass(slots=True)
 class Child:
-    """One service and its current process. `port_variable` names the setting of the port it
-    serves on: pinned to the port it got on its first start, so a restart keeps its address."""
+    """One service and its current process, started as `command` with `env`. `port_variable`
+    names the setting of the port it serves on: pinned to the port it got on its first start,
+    so a restart keeps its address."""
 
     name: str
+    command: tuple[str, ...]
     env: dict[str, str]
     port_variable: str
     process: subprocess.Popen[bytes] | None = None
     address: Address | None = None
     ready: bool = False
     ever_ready: bool = False
-    held: list[str] = field(default_factory=list)
+    held: deque[str] = field(default_factory=lambda: deque(maxlen=HELD_LINES))
     open_pipes: int = 0
     deaths_s: list[float] = field(default_factory=list)
     restart_at_s: float | None = None
@@ -145,9 +151,9 @@ def _die_with_parent() -> Callable[[], None] | None:
 
 
 class ProcessSupervisor:
-    """Runs `children` as `hookline <name>` processes (stdout and stderr piped to it, their
-    own process group, so a terminal's Ctrl-C reaches `up` alone and `up` stops them in order),
-    restarting one that dies according to `policy`."""
+    """Runs `children` as processes (stdout and stderr piped to it, in their own process
+    group, so a terminal's Ctrl-C reaches `up` alone and `up` stops them in order), restarting
+    one that dies according to `policy`."""
 
     def __init__(self, children: Sequence[Child], *, policy: RestartPolicy) -> None:
         self.children = list(children)
@@ -216,12 +222,17 @@ class ProcessSupervisor:
         """SIGTERM every child, wait up to `timeout_s` for them to drain and exit (their
         output still forwarded), SIGKILL those left."""
         self._stopping = True
+        for child in self.children:
+            child.restart_at_s = None  # a restart still due is not waited for
         for child in self._running():
             assert child.process is not None
             child.process.terminate()
         deadline = time.monotonic() + timeout_s
         failed: list[tuple[str, int]] = []
-        while self._running() and (left := deadline - time.monotonic()) > 0:
+        # until every child closed its output: it exited, and its last lines are forwarded
+        while (
+            any(c.open_pipes for c in self.children) and (left := deadline - time.monotonic()) > 0
+        ):
             failed += self._step(left)
         killed = tuple(child.name for child in self._running())
         for child in self._running():
@@ -239,7 +250,7 @@ class ProcessSupervisor:
         child.ready = False
         child.held.clear()
         process = subprocess.Popen(
-            [sys.executable, "-m", "hookline.app.cli", child.name],
+            child.command,
             env=child.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -9,8 +9,8 @@ second `up` on the same data folder.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
-import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,8 +139,10 @@ def start_platform(settings: Settings) -> Platform:
     was given, and every other service takes any free port for its metrics."""
     raise_open_files_limit()  # the children inherit it: the deliverer's connections need room
     # a router restarted under the same name takes its partitions back at once and fences
-    # the transactions its predecessor left open; another `up` on the same topics has its own
-    router = settings.instance_id or f"up-{secrets.token_hex(4)}-router"
+    # the transaction its predecessor left open. One `up` runs per data folder at a time, so
+    # a name of the folder's is never taken by a live router of another `up`
+    folder = hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:12]
+    router = settings.instance_id or f"up-{folder}-router"
     children = [
         _child(name, settings.with_changes(instance_id=router if name == "router" else None))
         for name in SERVICES
@@ -157,7 +159,12 @@ def _child(name: str, settings: Settings) -> Child:
     put on a command line, which any local user may read)."""
     port = "api_port" if name == "api" else "metrics_port"
     resolved = environment(settings.with_changes(metrics_port=0))
-    return Child(name, child_environment(os.environ, resolved), port_variable=env_name(port))
+    return Child(
+        name,
+        (sys.executable, "-m", "hookline.app.cli", name),  # what `hookline <name>` runs
+        child_environment(os.environ, resolved),
+        port_variable=env_name(port),
+    )
 
 
 def stop_platform(platform: Platform) -> int:
