@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
+import hookline
 from core.errors import HooklineError
 from hookline.app.commands import local_data_dir, resolve_infrastructure
 from hookline.app.credentials import with_local_credentials
@@ -37,6 +38,8 @@ from hookline.runtime.settings import Settings, env_name, environment, flag_name
 from hookline.runtime.topics import ensure_topics
 
 READY_TIMEOUT_S = 120.0
+CODE_ROOT: Final = Path(hookline.__file__).resolve().parents[1]
+"""The folder this process imported hookline (and core, router, ...) from."""
 
 
 class AlreadyRunning(HooklineError):
@@ -158,13 +161,12 @@ def _child(name: str, settings: Settings) -> Child:
     """Service `name` with every setting `up` resolved in its environment (secrets are never
     put on a command line, which any local user may read)."""
     port = "api_port" if name == "api" else "metrics_port"
-    resolved = environment(settings.with_changes(metrics_port=0))
-    return Child(
-        name,
-        (sys.executable, "-m", "hookline.app.cli", name),  # what `hookline <name>` runs
-        child_environment(os.environ, resolved),
-        port_variable=env_name(port),
-    )
+    env = child_environment(os.environ, environment(settings.with_changes(metrics_port=0)))
+    # the code this process runs, whatever the working directory holds: -P keeps it off the
+    # path, where another checkout of hookline would shadow this one
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(CODE_ROOT), env.get("PYTHONPATH"))))
+    command = (sys.executable, "-P", "-m", "hookline.app.cli", name)  # `hookline <name>`
+    return Child(name, command, env, port_variable=env_name(port))
 
 
 def stop_platform(platform: Platform) -> int:

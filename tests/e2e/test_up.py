@@ -76,8 +76,8 @@ def _services(env: dict[str, str]) -> dict[str, int]:
             command = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:  # not a process, gone, or not ours
             continue
-        if marker in environ and command[1:3] == [b"-m", b"hookline.app.cli"]:
-            found[command[3].decode()] = int(entry.name)
+        if marker in environ and b"hookline.app.cli" in command:  # `-m hookline.app.cli NAME`
+            found[command[command.index(b"hookline.app.cli") + 1].decode()] = int(entry.name)
     return found
 
 
