@@ -2,8 +2,8 @@
 so the platform uses every core; they are started with the settings in their environment,
 known ready by the line each prints, restarted when one dies, and stopped together.
 
-Standard library only (subprocess, selectors, signal): one loop on the main thread reads
-every child's stdout and stderr, reaps the children and restarts them when their wait is up.
+Standard library only (subprocess, selectors, signal): one loop, on one thread, reads every
+child's stdout and stderr, reaps the children and restarts them when their wait is up.
 A child's stderr is held until it is ready, so a service that cannot start (a port taken, a
 topic missing) ends `up` with its own one line rather than a screenful of its start-up.
 """
@@ -47,7 +47,7 @@ MISTAKE_EXIT_CODE: Final = 2  # the command line's code for a failure the user c
 
 class ServiceFailed(HooklineError):
     """A service process that cannot run: it could not start (its reason is its own line), or
-    it kept dying. Every service has been stopped when this is raised."""
+    it kept dying. Every service is stopped before it is reported."""
 
     def __init__(self, service: str, reason: str) -> None:
         super().__init__(f"{service}: {reason}")
