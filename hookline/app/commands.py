@@ -84,7 +84,7 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
         start_platform,
         stop_platform,
     )
-    from hookline.runtime.supervisor import interrupt_on_sigterm, stop_on_signals
+    from hookline.runtime.supervisor import interrupt_on_sigterm
 
     interrupt_on_sigterm()
     api = f"http://{settings.api_host}:{settings.api_port}"
@@ -94,9 +94,9 @@ def up_command(args: argparse.Namespace, settings: Settings) -> int:
             with local_stack_for(settings, keep=bool(args.keep_stack)):
                 token_is_local = settings.admin_token is None
                 platform = start_platform(prepare(settings))
-                stop_on_signals(platform.supervisor.stopping)
+                platform.supervisor.stop_on_signals()
                 _print_banner(platform, token_is_local=token_is_local)
-                platform.supervisor.stopping.wait()
+                platform.supervisor.supervise()
                 print("stopping: draining in-flight work...", flush=True)
                 code = stop_platform(platform)
         except KeyboardInterrupt:  # while starting: what was started is stopped by now
@@ -114,6 +114,8 @@ def _print_banner(platform: Platform, *, token_is_local: bool) -> None:
     if token_is_local:
         print(f"                (kept in {local_data_dir(settings) / CREDENTIALS_FILE})")
     print(f"  kafka         {settings.kafka_bootstrap}")
+    metrics = ", ".join(f"{name} {address}" for name, address in platform.metrics().items())
+    print(f"  metrics       {metrics} (the API's on its own port)")
     print(f"  api reference {url}/openapi.json")
     header = f"Authorization: Bearer {token}"
     print(f"  try           curl -H '{header}' {url}/v1/event-types")
@@ -132,6 +134,7 @@ def docs_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
+    import threading
 
     from hookline.app.demo import Afterwards, demo_settings, run_story
     from hookline.app.up import (
@@ -156,7 +159,8 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
         settings = demo_settings(prepare(settings))
         print(f"kafka     {settings.kafka_bootstrap}   postgres ready")
         platform = start_platform(settings)
-        print(f"platform  API at {platform.api_url} (router, deliverer, projector, replayer)")
+        services = "router, deliverer, projector, replayer: a process each"
+        print(f"platform  API at {platform.api_url} ({services})")
         moved = wanted_port not in (0, platform.settings.api_port)  # 0: any port was asked
         if moved:
             print(f"          (port {wanted_port} is taken, so the demo took a free one)")
@@ -167,9 +171,17 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
             port_taken=moved,
             credentials=credentials if token_is_local else None,
         )
+        # the story's asyncio loop keeps this (the main) thread, where Ctrl-C lands, so the
+        # processes are supervised from another: it alone starts their restarts
+        supervising = threading.Thread(
+            target=platform.supervisor.supervise, name="hookline-supervisor"
+        )
+        supervising.start()
         try:
             ok = asyncio.run(run_story(platform, after))
         finally:
+            platform.supervisor.request_stop()
+            supervising.join()
             code = stop_platform(platform)
     return 0 if ok and code == 0 else 1
 
@@ -202,7 +214,7 @@ def _docs_flags(parser: argparse.ArgumentParser) -> None:
 COMMANDS = (
     Command("topics", "create or check the topics", topics_command, _topics_flags),
     Command("stack", "the local Kafka and PostgreSQL", stack_command, _stack_flags),
-    Command("up", "the whole platform in one process", up_command, _up_flags),
+    Command("up", "the whole platform, one process per service", up_command, _up_flags),
     Command("docs", "regenerate docs/events.md from schemas/", docs_command, _docs_flags),
     Command("demo", "the local platform and the seed's story", demo_command),
 )

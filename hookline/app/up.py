@@ -1,4 +1,5 @@
-"""`hookline up`: the whole platform in one process (API, router, deliverer, projector, replayer).
+"""`hookline up`: the whole platform, each service (API, router, deliverer, projector, replayer)
+a process of its own under one supervising command.
 
 Starts the local Kafka and PostgreSQL when none is configured, reuses them when running, stops
 on the way out those it started, generates local credentials on first start, and refuses a
@@ -8,50 +9,42 @@ second `up` on the same data folder.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
-from prometheus_client import CollectorRegistry
-
+import hookline
 from core.errors import HooklineError
 from hookline.app.commands import local_data_dir, resolve_infrastructure
 from hookline.app.credentials import with_local_credentials
 from hookline.app.localstack.process import port_is_free
 from hookline.app.localstack.stack import PARTS, running_parts, stop_stack
+from hookline.app.processes import (
+    Address,
+    Child,
+    ProcessSupervisor,
+    child_environment,
+    exit_description,
+)
+from hookline.app.restarts import RestartPolicy
 from hookline.runtime.errors import PortTaken
-from hookline.runtime.openfiles import OWN_FILES, within_open_files
-from hookline.runtime.settings import Settings, env_name, flag_name
-from hookline.runtime.supervisor import Service, Supervisor
+from hookline.runtime.openfiles import raise_open_files_limit
+from hookline.runtime.settings import Settings, env_name, environment, flag_name
 from hookline.runtime.topics import ensure_topics
 
 READY_TIMEOUT_S = 120.0
+CODE_ROOT: Final = Path(hookline.__file__).resolve().parents[1]
+"""The folder this process imported hookline (and core, router, ...) from."""
 
 
 class AlreadyRunning(HooklineError):
     def __init__(self, detail: str) -> None:
         super().__init__(f"already running ({detail})")
-
-
-def build_services(settings: Settings, registry: CollectorRegistry) -> list[tuple[str, Service]]:
-    """The composition root of the one-process platform."""
-    from api.http.service import ApiService
-    from api.projector.service import Projector
-    from api.replayer.service import Replayer
-    from deliverer.service import Deliverer
-    from router.service import Router
-
-    return [
-        ("router", Router(settings, registry)),
-        ("deliverer", Deliverer(settings, registry)),
-        ("projector", Projector(settings, registry)),
-        ("replayer", Replayer(settings, registry)),
-        ("api", ApiService(settings, registry)),
-    ]
 
 
 @contextmanager
@@ -73,16 +66,6 @@ def single_instance(folder: Path, description: str) -> Iterator[None]:
         yield
     finally:
         handle.close()
-
-
-@dataclass(slots=True)
-class Platform:
-    settings: Settings
-    supervisor: Supervisor
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.settings.api_host}:{self.settings.api_port}"
 
 
 def check_api_port(settings: Settings) -> None:
@@ -133,56 +116,72 @@ def prepare(settings: Settings) -> Settings:
     return settings
 
 
-def reserved_files() -> int:
-    """Descriptors the API's connections must leave to the rest of the platform: every
-    webhook connection the deliverer may hold open, and the process's own."""
-    from deliverer.sender import MAX_CONNECTIONS
+SERVICES: Final = ("router", "deliverer", "projector", "replayer", "api")
 
-    return MAX_CONNECTIONS + OWN_FILES
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """The running platform: its settings (the API's port the one it got) and the processes."""
+
+    settings: Settings
+    supervisor: ProcessSupervisor
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def metrics(self) -> dict[str, Address]:
+        """Where each service but the API (which serves them on its own port) serves
+        `/metrics`, `/healthz` and `/readyz`."""
+        return {name: self.supervisor.address(name) for name in SERVICES if name != "api"}
 
 
 def start_platform(settings: Settings) -> Platform:
-    """Every service started and ready; on a failure (or an interrupt) while starting, those
-    started are stopped first. An API port of 0 becomes the port the API was given."""
-    settings = within_open_files(settings, reserved=reserved_files())
-    registry = CollectorRegistry()
-    services = build_services(settings, registry)
-    supervisor = Supervisor(services)
+    """Every service started as its own process and ready; when one cannot start (or on an
+    interrupt) those started are stopped first. An API port of 0 becomes the port the API
+    was given, and every other service takes any free port for its metrics."""
+    raise_open_files_limit()  # the children inherit it: the deliverer's connections need room
+    # a router restarted under the same name takes its partitions back at once and fences
+    # the transaction its predecessor left open. One `up` runs per data folder at a time, so
+    # a name of the folder's is never taken by a live router of another `up`
+    folder = hashlib.sha256(str(settings.data_dir).encode()).hexdigest()[:12]
+    router = settings.instance_id or f"up-{folder}-router"
+    children = [
+        _child(name, settings.with_changes(instance_id=router if name == "router" else None))
+        for name in SERVICES
+    ]
+    supervisor = ProcessSupervisor(children, policy=RestartPolicy())
     supervisor.start()
-    try:
-        waiting = supervisor.wait_ready(READY_TIMEOUT_S)
-    except BaseException:
-        supervisor.stopping.set()
-        supervisor.join()
-        raise
-    if waiting:
-        supervisor.stopping.set()
-        supervisor.join()
-        mistakes = [exc for _, exc in supervisor.failures if isinstance(exc, HooklineError)]
-        if len(supervisor.failures) == 1 and mistakes:
-            raise mistakes[0]  # its own line: "port 8080 ... is already in use; ..."
-        failed = "; ".join(f"{name}: {exc}" for name, exc in supervisor.failures)
-        raise HooklineError(failed or f"not ready in time: {', '.join(waiting)}")
-    return Platform(settings.with_changes(api_port=_api_port(services)), supervisor)
+    supervisor.wait_ready(READY_TIMEOUT_S)
+    api_port = supervisor.address("api").port
+    return Platform(settings.with_changes(api_port=api_port), supervisor)
 
 
-def _api_port(services: list[tuple[str, Service]]) -> int:
-    from api.http.service import ApiService
-
-    api = dict(services)["api"]
-    assert isinstance(api, ApiService)
-    assert api.port is not None  # ready, so serving
-    return api.port
+def _child(name: str, settings: Settings) -> Child:
+    """Service `name` with every setting `up` resolved in its environment (secrets are never
+    put on a command line, which any local user may read)."""
+    port = "api_port" if name == "api" else "metrics_port"
+    env = child_environment(os.environ, environment(settings.with_changes(metrics_port=0)))
+    # the code this process runs, whatever the working directory holds: -P keeps it off the
+    # path, where another checkout of hookline would shadow this one
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(CODE_ROOT), env.get("PYTHONPATH"))))
+    command = (sys.executable, "-P", "-m", "hookline.app.cli", name)  # `hookline <name>`
+    return Child(name, command, env, port_variable=env_name(port))
 
 
 def stop_platform(platform: Platform) -> int:
-    platform.supervisor.stopping.set()
-    stuck = platform.supervisor.join()
-    if stuck:
-        print(f"hookline: did not stop in time: {', '.join(stuck)}", file=sys.stderr)
+    """Stop every service; 1 (and one line saying why) when one kept dying, would not stop
+    in time or failed while stopping."""
+    stopped = platform.supervisor.stop()
+    failure = platform.supervisor.failure
+    if failure is not None:
+        print(f"hookline: {failure}; every service stopped", file=sys.stderr)
         return 1
-    if platform.supervisor.failures:
-        name, exc = platform.supervisor.failures[0]
-        print(f"hookline: {name} failed: {exc}", file=sys.stderr)
+    if stopped.killed:
+        print(f"hookline: did not stop in time: {', '.join(stopped.killed)}", file=sys.stderr)
+        return 1
+    if stopped.failed:
+        failed = ", ".join(f"{name} ({exit_description(code)})" for name, code in stopped.failed)
+        print(f"hookline: failed while stopping: {failed}", file=sys.stderr)
         return 1
     return 0

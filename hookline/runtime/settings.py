@@ -243,7 +243,7 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
     "metrics_host": _Spec(
         "HOOKLINE_METRICS_HOST",
         _non_empty,
-        "address a service's /metrics, /healthz and /readyz listen on (not api, not up)",
+        "address a service's /metrics, /healthz and /readyz listen on (not api; up's services too)",
     ),
     "metrics_port": _Spec(
         "HOOKLINE_METRICS_PORT",
@@ -479,3 +479,25 @@ def setting_names() -> Mapping[str, str]:
 
 def setting_help(setting: str) -> str:
     return _SPECS[setting].help
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """`settings` as the `HOOKLINE_*` variables `Settings.load` reads back to equal settings:
+    how a process hands its resolved settings (secrets included) to a child, never on argv.
+    Unset settings are left out."""
+    return {
+        spec.env: _text(value)
+        for name, spec in _SPECS.items()
+        if (value := getattr(settings, name)) is not None
+    }
+
+
+def _text(value: object) -> str:
+    """A setting's value written as its parser reads it."""
+    match value:
+        case Secret():
+            return value.value
+        case tuple():
+            return ",".join(_text(item) for item in value)
+        case _:
+            return str(value)

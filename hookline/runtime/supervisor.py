@@ -1,4 +1,6 @@
-"""Runs several services in one process, each in its own thread, and stops them together.
+"""Runs several services in one process, each in its own thread, and stops them together:
+how the integration tests run a pipeline. (`hookline up` runs each service as a process of
+its own instead: hookline/app/processes.py.)
 
 A service that fails stops the whole process loudly (never a silent restart: faust's
 "consumers slowly die" came from supervisors that hid failures). SIGTERM and SIGINT set one

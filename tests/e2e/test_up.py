@@ -1,9 +1,11 @@
-"""`hookline up` driven as a user would: a subprocess, HTTP in, a webhook out, SIGTERM."""
+"""`hookline up` driven as a user would: a subprocess, HTTP in, a webhook out, SIGTERM; its
+five services are processes of their own, which it restarts, stops, and takes with it."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 HOOKLINE = str(Path(sys.executable).parent / "hookline")
 READY_BOUND_S = 90.0
+SERVICES = {"api", "router", "deliverer", "projector", "replayer"}
 
 
 def _env(services: Services, data_dir: Path, port: int) -> dict[str, str]:
@@ -60,6 +63,27 @@ def running_up(
             process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _services(env: dict[str, str]) -> dict[str, int]:
+    """The service processes started with `env`'s topic prefix (the test's own), by name: read
+    from /proc, so they are found even once `up` is gone and they belong to no one."""
+    marker = f"HOOKLINE_TOPIC_PREFIX={env['HOOKLINE_TOPIC_PREFIX']}".encode()
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, gone, or not ours
+            continue
+        if marker in environ and b"hookline.app.cli" in command:  # `-m hookline.app.cli NAME`
+            found[command[command.index(b"hookline.app.cli") + 1].decode()] = int(entry.name)
+    return found
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
 
 
 def _wait_for_line(process: subprocess.Popen[str], marker: str, timeout_s: float) -> list[str]:
@@ -203,3 +227,69 @@ def test_up_stops_the_stack_it_started_unless_told_to_keep_it(own_data_dir: Path
         " `hookline stack stop` stops them"
     ) in output
     assert all(pid_alive(pid) for pid in pids), output
+
+
+def test_up_runs_each_service_as_its_own_process_and_restarts_one_killed(
+    running_up: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    process, env = running_up
+    _wait_for_line(process, "hookline is up", READY_BOUND_S)
+    services = _services(env)
+    assert set(services) == SERVICES
+    assert {_parent(pid) for pid in services.values()} == {process.pid}
+
+    os.kill(services["deliverer"], signal.SIGKILL)
+    seen = _wait_for_line(process, "deliverer is ready again", READY_BOUND_S)
+    assert any(
+        "deliverer exited (killed by SIGKILL); restarting it in 1 s" in line for line in seen
+    ), seen
+    restarted = _services(env)
+    assert restarted["deliverer"] != services["deliverer"]
+    assert _parent(restarted["deliverer"]) == process.pid
+    api_url = f"http://127.0.0.1:{env['HOOKLINE_API_PORT']}"
+    asyncio.run(_deliver_one(api_url, env["HOOKLINE_ADMIN_TOKEN"]))
+
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    assert process.wait(timeout=60) == 0
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), True)
+    assert process.stdout.read().splitlines()[-1] == "stopped"
+    eventually(lambda: not _services(env), "every service process gone", timeout_s=30)
+
+
+def test_the_services_stop_when_up_is_killed(
+    running_up: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    """`up` killed with SIGKILL cannot stop its children itself: Linux tells them to."""
+    process, env = running_up
+    _wait_for_line(process, "hookline is up", READY_BOUND_S)
+    assert set(_services(env)) == SERVICES
+    process.kill()
+    process.wait(10)
+    eventually(
+        lambda: not _services(env),
+        "every service process gone",
+        timeout_s=60,
+        detail=lambda: _services(env),
+    )
+
+
+def test_a_service_that_cannot_start_stops_up_in_one_line(
+    services: Services, tmp_path: Path
+) -> None:
+    """The user's mistake reaches the services only: an address no interface has, for their
+    metrics. Each service says so in its own line; `up` says the first, once, and stops."""
+    env = _env(services, tmp_path, free_port()) | {"HOOKLINE_METRICS_HOST": "192.0.2.1"}
+    result = subprocess.run(
+        [HOOKLINE, "up"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert re.fullmatch(
+        r"hookline up: (router|deliverer|projector|replayer): cannot serve metrics on"
+        r" 192\.0\.2\.1:0: .*",
+        lines[0],
+    ), lines
+    assert result.stdout == ""
+    assert _services(env) == {}

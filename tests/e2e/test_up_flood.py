@@ -1,9 +1,11 @@
 """`hookline up` under a flood of 20,000 connections that never finish their heads, more
-than its open-files limit: its API fills only its share of the process's descriptors,
-refuses the rest at once, keeps serving the client it admitted, and the deliverer in the
-same process keeps delivering webhooks. Before the cap, ~19,800 such connections left the
-deliverer failing with "Too many open files". The flood comes from flooder processes
-(tests/e2e/flooder.py), as many as the test's own limit needs to hold 20,000."""
+than its open-files limit: its API fills only its share of its process's descriptors,
+refuses the rest at once, keeps serving the client it admitted, and the deliverer keeps
+delivering webhooks. Before the cap, when `up` ran every service in one process, ~19,800
+such connections left the deliverer failing with "Too many open files"; each service now
+has a process of its own, and the API still leaves its own process the descriptors its
+Kafka clients need. The flood comes from flooder processes (tests/e2e/flooder.py), as many
+as the test's own limit needs to hold 20,000."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hookline.app.localstack.process import free_port
 from hookline.app.receiver import Receiver
-from hookline.app.up import reserved_files
+from hookline.runtime.openfiles import OWN_FILES as API_RESERVE
 from tests.conftest import REPO, Services
 from tests.e2e.conftest import HOOKLINE, receiver_in_thread
 from tests.waiting import eventually
@@ -50,7 +52,8 @@ def open_files() -> Iterator[int]:
 def up(services: Services, tmp_path: Path) -> Iterator[tuple[int, str, subprocess.Popen[bytes]]]:
     """A `hookline up` of this worktree's code whose API may take every descriptor the
     reserve leaves (a cap far above the limit) and whose slow heads and idle connections
-    stay open for the whole test: only the cap stands between the flood and the deliverer."""
+    stay open for the whole test: only the cap stands between the flood and the descriptors
+    the API's own Kafka clients and database pool need."""
     port = free_port()
     token = "e2e-admin-token-" + uuid.uuid4().hex
     env = {
@@ -180,7 +183,7 @@ def test_up_keeps_delivering_with_its_api_flooded(
 
         status, body = _call(admitted, "GET", "/metrics", token)
         metrics = _samples(body.decode())
-        assert 0 < metrics["hookline_api_connections"] <= open_files - reserved_files()
+        assert 0 < metrics["hookline_api_connections"] <= open_files - API_RESERVE
         assert metrics["hookline_api_connections_refused_total"] > 0
 
     process.terminate()

@@ -12,7 +12,7 @@ import pytest
 from core.secretbox import key_weakness
 from hookline.app.credentials import with_local_credentials
 from hookline.runtime.errors import SettingsError
-from hookline.runtime.settings import Settings
+from hookline.runtime.settings import Secret, Settings
 
 GOOD_KEY = "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc="
 
@@ -188,3 +188,62 @@ def test_their_defaults() -> None:
     assert settings.instance_id is None
     assert settings.outbox_dsn is None
     assert settings.cache_dir.parts[-2:] == (".cache", "hookline")
+
+
+def test_settings_handed_to_a_child_as_its_environment_read_back_the_same() -> None:
+    """`hookline up` gives its services the settings it resolved through their environment:
+    every setting, secrets and floats and lists included, must read back unchanged."""
+    import dataclasses
+
+    from hookline.runtime.settings import environment
+
+    changed = Settings(
+        kafka_bootstrap="a:9092,b:9093",
+        database_url=Secret("postgresql://u:hunter2@db/hookline"),
+        admin_token=Secret("t" * 40),
+        secret_key=Secret(GOOD_KEY),
+        api_host="0.0.0.0",
+        api_port=0,
+        metrics_host="::1",
+        metrics_port=9200,
+        topic_prefix="e2e-x",
+        partitions=2,
+        replication_factor=1,
+        min_insync_replicas=1,
+        allowed_target_networks=(
+            ipaddress.ip_network("127.0.0.0/8"),
+            ipaddress.ip_network("::1/128"),
+        ),
+        data_dir=Path("/srv/hookline-data"),
+        cache_dir=Path("/srv/hookline-cache"),
+        log_level="DEBUG",
+        log_format="json",
+        instance_id="router-1",
+        outbox_dsn=Secret("postgresql://u:p@db/tasks"),
+        delivery_timeout_s=0.1 + 0.2,  # 0.30000000000000004: every digit must survive
+        retry_delays_s=(1.0, 2.5, 1 / 3),
+        events_retention_ms=120_000,
+        disable_after_s=60.0,
+        max_in_flight=7,
+        lane_concurrency=3,
+        max_subscriptions_per_tenant=5,
+        max_subscriptions_per_url=2,
+        max_custom_headers=1,
+        max_custom_header_bytes=100,
+        publish_rate_per_s=1.5,
+        publish_burst=3,
+        api_header_timeout_s=1.25,
+        api_body_timeout_s=2.5,
+        api_idle_timeout_s=3.75,
+        api_max_connections=42,
+    )
+    defaults = Settings()
+    same = [
+        f.name
+        for f in dataclasses.fields(Settings)
+        if getattr(changed, f.name) == getattr(defaults, f.name)
+    ]
+    assert same == [], "give every setting a value of its own, so each is checked"
+
+    assert Settings.load(environ=environment(changed)) == changed
+    assert "HOOKLINE_INSTANCE_ID" not in environment(defaults)  # unset stays unset

@@ -207,7 +207,7 @@ def write_history(settings: Settings, commands: list[DeliveryCommand]) -> None:
 
 @contextmanager
 def running(services: Sequence[Service]) -> Iterator[None]:
-    """The services in threads of one `Supervisor`, as `hookline up` runs them: ready before
+    """The services in threads of one `Supervisor`, in the test's own process: ready before
     the block, stopped and joined after it; a service that fails fails the test."""
     supervisor = Supervisor([(type(service).__name__, service) for service in services])
     supervisor.start()
