@@ -484,12 +484,17 @@ def setting_help(setting: str) -> str:
 def environment(settings: Settings) -> dict[str, str]:
     """`settings` as the `HOOKLINE_*` variables `Settings.load` reads back to equal settings:
     how a process hands its resolved settings (secrets included) to a child, never on argv.
-    Unset settings are left out."""
+    Unset and empty settings are left out (an empty variable would not read back)."""
     return {
-        spec.env: _text(value)
+        spec.env: text
         for name, spec in _SPECS.items()
-        if (value := getattr(settings, name)) is not None
+        if (value := getattr(settings, name)) is not None and (text := _text(value))
     }
+
+
+def _comma_escaped(text: str) -> str:
+    """A `HOOKLINE_KAFKA_CONFIG` value as written in the variable: its commas as `\\,`."""
+    return text.replace(",", "\\,")
 
 
 def _text(value: object) -> str:
@@ -497,6 +502,10 @@ def _text(value: object) -> str:
     match value:
         case Secret():
             return value.value
+        case bool():
+            return "true" if value else "false"
+        case ClientProperties():
+            return ",".join(f"{name}={_comma_escaped(text)}" for name, text in value.items)
         case tuple():
             return ",".join(_text(item) for item in value)
         case _:

@@ -190,15 +190,32 @@ def test_their_defaults() -> None:
     assert settings.cache_dir.parts[-2:] == (".cache", "hookline")
 
 
-def test_settings_handed_to_a_child_as_its_environment_read_back_the_same() -> None:
+def test_settings_handed_to_a_child_as_its_environment_read_back_the_same(
+    tmp_path: Path,
+) -> None:
     """`hookline up` gives its services the settings it resolved through their environment:
     every setting, secrets and floats and lists included, must read back unchanged."""
     import dataclasses
 
+    from hookline.runtime.kafka_properties import parse_client_properties
     from hookline.runtime.settings import environment
 
+    pem = {}
+    for name in ("ca", "cert", "key"):
+        pem[name] = tmp_path / f"{name}.pem"
+        pem[name].write_text(f"-----BEGIN {name.upper()}-----\n-----END {name.upper()}-----\n")
     changed = Settings(
         kafka_bootstrap="a:9092,b:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="svc-hookline",
+        kafka_sasl_password=Secret("pass,word=1"),
+        kafka_ssl_ca_location=pem["ca"],
+        kafka_ssl_certificate_location=pem["cert"],
+        kafka_ssl_key_location=pem["key"],
+        kafka_ssl_key_password=Secret("key-pass"),
+        kafka_config=parse_client_properties(r"client.rack=rack\,1,socket.keepalive.enable=true"),
+        kafka_allow_insecure=True,
         database_url=Secret("postgresql://u:hunter2@db/hookline"),
         admin_token=Secret("t" * 40),
         secret_key=Secret(GOOD_KEY),
@@ -237,13 +254,25 @@ def test_settings_handed_to_a_child_as_its_environment_read_back_the_same() -> N
         api_idle_timeout_s=3.75,
         api_max_connections=42,
     )
+    oidc = Settings(  # the OAUTHBEARER settings, which exclude a username and password
+        kafka_bootstrap="a:9092",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="OAUTHBEARER",
+        kafka_sasl_oauthbearer_client_id="hookline",
+        kafka_sasl_oauthbearer_client_secret=Secret("oidc-secret"),
+        kafka_sasl_oauthbearer_token_endpoint_url="https://idp.example/token",
+        kafka_sasl_oauthbearer_scope="kafka",
+    )
     defaults = Settings()
     same = [
         f.name
         for f in dataclasses.fields(Settings)
         if getattr(changed, f.name) == getattr(defaults, f.name)
+        and getattr(oidc, f.name) == getattr(defaults, f.name)
     ]
     assert same == [], "give every setting a value of its own, so each is checked"
 
     assert Settings.load(environ=environment(changed)) == changed
+    assert Settings.load(environ=environment(oidc)) == oidc
+    assert Settings.load(environ=environment(defaults)) == defaults
     assert "HOOKLINE_INSTANCE_ID" not in environment(defaults)  # unset stays unset
