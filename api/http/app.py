@@ -32,6 +32,7 @@ from api.http.context import (
     SETTINGS,
     WRITE_LOCKS,
     Resources,
+    check_query_names,
     read_path,
 )
 from api.http.kafka_bridge import AsyncProducer
@@ -172,20 +173,20 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
     app[DOCUMENT] = orjson.dumps(build_document(ops, version=__version__))
     for op in ops:
         app.router.add_route(
-            op.method, op.path, guarded(op, _path_checked(op)), name=op.operation_id
+            op.method, op.path, guarded(op, _request_checked(op)), name=op.operation_id
         )
     app.cleanup_ctx.append(_resources)
     return app
 
 
-def _path_checked(op: Operation) -> Handler:
-    """The operation's handler behind the check of its path values, so no handler (and no
-    store) ever meets an id that breaks its parameter's rule."""
-    if not op.path_params:
-        return op.handler
+def _request_checked(op: Operation) -> Handler:
+    """The operation's handler behind the check of its path values and of its query's
+    parameter names, so no handler (and no store) ever meets an id that breaks its
+    parameter's rule, and no parameter the route does not take is silently ignored."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         read_path(request, op.path_params)
+        check_query_names(request, op.query)
         return await op.handler(request)
 
     return handler

@@ -36,6 +36,7 @@ from core.delivery_status import STATUSES
 from core.errors import InvalidField
 from core.matching import WILDCARD
 from core.records import FilterValue, JobKind, JobStatus, JsonValue, TokenScope
+from core.secret_rotation import DEFAULT_OVERLAP, MAX_OVERLAP
 from core.subscription_rules import (
     MAX_DESCRIPTION_CHARS,
     MAX_EVENT_TYPES,
@@ -143,6 +144,11 @@ class JobFields:
 
 
 @dataclass(frozen=True, slots=True)
+class RotationFields:
+    expire_previous_in_s: Field[int]
+
+
+@dataclass(frozen=True, slots=True)
 class TokenFields:
     expires_in_s: Field[int]
     scopes: Field[tuple[TokenScope, ...]]
@@ -186,6 +192,8 @@ class Bodies:
     job: JobFields
     replay: Body
     recover: Body
+    rotation: RotationFields
+    rotate_secret: Body
     token: TokenFields
     create_token: Body
     limit: QueryParam[int]
@@ -202,6 +210,21 @@ class Bodies:
     @property
     def job_params(self) -> tuple[QueryParam[Any], ...]:
         return (self.jobs.status, self.jobs.kind)
+
+
+def _exact_event_type(name: str) -> QueryParam[str]:
+    """An event type named exactly: the history is looked up by name, so a pattern there
+    would match nothing and answer an empty page as if no delivery were of that type."""
+    kind = text(max_chars=ID_CHARS, min_chars=1)
+
+    def parse(raw: str) -> str:
+        if WILDCARD in raw:
+            raise InvalidField(
+                name, f"{raw!r}: patterns are not supported here; name one event type exactly"
+            )
+        return kind.parse(raw, name)
+
+    return QueryParam(name, kind.schema, parse, "one event type, named exactly (no patterns)")
 
 
 def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodies:
@@ -329,6 +352,17 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             description="`read` (GETs), `write` (changes), `publish` (events); all if omitted",
         ),
     )
+    rotation = RotationFields(
+        expire_previous_in_s=Field(
+            "expire_previous_in_s",
+            integer(minimum=0, maximum=int(MAX_OVERLAP.total_seconds())),
+            description=(
+                "seconds the secret being replaced still signs (0: it stops now; at most 7"
+                f" days; {int(DEFAULT_OVERLAP.total_seconds())} if omitted); secrets of earlier"
+                " rotations keep their own expiry"
+            ),
+        )
+    )
     status_enum = list(STATUSES)
     record_id = text(max_chars=ID_CHARS, min_chars=1)
     return Bodies(
@@ -347,6 +381,12 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         job=job,
         replay=Body("ReplayRequest", (job.since, job.until, job.event_types)),
         recover=Body("RecoverRequest", (job.since,)),
+        rotation=rotation,
+        rotate_secret=Body(
+            "SecretRotation",
+            (rotation.expire_previous_in_s,),
+            description="an empty body (or none) keeps the replaced secret for 24 h",
+        ),
         token=token,
         create_token=Body(
             "TokenCreate",
@@ -358,7 +398,7 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         deliveries=DeliveryQuery(
             subscription_id=query_text("subscription_id", max_chars=ID_CHARS),
             event_id=query_text("event_id", max_chars=ID_CHARS),
-            event_type=query_text("event_type", max_chars=ID_CHARS),
+            event_type=_exact_event_type("event_type"),
             status=query_text("status", enum=status_enum),
             since=query_timestamp("since"),
             until=query_timestamp("until"),

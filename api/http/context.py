@@ -137,6 +137,22 @@ def read_query(request: web.Request, params: tuple[QueryParam[Any], ...]) -> dic
     return values
 
 
+def check_query_names(request: web.Request, params: tuple[QueryParam[Any], ...]) -> None:
+    """Every query parameter is one the route takes, given once; InvalidInput names each
+    other one. A misspelt filter (`?stat=dead`) ignored would answer as if none were asked."""
+    known = {param.name for param in params}
+    takes = ", ".join(sorted(known)) or "none"
+    problems = [
+        FieldProblem(name, f"unknown query parameter; this route takes: {takes}")
+        if name not in known
+        else FieldProblem(name, "given more than once")
+        for name in dict.fromkeys(request.query)
+        if name not in known or len(request.query.getall(name)) > 1
+    ]
+    if problems:
+        raise InvalidInput(problems)
+
+
 def read_path(request: web.Request, params: tuple[PathParam[Any], ...]) -> None:
     """Every path value checked against its parameter; InvalidInput names each bad one."""
     problems: list[FieldProblem] = []

@@ -34,10 +34,10 @@ from api.model.errors import ApiError, Unavailable
 from core.commands import event_body, new_command
 from core.cursors import decode_cursor, encode_cursor
 from core.records import DomainEvent, FilterValue, Ref, StoredSecret, Subscription, utc_ms
+from core.secret_rotation import DEFAULT_OVERLAP, rotated
 from core.secretbox import SecretBox
 from core.signing import generate_secret
 
-ROTATION_OVERLAP: Final = timedelta(hours=24)
 PING: Final = "webhook.ping"
 
 
@@ -189,29 +189,34 @@ async def read_secret(request: web.Request) -> web.Response:
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
-    """A new current secret; the old one stays valid for 24 h (both sign meanwhile)."""
+    """A new current secret; the replaced one stays valid for `expire_previous_in_s` (24 h
+    if omitted) and those of earlier rotations until their own expiry: all of them sign
+    meanwhile."""
     who = await caller(request)
+    visible_subscription(request, who)
+    spec = bodies(request)
+    parsed = spec.rotate_secret.parse(await read_json(request, optional=True))
+    overlap = parsed.get_or(spec.rotation.expire_previous_in_s, None)
     async with changing(request, who) as sub:
-        return await _rotate(request, sub)
+        return await _rotate(
+            request,
+            sub,
+            overlap=DEFAULT_OVERLAP if overlap is None else timedelta(seconds=overlap),
+        )
 
 
-async def _rotate(request: web.Request, sub: Subscription) -> web.Response:
+async def _rotate(request: web.Request, sub: Subscription, *, overlap: timedelta) -> web.Response:
     now = _now()
     secret = generate_secret()
-    box = resources(request).secrets
-    previous = tuple(
-        StoredSecret(s.ciphertext, now + ROTATION_OVERLAP)
-        for s in sub.secrets
-        if s.expires_at is None
-    )
-    rotated = dataclasses.replace(
+    new = StoredSecret(resources(request).secrets.seal(secret, subscription_id=sub.id), None)
+    updated = dataclasses.replace(
         sub,
-        secrets=(StoredSecret(box.seal(secret, subscription_id=sub.id), None), *previous),
+        secrets=rotated(sub.secrets, new, now=now, overlap=overlap),
         updated_at=now,
         version=sub.version + 1,
     )
-    await _write(request, rotated, sub.id)
-    return answer(subscription_view(rotated, secret=secret))
+    await _write(request, updated, sub.id)
+    return answer(subscription_view(updated, secret=secret))
 
 
 async def ping(request: web.Request) -> web.Response:
