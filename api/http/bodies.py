@@ -35,7 +35,14 @@ from core.addresses import IPNetwork
 from core.delivery_status import STATUSES
 from core.errors import InvalidField
 from core.matching import WILDCARD
-from core.records import FilterValue, JobKind, JobStatus, JsonValue, TokenScope
+from core.records import (
+    FilterValue,
+    JobKind,
+    JobStatus,
+    JsonValue,
+    SubscriptionStatus,
+    TokenScope,
+)
 from core.secret_rotation import DEFAULT_OVERLAP, MAX_OVERLAP
 from core.subscription_rules import (
     MAX_DESCRIPTION_CHARS,
@@ -103,6 +110,11 @@ def _scopes(names: tuple[str, ...]) -> tuple[TokenScope, ...]:
     return tuple(scope for scope in SCOPES if scope in names)
 
 
+def _subscription_status(name: str) -> SubscriptionStatus:
+    """A name the enum already held to the statuses, typed as one."""
+    return next(status for status in get_args(SubscriptionStatus) if status == name)
+
+
 def patterns_enum(catalog: Collection[str]) -> list[str]:
     """Every accepted event-type entry: `*`, each `noun.*`, each exact name."""
     nouns = sorted({name.split(".", 1)[0] + ".*" for name in catalog})
@@ -118,7 +130,7 @@ class SubscriptionFields:
     description: Field[str]
     rate_limit: Field[float | None]
     ordered: Field[bool]
-    status: Field[str]
+    status: Field[SubscriptionStatus]
     tenant: Field[str]
 
 
@@ -263,7 +275,12 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             description="requests per second; null for no limit",
         ),
         ordered=Field("ordered", boolean(), description="deliver strictly one at a time in order"),
-        status=Field("status", text(enum=("active", "paused", "disabled"))),
+        status=Field(
+            "status",
+            text(enum=get_args(SubscriptionStatus)).then(_subscription_status),
+            description="`paused` holds deliveries back until `active` again, which sends"
+            " the events published meanwhile; `disabled` drops them",
+        ),
         tenant=Field("tenant", tenant_kind, description="admin token only; `default` if omitted"),
     )
     sub_fields = (

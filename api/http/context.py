@@ -28,6 +28,7 @@ from api.model.errors import (
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
+    SubscriptionNotActive,
 )
 from api.model.jobs import JobTable
 from api.model.tokens import TokenTable
@@ -199,6 +200,16 @@ def visible_subscription(request: web.Request, who: Principal) -> Subscription:
     sub = resources(request).subscriptions.get(subscription_id)
     if sub is None or not who.can_see(sub.tenant):
         raise NotFound("subscription", subscription_id)
+    return sub
+
+
+def active_subscription(request: web.Request, who: Principal) -> Subscription:
+    """The path's subscription for a request that sends to it (test, replay, recover): 404
+    as `visible_subscription`, 409 naming the state when it is paused or disabled, since
+    what is sent to it would only be dead-lettered or dropped."""
+    sub = visible_subscription(request, who)
+    if sub.status != "active":
+        raise SubscriptionNotActive(sub)
     return sub
 
 

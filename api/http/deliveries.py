@@ -11,6 +11,7 @@ from aiohttp import web
 from api.http.bodies import DEFAULT_LIMIT
 from api.http.context import (
     READ_BACK_TIMEOUT_S,
+    active_subscription,
     answer,
     bodies,
     caller,
@@ -18,7 +19,6 @@ from api.http.context import (
     read_query,
     resources,
     settings,
-    visible_subscription,
 )
 from api.http.views import delivery_view, job_view
 from api.model.errors import InvalidInput, JobEnded, NotFound, Unavailable
@@ -95,6 +95,12 @@ async def redeliver(request: web.Request) -> web.Response:
 
 async def _record(request: web.Request, job: Job) -> web.Response:
     """Write the job's record and answer 202 once the API's jobs table has it."""
+    await write_job(request, job)
+    return answer(job_view(job), status=202)
+
+
+async def write_job(request: web.Request, job: Job) -> None:
+    """Write the job's record; return once the API's jobs table has it."""
     res = resources(request)
     await res.producer.send(
         settings(request).topic("control"), key=job.id, value=res.codec.codec.encode_job(job)
@@ -104,12 +110,11 @@ async def _record(request: web.Request, job: Job) -> web.Response:
     )
     if not seen:
         raise Unavailable(f"job {job.id}: written, but not read back in time")
-    return answer(job_view(job), status=202)
 
 
 async def replay(request: web.Request) -> web.Response:
     who = await caller(request)
-    sub = visible_subscription(request, who)
+    sub = active_subscription(request, who)
     spec = bodies(request)
     parsed = spec.replay.parse(await read_json(request))
     since = parsed.get(spec.job.since)
@@ -131,7 +136,7 @@ async def replay(request: web.Request) -> web.Response:
 
 async def recover(request: web.Request) -> web.Response:
     who = await caller(request)
-    sub = visible_subscription(request, who)
+    sub = active_subscription(request, who)
     spec = bodies(request)
     parsed = spec.recover.parse(await read_json(request))
     job = new_job(

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from api.http.context import (
     READ_BACK_TIMEOUT_S,
+    active_subscription,
     answer,
     bodies,
     caller,
@@ -27,16 +28,19 @@ from api.http.context import (
     settings,
     visible_subscription,
 )
+from api.http.deliveries import write_job
 from api.http.fields import Parsed
 from api.http.quotas import ensure_within_quotas
 from api.http.views import subscription_view
 from api.model.errors import ApiError, Unavailable
+from api.model.jobs import new_job
 from core.commands import event_body, new_command
 from core.cursors import decode_cursor, encode_cursor
 from core.records import DomainEvent, FilterValue, Ref, StoredSecret, Subscription, utc_ms
 from core.secret_rotation import DEFAULT_OVERLAP, rotated
 from core.secretbox import SecretBox
 from core.signing import generate_secret
+from core.subscription_status import held_by_pause, with_status
 
 PING: Final = "webhook.ping"
 
@@ -98,12 +102,12 @@ async def create(request: web.Request) -> web.Response:
         sealed_headers=_sealed(box, subscription_id, headers),
         rate_limit=parsed.get_or(spec.sub.rate_limit, None),
         ordered=parsed.get_or(spec.sub.ordered, False),
-        status=parsed.get_or(spec.sub.status, "active"),  # type: ignore[arg-type]
         created_at=now,
         updated_at=now,
         version=1,
         secrets=(StoredSecret(box.seal(secret, subscription_id=subscription_id), None),),
     )
+    sub = with_status(sub, parsed.get_or(spec.sub.status, "active"), now=now)
     async with counting(request, tenant):
         ensure_within_quotas(
             settings(request), resources(request).subscriptions, sub, headers=headers
@@ -155,13 +159,17 @@ async def _update(request: web.Request, sub: Subscription, parsed: Parsed) -> we
         item.name: parsed.get(item) for item in spec.update_subscription.fields if item in parsed
     }
     headers: dict[str, str] | None = changes.pop("headers", None)
+    status = changes.pop("status", sub.status)
     box = resources(request).secrets
     if headers is not None:
         changes["sealed_headers"] = _sealed(box, sub.id, headers)
     elif sub.headers:  # clear values of a record written before they were sealed
         changes["sealed_headers"] = {**sub.sealed_headers, **_sealed(box, sub.id, sub.headers)}
-    updated = dataclasses.replace(
-        sub, **changes, headers={}, updated_at=_now(), version=sub.version + 1
+    now = _now()
+    updated = with_status(
+        dataclasses.replace(sub, **changes, headers={}, updated_at=now, version=sub.version + 1),
+        status,
+        now=now,
     )
     async with counting(request, sub.tenant):
         ensure_within_quotas(
@@ -172,6 +180,21 @@ async def _update(request: web.Request, sub: Subscription, parsed: Parsed) -> we
             headers=headers,
         )
         await _write(request, updated, sub.id)
+    held = held_by_pause(sub, updated)
+    if held is not None:
+        # sent once the resume is on the log: the deliverer takes the subscription as
+        # active by the time the replay's commands reach it
+        await write_job(
+            request,
+            new_job(
+                "replay",
+                tenant=sub.tenant,
+                subscription_id=sub.id,
+                since=held.since,
+                until=held.until,
+                event_types=(),
+            ),
+        )
     return answer(subscription_view(updated))
 
 
@@ -222,7 +245,7 @@ async def _rotate(request: web.Request, sub: Subscription, *, overlap: timedelta
 async def ping(request: web.Request) -> web.Response:
     """Send the subscription a `webhook.ping` now, as a delivery of its own (origin test)."""
     who = await caller(request)
-    sub = visible_subscription(request, who)
+    sub = active_subscription(request, who)
     res = resources(request)
     event_id = str(uuid.uuid4())
     now = _now()
