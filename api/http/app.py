@@ -7,14 +7,16 @@ with the app; one middleware turns every error into an RFC 9457 problem document
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 from weakref import WeakValueDictionary
 
 import orjson
+import psycopg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -43,6 +45,7 @@ from api.http.routes import Handler, Operation, operations
 from api.model.db import open_pool, schema_name
 from api.model.errors import PROBLEM_TYPE_BASE, ApiError, InvalidInput, Unavailable
 from api.model.jobs import JobTable
+from api.model.published import forget
 from api.model.tokens import TokenTable
 from core.errors import InvalidField
 from core.records import ApiToken, JsonValue
@@ -56,6 +59,7 @@ from schemas.catalog import load_catalog
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S: Final = 60.0
+FORGET_INTERVAL_S: Final = 60.0
 CLIENT_ID: Final = "hookline-api"
 
 
@@ -176,6 +180,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
             op.method, op.path, guarded(op, _request_checked(op)), name=op.operation_id
         )
     app.cleanup_ctx.append(_resources)
+    app.cleanup_ctx.append(_forgetting_published_ids)
     return app
 
 
@@ -190,6 +195,32 @@ def _request_checked(op: Operation) -> Handler:
         return await op.handler(request)
 
     return handler
+
+
+async def _forgetting_published_ids(app: web.Application) -> AsyncIterator[None]:
+    """Once a minute, forget the published event ids out of the dedupe window or over a
+    tenant's cap (`api.model.published.forget`), for as long as the app runs."""
+    settings = app[SETTINGS]
+    pool = app[RESOURCES].pool
+
+    async def forget_forever() -> None:
+        while True:
+            window_start = _now() - timedelta(seconds=settings.event_dedupe_window_s)
+            try:
+                await forget(
+                    pool,
+                    window_start=window_start,
+                    max_per_tenant=settings.event_dedupe_max_per_tenant,
+                )
+            except psycopg.Error as exc:  # PostgreSQL away: the next round tries again
+                log.warning("cannot forget old published event ids: %s", exc)
+            await asyncio.sleep(FORGET_INTERVAL_S)
+
+    task = asyncio.create_task(forget_forever(), name="forget-published-ids")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

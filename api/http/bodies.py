@@ -310,7 +310,13 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
     update = Body("SubscriptionUpdate", sub_fields, description="only the fields given change")
     ref = _ref_kind()
     event = EventFields(
-        id=Field("id", text(max_chars=36, min_chars=1), description="a UUID; generated if omitted"),
+        id=Field(
+            "id",
+            text(max_chars=36, min_chars=1),
+            description="a UUID; generated if omitted. Given, it is the publish's idempotency"
+            " key for `HOOKLINE_EVENT_DEDUPE_WINDOW_S` (24 h): the same content again is"
+            " accepted without a second event, other content answers 409",
+        ),
         type=Field("type", text(enum=sorted(catalog)), required=True),
         tenant=sub.tenant,
         occurred_at=Field("occurred_at", timestamp(), description="defaults to now; " + TIMES),

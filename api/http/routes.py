@@ -149,12 +149,13 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             "/v1/events",
             system.publish,
             "publishEvent",
-            "Publish one event; 202 once Kafka acknowledged it",
+            "Publish one event; 202 once Kafka acknowledged it (an id published lately with"
+            " the same content: 202 again, no second event; with other content: 409)",
             "events",
             {202: Answer("accepted", ACCEPTED_EVENT)},
             body=event_body,
             body_name="EventPublish",
-            errors=(*BODY_ERRORS, 429),
+            errors=(*BODY_ERRORS, 409, 429),
             scope="publish",
         ),
         Operation(

@@ -285,6 +285,10 @@ PROBLEM: Final = _obj(
         "disabled_reason": _STR_OR_NULL,
         "disabled_at": _TIME_OR_NULL,
         "paused_at": _TIME_OR_NULL,
+        "event_id": {
+            "type": "string",
+            "description": "the event id published lately with other content (409)",
+        },
     },
     required=["type", "title", "status", "detail"],
 )

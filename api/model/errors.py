@@ -10,6 +10,7 @@ HooklineError (core.errors)
  │    ├── RequestTimeout        408 the body did not arrive within its deadline
  │    ├── Conflict              409 the record is not in a state the request applies to
  │    │    ├── JobEnded         409 a cancel of a job that has already ended
+ │    │    ├── EventIdTaken     409 an event id published lately with other content
  │    │    └── SubscriptionNotActive 409 a send (test, replay, recover) to a paused or
  │    │                         disabled subscription; names the state and how to undo it
  │    ├── QuotaExceeded         409 the write would take its tenant past a quota
@@ -157,6 +158,24 @@ class JobEnded(Conflict):
         super().__init__(f"job {job_id!r} has already ended: it is {job_status}")
         self.job_id = job_id
         self.job_status = job_status
+
+
+class EventIdTaken(Conflict):
+    """A publish reusing an event id its tenant published within the dedupe window with
+    other content: one id (the webhooks' `webhook-id`) names one event."""
+
+    slug = "event-id-taken"
+    title = "Event id taken"
+
+    def __init__(self, event_id: str, *, window_s: float) -> None:
+        super().__init__(
+            f"event id {event_id} was published within the last {window_s:g} s with other"
+            " content; the same content again is accepted, a new event needs a new id"
+        )
+        self.event_id = event_id
+
+    def extensions(self) -> Mapping[str, JsonValue]:
+        return {"event_id": self.event_id}
 
 
 class SubscriptionNotActive(Conflict):
