@@ -360,7 +360,7 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         event_types=Field(
             "event_types",
             pattern_list.then(partial(check_event_types, catalog=catalog)),
-            description="limit the replay to these types (within the subscription's)",
+            description="limit the job to these types (within the subscription's)",
         ),
     )
     token = TokenFields(
@@ -403,7 +403,12 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         publish_event=publish,
         job=job,
         replay=Body("ReplayRequest", (job.since, job.until, job.event_types)),
-        recover=Body("RecoverRequest", (job.since,)),
+        recover=Body(
+            "RecoverRequest",
+            (job.since, job.until, job.event_types),
+            description="the deliveries that became failed or dead from `since` until"
+            " before `until`, of `event_types` when given",
+        ),
         rotation=rotation,
         rotate_secret=Body(
             "SecretRotation",

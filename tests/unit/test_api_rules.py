@@ -18,7 +18,7 @@ from core.cursors import decode_cursor, encode_cursor
 from core.delivery_status import STATUSES, DeliveryStatus, merge, status_of_outcome
 from core.errors import InvalidField
 from core.records import DomainEvent, Ref, Subscription
-from core.replay import selects
+from core.replay import of_types, selects
 from core.subscription_rules import (
     check_event_types,
     check_filter,
@@ -218,3 +218,10 @@ def test_replay_selection() -> None:
     assert not selects(_event(), _sub(), ("task.assigned",))
     assert selects(_event(), _sub(filter={"project_id": "p-1"}), ("task.*",))
     assert not selects(_event(), _sub(filter={"n": True}), ())
+
+
+def test_a_jobs_type_limit() -> None:
+    assert of_types("task.created", ())
+    assert of_types("task.created", ("meeting.ended", "task.*"))
+    assert of_types("task.created", ("*",))
+    assert not of_types("task.created", ("task.assigned", "meeting.*"))

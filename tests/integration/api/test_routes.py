@@ -191,6 +191,13 @@ async def test_invalid_event_names_the_field(api: Api, change: dict[str, Any], f
         ("replay", {"since": "2024-01-01T00:00:00Z", "event_types": ["ghost.*"]}, "event_types[0]"),
         ("recover", {}, "since"),
         ("recover", {"since": 5}, "since"),
+        ("recover", {"since": "2030-01-01T00:00:00Z"}, "since"),
+        ("recover", {"since": "2024-02-01T00:00:00Z", "until": "2024-01-01T00:00:00Z"}, "until"),
+        (
+            "recover",
+            {"since": "2024-01-01T00:00:00Z", "event_types": ["ghost.*"]},
+            "event_types[0]",
+        ),
     ],
 )
 async def test_invalid_job_names_the_field(
