@@ -1,7 +1,7 @@
 """A subscription's states through the API with every service running: a 410 disables it and
 says why, sends to a paused or disabled one answer 409 naming the state, and a paused one
 holds the events published meanwhile and sends them when resumed, while other tenants'
-webhooks keep flowing."""
+webhooks keep flowing; after two rotations every valid secret verifies a webhook."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
+from standardwebhooks.webhooks import Webhook
 
 from api.http.app import create_app
 from api.projector.service import Projector
@@ -212,3 +213,30 @@ async def test_a_paused_subscription_holds_events_and_sends_them_on_resume(
         job = await eventually_async(resume_job, "the resume's replay job is done", timeout_s=40)
         assert (job["since"], job["until"]) == (paused["paused_at"], resumed["updated_at"])
         assert job["emitted"] == 2
+
+
+async def test_after_two_rotations_every_valid_secret_verifies_the_webhook(
+    stack_api: Api,
+) -> None:
+    """Regression: a second rotation dropped the first's secret, so a receiver still on it
+    failed every webhook until it caught up."""
+    api = stack_api
+    async with Receiver() as receiver:
+        sub = await api.ok(
+            "POST",
+            "/v1/subscriptions",
+            201,
+            json={"url": receiver.url("/rotated"), "event_types": ["task.*"]},
+        )
+        path = f"/v1/subscriptions/{sub['id']}/rotate-secret"
+        first = await api.ok("POST", path, json={"expire_previous_in_s": 3600})
+        second = await api.ok("POST", path)
+        event_id = (await api.ok("POST", "/v1/events", 202, json=_task(20)))["id"]
+        await eventually_async(
+            lambda: receiver.ids("/rotated") == [event_id], "the webhook", timeout_s=40
+        )
+        [got] = receiver.on("/rotated")
+        headers = dict(got.headers)
+        assert len(headers["webhook-signature"].split(" ")) == 3
+        for secret in (sub["secret"], first["secret"], second["secret"]):
+            Webhook(secret).verify(got.body, headers)
