@@ -182,8 +182,8 @@ async def _update(request: web.Request, sub: Subscription, parsed: Parsed) -> we
         await _write(request, updated, sub.id)
     held = held_by_pause(sub, updated)
     if held is not None:
-        # sent once the resume is on the log: the deliverer takes the subscription as
-        # active by the time the replay's commands reach it
+        # written once the resume is on the log: the deliverer, following that log too,
+        # has almost always read it before the replay's first command reaches it
         await write_job(
             request,
             new_job(
