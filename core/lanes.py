@@ -10,7 +10,7 @@ import heapq
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 # --- commit positions ---------------------------------------------------------------------
 
@@ -175,3 +175,16 @@ class EndpointHealth:
         if self.failing_since is None:
             return False
         return now - self.failing_since >= timedelta(seconds=window_s)
+
+
+_UNITS: Final = ((86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second"))
+
+
+def no_success_reason(window_s: float) -> str:
+    """Why a subscription with no success for `window_s` was disabled, in the largest whole
+    unit (`no successful delivery for 5 days`): the subscription shows it to its owner."""
+    for size, unit in _UNITS:
+        if window_s >= size and window_s % size == 0:
+            count = int(window_s // size)
+            return f"no successful delivery for {count} {unit}{'' if count == 1 else 's'}"
+    return f"no successful delivery for {window_s:g} seconds"

@@ -110,6 +110,9 @@ class Subscription:
     Custom header values are sealed at rest like the signing secrets (`sealed_headers`, name
     -> AES-GCM nonce + ciphertext). `headers` holds clear values only in records written
     before that; the API seals them on the subscription's next write.
+
+    `disabled_reason` and `disabled_at` say why and when the deliverer disabled it, and
+    `paused_at` when it was paused; each is None outside that status.
     """
 
     id: str
@@ -127,6 +130,9 @@ class Subscription:
     updated_at: datetime
     version: int = 1
     secrets: tuple[StoredSecret, ...] = ()
+    disabled_reason: str | None = None
+    disabled_at: datetime | None = None
+    paused_at: datetime | None = None
 
 
 DeliveryOrigin = Literal["route", "replay", "recover", "redeliver", "test"]

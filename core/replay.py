@@ -1,4 +1,5 @@
-"""Which past events a replay job delivers to its subscription: pure selection rules."""
+"""Which past events a replay job delivers to its subscription, and which failed deliveries
+a recover job sends again: pure selection rules."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ def selects(event: DomainEvent, subscription: Subscription, event_types: Sequenc
     return (
         event.tenant == subscription.tenant
         and any(pattern_matches(p, event.type) for p in subscription.event_types)
-        and (not event_types or any(pattern_matches(p, event.type) for p in event_types))
+        and of_types(event.type, event_types)
         and subscription.filter.matches(event)
     )
+
+
+def of_types(event_type: str, event_types: Sequence[str]) -> bool:
+    """True when a job limited to `event_types` (exact names, `noun.*`, `*`; empty = all)
+    takes an event or delivery of `event_type`."""
+    return not event_types or any(pattern_matches(p, event_type) for p in event_types)

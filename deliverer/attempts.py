@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind
 
 from core.attempts import Observed, Plan, Source, plan_attempt, plan_unsendable
 from core.errors import InvalidCustomHeader, InvalidSecret
-from core.lanes import EndpointHealth, RateLimiter
+from core.lanes import EndpointHealth, RateLimiter, no_success_reason
 from core.outcome import Delivered, Retry, TransportError, classify, decide
 from core.records import DeliveryCommand, Subscription, TraceContext, epoch_ms, trace_of
 from core.retry import RetrySchedule
@@ -168,7 +168,7 @@ class Attempts:
         self._health[subscription.id] = health
         if health.should_disable(now, window_s=self._settings.disable_after_s):
             del self._health[subscription.id]
-            reason = f"no successful delivery for {self._settings.disable_after_s:g} s"
+            reason = no_success_reason(self._settings.disable_after_s)
             self._spawn(self._disabler.disable(subscription, reason))
 
     async def _wait_for_rate(self, subscription: Subscription) -> bool:

@@ -1,7 +1,8 @@
 """Disabling a subscription (410 Gone, or no success for too long): the write and the event.
 
-The deliverer writes the subscription back with status `disabled` and the next version, then
-publishes a `subscription.disabled` domain event to `hookline.events`.
+The deliverer writes the subscription back with status `disabled`, the reason and time (the
+API shows them) and the next version, then publishes a `subscription.disabled` domain event
+to `hookline.events`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,13 @@ class Disabler:
         self._done[latest.id] = latest.version
         now = datetime.now(UTC)
         disabled = dataclasses.replace(
-            latest, status="disabled", version=latest.version + 1, updated_at=utc_ms(now)
+            latest,
+            status="disabled",
+            version=latest.version + 1,
+            updated_at=utc_ms(now),
+            disabled_reason=reason,
+            disabled_at=utc_ms(now),
+            paused_at=None,
         )
         await asyncio.to_thread(self._log.put, disabled)
         event = DomainEvent(

@@ -185,6 +185,9 @@ def subscription_to_avro(sub: Subscription) -> AvroRecord:
         "updated_at": sub.updated_at,
         "version": sub.version,
         "secrets": [{"ciphertext": s.ciphertext, "expires_at": s.expires_at} for s in sub.secrets],
+        "disabled_reason": sub.disabled_reason,
+        "disabled_at": sub.disabled_at,
+        "paused_at": sub.paused_at,
     }
 
 
@@ -205,6 +208,9 @@ def subscription_from_avro(rec: AvroRecord) -> Subscription:
         updated_at=rec["updated_at"],
         version=rec["version"],
         secrets=tuple(StoredSecret(s["ciphertext"], s["expires_at"]) for s in rec["secrets"]),
+        disabled_reason=rec["disabled_reason"],
+        disabled_at=rec["disabled_at"],
+        paused_at=rec["paused_at"],
     )
 
 

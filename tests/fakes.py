@@ -761,7 +761,7 @@ class FakeRecoverHistory:
         self.closed = False
 
     def recoverable(
-        self, subscription_id: str, *, since: datetime, statuses: Sequence[str]
+        self, subscription_id: str, *, since: datetime, until: datetime, statuses: Sequence[str]
     ) -> list[StoredCommand]:
         assert not self.closed
         assert not self.broken

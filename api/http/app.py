@@ -7,14 +7,16 @@ with the app; one middleware turns every error into an RFC 9457 problem document
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 from weakref import WeakValueDictionary
 
 import orjson
+import psycopg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -32,6 +34,7 @@ from api.http.context import (
     SETTINGS,
     WRITE_LOCKS,
     Resources,
+    check_query_names,
     read_path,
 )
 from api.http.kafka_bridge import AsyncProducer
@@ -42,6 +45,7 @@ from api.http.routes import Handler, Operation, operations
 from api.model.db import open_pool, schema_name
 from api.model.errors import PROBLEM_TYPE_BASE, ApiError, InvalidInput, Unavailable
 from api.model.jobs import JobTable
+from api.model.published import forget
 from api.model.tokens import TokenTable
 from core.errors import InvalidField
 from core.records import ApiToken, JsonValue
@@ -55,6 +59,7 @@ from schemas.catalog import load_catalog
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S: Final = 60.0
+FORGET_INTERVAL_S: Final = 60.0
 CLIENT_ID: Final = "hookline-api"
 
 
@@ -172,23 +177,50 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
     app[DOCUMENT] = orjson.dumps(build_document(ops, version=__version__))
     for op in ops:
         app.router.add_route(
-            op.method, op.path, guarded(op, _path_checked(op)), name=op.operation_id
+            op.method, op.path, guarded(op, _request_checked(op)), name=op.operation_id
         )
     app.cleanup_ctx.append(_resources)
+    app.cleanup_ctx.append(_forgetting_published_ids)
     return app
 
 
-def _path_checked(op: Operation) -> Handler:
-    """The operation's handler behind the check of its path values, so no handler (and no
-    store) ever meets an id that breaks its parameter's rule."""
-    if not op.path_params:
-        return op.handler
+def _request_checked(op: Operation) -> Handler:
+    """The operation's handler behind the check of its path values and of its query's
+    parameter names, so no handler (and no store) ever meets an id that breaks its
+    parameter's rule, and no parameter the route does not take is silently ignored."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         read_path(request, op.path_params)
+        check_query_names(request, op.query)
         return await op.handler(request)
 
     return handler
+
+
+async def _forgetting_published_ids(app: web.Application) -> AsyncIterator[None]:
+    """Once a minute, forget the published event ids out of the dedupe window or over a
+    tenant's cap (`api.model.published.forget`), for as long as the app runs."""
+    settings = app[SETTINGS]
+    pool = app[RESOURCES].pool
+
+    async def forget_forever() -> None:
+        while True:
+            window_start = _now() - timedelta(seconds=settings.event_dedupe_window_s)
+            try:
+                await forget(
+                    pool,
+                    window_start=window_start,
+                    max_per_tenant=settings.event_dedupe_max_per_tenant,
+                )
+            except psycopg.Error as exc:  # PostgreSQL away: the next round tries again
+                log.warning("cannot forget old published event ids: %s", exc)
+            await asyncio.sleep(FORGET_INTERVAL_S)
+
+    task = asyncio.create_task(forget_forever(), name="forget-published-ids")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

@@ -35,7 +35,8 @@ from core.delivery_status import STATUSES
 from core.errors import InvalidField
 from core.filters import Filter, parse_filter
 from core.matching import WILDCARD
-from core.records import JobKind, JobStatus, JsonValue, TokenScope
+from core.records import JobKind, JobStatus, JsonValue, SubscriptionStatus, TokenScope
+from core.secret_rotation import DEFAULT_OVERLAP, MAX_OVERLAP
 from core.subscription_rules import (
     MAX_DESCRIPTION_CHARS,
     MAX_EVENT_TYPES,
@@ -112,6 +113,11 @@ def _scopes(names: tuple[str, ...]) -> tuple[TokenScope, ...]:
     return tuple(scope for scope in SCOPES if scope in names)
 
 
+def _subscription_status(name: str) -> SubscriptionStatus:
+    """A name the enum already held to the statuses, typed as one."""
+    return next(status for status in get_args(SubscriptionStatus) if status == name)
+
+
 def patterns_enum(catalog: Collection[str]) -> list[str]:
     """Every accepted event-type entry: `*`, each `noun.*`, each exact name."""
     nouns = sorted({name.split(".", 1)[0] + ".*" for name in catalog})
@@ -127,7 +133,7 @@ class SubscriptionFields:
     description: Field[str]
     rate_limit: Field[float | None]
     ordered: Field[bool]
-    status: Field[str]
+    status: Field[SubscriptionStatus]
     tenant: Field[str]
 
 
@@ -150,6 +156,11 @@ class JobFields:
     since: Field[datetime]
     until: Field[datetime | None]
     event_types: Field[tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class RotationFields:
+    expire_previous_in_s: Field[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +207,8 @@ class Bodies:
     job: JobFields
     replay: Body
     recover: Body
+    rotation: RotationFields
+    rotate_secret: Body
     token: TokenFields
     create_token: Body
     limit: QueryParam[int]
@@ -212,6 +225,21 @@ class Bodies:
     @property
     def job_params(self) -> tuple[QueryParam[Any], ...]:
         return (self.jobs.status, self.jobs.kind)
+
+
+def _exact_event_type(name: str) -> QueryParam[str]:
+    """An event type named exactly: the history is looked up by name, so a pattern there
+    would match nothing and answer an empty page as if no delivery were of that type."""
+    kind = text(max_chars=ID_CHARS, min_chars=1)
+
+    def parse(raw: str) -> str:
+        if WILDCARD in raw:
+            raise InvalidField(
+                name, f"{raw!r}: patterns are not supported here; name one event type exactly"
+            )
+        return kind.parse(raw, name)
+
+    return QueryParam(name, kind.schema, parse, "one event type, named exactly (no patterns)")
 
 
 def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodies:
@@ -251,7 +279,12 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             description="requests per second; null for no limit",
         ),
         ordered=Field("ordered", boolean(), description="deliver strictly one at a time in order"),
-        status=Field("status", text(enum=("active", "paused", "disabled"))),
+        status=Field(
+            "status",
+            text(enum=get_args(SubscriptionStatus)).then(_subscription_status),
+            description="`paused` holds deliveries back until `active` again, which sends"
+            " the events published meanwhile; `disabled` drops them",
+        ),
         tenant=Field("tenant", tenant_kind, description="admin token only; `default` if omitted"),
     )
     sub_fields = (
@@ -281,7 +314,13 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
     update = Body("SubscriptionUpdate", sub_fields, description="only the fields given change")
     ref = _ref_kind()
     event = EventFields(
-        id=Field("id", text(max_chars=36, min_chars=1), description="a UUID; generated if omitted"),
+        id=Field(
+            "id",
+            text(max_chars=36, min_chars=1),
+            description="a UUID; generated if omitted. Given, it is the publish's idempotency"
+            " key for `HOOKLINE_EVENT_DEDUPE_WINDOW_S` (24 h): the same content again is"
+            " accepted without a second event, other content answers 409",
+        ),
         type=Field("type", text(enum=sorted(catalog)), required=True),
         tenant=sub.tenant,
         occurred_at=Field("occurred_at", timestamp(), description="defaults to now; " + TIMES),
@@ -325,7 +364,7 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         event_types=Field(
             "event_types",
             pattern_list.then(partial(check_event_types, catalog=catalog)),
-            description="limit the replay to these types (within the subscription's)",
+            description="limit the job to these types (within the subscription's)",
         ),
     )
     token = TokenFields(
@@ -339,6 +378,17 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             unique(array(text(enum=SCOPES), max_items=len(SCOPES), min_items=1)).then(_scopes),
             description="`read` (GETs), `write` (changes), `publish` (events); all if omitted",
         ),
+    )
+    rotation = RotationFields(
+        expire_previous_in_s=Field(
+            "expire_previous_in_s",
+            integer(minimum=0, maximum=int(MAX_OVERLAP.total_seconds())),
+            description=(
+                "seconds the secret being replaced still signs (0: it stops now; at most 7"
+                f" days; {int(DEFAULT_OVERLAP.total_seconds())} if omitted); secrets of earlier"
+                " rotations keep their own expiry"
+            ),
+        )
     )
     status_enum = list(STATUSES)
     record_id = text(max_chars=ID_CHARS, min_chars=1)
@@ -357,7 +407,18 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         publish_event=publish,
         job=job,
         replay=Body("ReplayRequest", (job.since, job.until, job.event_types)),
-        recover=Body("RecoverRequest", (job.since,)),
+        recover=Body(
+            "RecoverRequest",
+            (job.since, job.until, job.event_types),
+            description="the deliveries that became failed or dead from `since` until"
+            " before `until`, of `event_types` when given",
+        ),
+        rotation=rotation,
+        rotate_secret=Body(
+            "SecretRotation",
+            (rotation.expire_previous_in_s,),
+            description="an empty body (or none) keeps the replaced secret for 24 h",
+        ),
         token=token,
         create_token=Body(
             "TokenCreate",
@@ -369,7 +430,7 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         deliveries=DeliveryQuery(
             subscription_id=query_text("subscription_id", max_chars=ID_CHARS),
             event_id=query_text("event_id", max_chars=ID_CHARS),
-            event_type=query_text("event_type", max_chars=ID_CHARS),
+            event_type=_exact_event_type("event_type"),
             status=query_text("status", enum=status_enum),
             since=query_timestamp("since"),
             until=query_timestamp("until"),

@@ -28,6 +28,7 @@ from api.model.errors import (
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
+    SubscriptionNotActive,
 )
 from api.model.jobs import JobTable
 from api.model.tokens import TokenTable
@@ -137,6 +138,22 @@ def read_query(request: web.Request, params: tuple[QueryParam[Any], ...]) -> dic
     return values
 
 
+def check_query_names(request: web.Request, params: tuple[QueryParam[Any], ...]) -> None:
+    """Every query parameter is one the route takes, given once; InvalidInput names each
+    other one. A misspelt filter (`?stat=dead`) ignored would answer as if none were asked."""
+    known = {param.name for param in params}
+    takes = ", ".join(sorted(known)) or "none"
+    problems = [
+        FieldProblem(name, f"unknown query parameter; this route takes: {takes}")
+        if name not in known
+        else FieldProblem(name, "given more than once")
+        for name in dict.fromkeys(request.query)
+        if name not in known or len(request.query.getall(name)) > 1
+    ]
+    if problems:
+        raise InvalidInput(problems)
+
+
 def read_path(request: web.Request, params: tuple[PathParam[Any], ...]) -> None:
     """Every path value checked against its parameter; InvalidInput names each bad one."""
     problems: list[FieldProblem] = []
@@ -183,6 +200,16 @@ def visible_subscription(request: web.Request, who: Principal) -> Subscription:
     sub = resources(request).subscriptions.get(subscription_id)
     if sub is None or not who.can_see(sub.tenant):
         raise NotFound("subscription", subscription_id)
+    return sub
+
+
+def active_subscription(request: web.Request, who: Principal) -> Subscription:
+    """The path's subscription for a request that sends to it (test, replay, recover): 404
+    as `visible_subscription`, 409 naming the state when it is paused or disabled, since
+    what is sent to it would only be dead-lettered or dropped."""
+    sub = visible_subscription(request, who)
+    if sub.status != "active":
+        raise SubscriptionNotActive(sub)
     return sub
 
 

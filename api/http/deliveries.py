@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from api.http.bodies import DEFAULT_LIMIT
+from api.http.bodies import DEFAULT_LIMIT, Bodies
 from api.http.context import (
     READ_BACK_TIMEOUT_S,
+    active_subscription,
     answer,
     bodies,
     caller,
@@ -18,15 +19,15 @@ from api.http.context import (
     read_query,
     resources,
     settings,
-    visible_subscription,
 )
+from api.http.fields import Parsed
 from api.http.views import delivery_view, job_view
 from api.model.errors import InvalidInput, JobEnded, NotFound, Unavailable
 from api.model.history import DeliveryFilter, get_delivery, list_deliveries, stored_command
 from api.model.jobs import JobQuery, new_job, page_of_jobs
 from api.model.reissue import reissue_command
 from core.cursors import decode_cursor, encode_cursor
-from core.records import Job, utc_ms
+from core.records import Job, JobKind, Subscription, utc_ms
 
 
 async def list_all(request: web.Request) -> web.Response:
@@ -95,6 +96,12 @@ async def redeliver(request: web.Request) -> web.Response:
 
 async def _record(request: web.Request, job: Job) -> web.Response:
     """Write the job's record and answer 202 once the API's jobs table has it."""
+    await write_job(request, job)
+    return answer(job_view(job), status=202)
+
+
+async def write_job(request: web.Request, job: Job) -> None:
+    """Write the job's record; return once the API's jobs table has it."""
     res = resources(request)
     await res.producer.send(
         settings(request).topic("control"), key=job.id, value=res.codec.codec.encode_job(job)
@@ -104,40 +111,42 @@ async def _record(request: web.Request, job: Job) -> web.Response:
     )
     if not seen:
         raise Unavailable(f"job {job.id}: written, but not read back in time")
-    return answer(job_view(job), status=202)
 
 
 async def replay(request: web.Request) -> web.Response:
     who = await caller(request)
-    sub = visible_subscription(request, who)
+    sub = active_subscription(request, who)
     spec = bodies(request)
     parsed = spec.replay.parse(await read_json(request))
+    return await _record(request, _job("replay", sub, spec, parsed))
+
+
+async def recover(request: web.Request) -> web.Response:
+    """Send again the deliveries that became failed or dead in the window, as replay takes
+    it: `since`, `until` (the job's start if omitted) and `event_types`."""
+    who = await caller(request)
+    sub = active_subscription(request, who)
+    spec = bodies(request)
+    parsed = spec.recover.parse(await read_json(request))
+    return await _record(request, _job("recover", sub, spec, parsed))
+
+
+def _job(kind: JobKind, sub: Subscription, spec: Bodies, parsed: Parsed) -> Job:
+    """A replay or recover job of `sub` over the body's window and types."""
     since = parsed.get(spec.job.since)
     until = parsed.get_or(spec.job.until, None)
     if until is not None and until <= since:
         raise InvalidInput.one("until", "must be later than since")
     if since > datetime.now(UTC):
         raise InvalidInput.one("since", "must not be in the future")
-    job = new_job(
-        "replay",
+    return new_job(
+        kind,
         tenant=sub.tenant,
         subscription_id=sub.id,
         since=since,
         until=until,
         event_types=parsed.get_or(spec.job.event_types, ()),
     )
-    return await _record(request, job)
-
-
-async def recover(request: web.Request) -> web.Response:
-    who = await caller(request)
-    sub = visible_subscription(request, who)
-    spec = bodies(request)
-    parsed = spec.recover.parse(await read_json(request))
-    job = new_job(
-        "recover", tenant=sub.tenant, subscription_id=sub.id, since=parsed.get(spec.job.since)
-    )
-    return await _record(request, job)
 
 
 async def list_jobs(request: web.Request) -> web.Response:

@@ -66,6 +66,8 @@ _DESCRIPTIONS: Final[dict[int, str]] = {
     401: "Unauthorized: no bearer token, or one that is unknown, expired or revoked",
     403: "Forbidden: the token lacks the route's scope (named in `scope`), or the route is"
     " the admin's",
+    422: "Invalid input: `errors` names each field, path value or query parameter at fault"
+    " (a query parameter the route does not take, or one given twice, included)",
 }
 _CHALLENGE: Final[JsonValue] = {
     "description": 'the Bearer challenge (RFC 6750): `Bearer realm="hookline"`, with'
@@ -100,7 +102,14 @@ def _operation(op: Operation, components: dict[str, JsonValue]) -> dict[str, Jso
         for p in op.path_params
     ]
     parameters += [
-        {"name": p.name, "in": "query", "required": False, "schema": p.schema} for p in op.query
+        {
+            "name": p.name,
+            "in": "query",
+            "required": False,
+            "schema": p.schema,
+            **({"description": p.description} if p.description else {}),
+        }
+        for p in op.query
     ]
     responses: dict[str, JsonValue] = {}
     for code, answer in op.answers.items():
@@ -109,7 +118,7 @@ def _operation(op: Operation, components: dict[str, JsonValue]) -> dict[str, Jso
             schema: JsonValue = answer.schema if answer.schema is not None else {"type": "string"}
             response["content"] = {answer.content_type: {"schema": schema}}
         responses[str(code)] = response
-    errors = set(op.errors)
+    errors = set(op.errors) | {422}  # a query parameter the route does not take, or repeated
     if not op.public:
         errors |= set(AUTH_ERRORS)
     if op.path_params:
@@ -153,7 +162,8 @@ def build_document(ops: Sequence[Operation], *, version: str) -> dict[str, JsonV
             "description": "Subscriptions, events, delivery history, replay and recovery."
             " Every route but the public ones needs `Authorization: Bearer <token>`: the"
             " admin token, or a tenant token holding the route's scope (`read` for GETs,"
-            " `write` for changes, `publish` for events).",
+            " `write` for changes, `publish` for events). A query parameter a route does not"
+            " take, or one given twice, answers 422 naming it, never silently ignored.",
         },
         "paths": dict(paths),
         "components": {

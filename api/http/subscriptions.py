@@ -16,6 +16,7 @@ from aiohttp import web
 
 from api.http.context import (
     READ_BACK_TIMEOUT_S,
+    active_subscription,
     answer,
     bodies,
     caller,
@@ -27,19 +28,22 @@ from api.http.context import (
     settings,
     visible_subscription,
 )
+from api.http.deliveries import write_job
 from api.http.fields import Parsed
 from api.http.quotas import ensure_within_quotas
 from api.http.views import subscription_view
 from api.model.errors import ApiError, Unavailable
+from api.model.jobs import new_job
 from core.commands import event_body, new_command
 from core.cursors import decode_cursor, encode_cursor
 from core.filter_schema import check_filter_fits
 from core.filters import EMPTY_FILTER, Filter
 from core.records import DomainEvent, Ref, StoredSecret, Subscription, utc_ms
+from core.secret_rotation import DEFAULT_OVERLAP, rotated
 from core.secretbox import SecretBox
 from core.signing import generate_secret
+from core.subscription_status import held_by_pause, with_status
 
-ROTATION_OVERLAP: Final = timedelta(hours=24)
 PING: Final = "webhook.ping"
 
 
@@ -108,12 +112,12 @@ async def create(request: web.Request) -> web.Response:
         sealed_headers=_sealed(box, subscription_id, headers),
         rate_limit=parsed.get_or(spec.sub.rate_limit, None),
         ordered=parsed.get_or(spec.sub.ordered, False),
-        status=parsed.get_or(spec.sub.status, "active"),  # type: ignore[arg-type]
         created_at=now,
         updated_at=now,
         version=1,
         secrets=(StoredSecret(box.seal(secret, subscription_id=subscription_id), None),),
     )
+    sub = with_status(sub, parsed.get_or(spec.sub.status, "active"), now=now)
     _check_filter(request, sub)
     async with counting(request, tenant):
         ensure_within_quotas(
@@ -166,13 +170,17 @@ async def _update(request: web.Request, sub: Subscription, parsed: Parsed) -> we
         item.name: parsed.get(item) for item in spec.update_subscription.fields if item in parsed
     }
     headers: dict[str, str] | None = changes.pop("headers", None)
+    status = changes.pop("status", sub.status)
     box = resources(request).secrets
     if headers is not None:
         changes["sealed_headers"] = _sealed(box, sub.id, headers)
     elif sub.headers:  # clear values of a record written before they were sealed
         changes["sealed_headers"] = {**sub.sealed_headers, **_sealed(box, sub.id, sub.headers)}
-    updated = dataclasses.replace(
-        sub, **changes, headers={}, updated_at=_now(), version=sub.version + 1
+    now = _now()
+    updated = with_status(
+        dataclasses.replace(sub, **changes, headers={}, updated_at=now, version=sub.version + 1),
+        status,
+        now=now,
     )
     if "filter" in changes or "event_types" in changes:
         _check_filter(request, updated)
@@ -185,6 +193,21 @@ async def _update(request: web.Request, sub: Subscription, parsed: Parsed) -> we
             headers=headers,
         )
         await _write(request, updated, sub.id)
+    held = held_by_pause(sub, updated)
+    if held is not None:
+        # written once the resume is on the log: the deliverer, following that log too,
+        # has almost always read it before the replay's first command reaches it
+        await write_job(
+            request,
+            new_job(
+                "replay",
+                tenant=sub.tenant,
+                subscription_id=sub.id,
+                since=held.since,
+                until=held.until,
+                event_types=(),
+            ),
+        )
     return answer(subscription_view(updated))
 
 
@@ -202,35 +225,40 @@ async def read_secret(request: web.Request) -> web.Response:
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
-    """A new current secret; the old one stays valid for 24 h (both sign meanwhile)."""
+    """A new current secret; the replaced one stays valid for `expire_previous_in_s` (24 h
+    if omitted) and those of earlier rotations until their own expiry: all of them sign
+    meanwhile."""
     who = await caller(request)
+    visible_subscription(request, who)
+    spec = bodies(request)
+    parsed = spec.rotate_secret.parse(await read_json(request, optional=True))
+    overlap = parsed.get_or(spec.rotation.expire_previous_in_s, None)
     async with changing(request, who) as sub:
-        return await _rotate(request, sub)
+        return await _rotate(
+            request,
+            sub,
+            overlap=DEFAULT_OVERLAP if overlap is None else timedelta(seconds=overlap),
+        )
 
 
-async def _rotate(request: web.Request, sub: Subscription) -> web.Response:
+async def _rotate(request: web.Request, sub: Subscription, *, overlap: timedelta) -> web.Response:
     now = _now()
     secret = generate_secret()
-    box = resources(request).secrets
-    previous = tuple(
-        StoredSecret(s.ciphertext, now + ROTATION_OVERLAP)
-        for s in sub.secrets
-        if s.expires_at is None
-    )
-    rotated = dataclasses.replace(
+    new = StoredSecret(resources(request).secrets.seal(secret, subscription_id=sub.id), None)
+    updated = dataclasses.replace(
         sub,
-        secrets=(StoredSecret(box.seal(secret, subscription_id=sub.id), None), *previous),
+        secrets=rotated(sub.secrets, new, now=now, overlap=overlap),
         updated_at=now,
         version=sub.version + 1,
     )
-    await _write(request, rotated, sub.id)
-    return answer(subscription_view(rotated, secret=secret))
+    await _write(request, updated, sub.id)
+    return answer(subscription_view(updated, secret=secret))
 
 
 async def ping(request: web.Request) -> web.Response:
     """Send the subscription a `webhook.ping` now, as a delivery of its own (origin test)."""
     who = await caller(request)
-    sub = visible_subscription(request, who)
+    sub = active_subscription(request, who)
     res = resources(request)
     event_id = str(uuid.uuid4())
     now = _now()

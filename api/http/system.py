@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from aiohttp import web
@@ -24,7 +25,9 @@ from api.http.context import (
     settings,
 )
 from api.http.views import event_type_view
-from api.model.errors import InvalidInput, Unavailable
+from api.model.errors import EventIdTaken, InvalidInput, Unavailable
+from api.model.published import claim, mark_sent
+from core.event_dedupe import PublishedContent, content_digest, judge_republish
 from core.matching import PLATFORM_PREFIX, is_platform_type
 from core.records import DomainEvent, JsonValue, Ref, TraceContext, utc_ms, with_trace
 from hookline.runtime.tracing import child_span, context_of, tracer
@@ -61,15 +64,25 @@ async def publish(request: web.Request) -> web.Response:
     subject = parsed.get(e.subject)
     actor = parsed.get_or(e.actor, None)
     data: dict[str, JsonValue] = parsed.get(e.data)
-    event = DomainEvent(
-        id=parsed.get_or(e.id, None) or str(uuid.uuid4()),
+    content = PublishedContent(
         type=event_type,
         tenant=tenant,
-        occurred_at=parsed.get_or(e.occurred_at, None) or utc_ms(datetime.now(UTC)),
+        occurred_at=parsed.get_or(e.occurred_at, None),
         subject=Ref(subject.type, subject.id),
         actor=None if actor is None else Ref(actor.type, actor.id),
         data=data,
         changes=parsed.get_or(e.changes, None),
+    )
+    given_id: str | None = parsed.get_or(e.id, None)
+    event = DomainEvent(
+        id=given_id or str(uuid.uuid4()),
+        type=event_type,
+        tenant=tenant,
+        occurred_at=content.occurred_at or utc_ms(datetime.now(UTC)),
+        subject=content.subject,
+        actor=content.actor,
+        data=data,
+        changes=content.changes,
     )
     given = parsed.get_or(e.trace, None)
     parent = None if given is None else TraceContext(given, parsed.get_or(e.tracestate, None))
@@ -80,14 +93,63 @@ async def publish(request: web.Request) -> web.Response:
         kind=SpanKind.PRODUCER,
         attributes={"hookline.event_id": event.id, "hookline.tenant": tenant},
     ) as span:
-        return await _send(request, with_trace(event, context_of(span)))
+        traced = with_trace(event, context_of(span))
+        return await _send(request, traced, None if given_id is None else content)
 
 
-async def _send(request: web.Request, event: DomainEvent) -> web.Response:
-    """Encode and send `event`; 202 once Kafka acknowledged it."""
+async def _send(
+    request: web.Request, event: DomainEvent, content: PublishedContent | None
+) -> web.Response:
+    """Encode and send `event`; 202 once Kafka acknowledged it. An id the caller gave is
+    judged against the window's record first (`content`: what the caller sent): the same
+    content already sent is answered 202 without a second event, other content 409."""
     res = resources(request)
+    value = _encoded(request, event)
+    decoded_id = str(uuid.UUID(event.id))  # the codec checked it is a UUID
+    if content is not None:
+        again = await _judged(request, event, content, decoded_id)
+        if again is None:
+            return answer({"id": decoded_id}, status=202)
+        if again is not event:
+            event, value = again, _encoded(request, again)
+    await res.producer.send(settings(request).topic("events"), key=event.subject.id, value=value)
+    if content is not None:
+        await mark_sent(res.pool, tenant=event.tenant, event_id=decoded_id)
+    return answer({"id": decoded_id}, status=202)
+
+
+async def _judged(
+    request: web.Request, event: DomainEvent, content: PublishedContent, event_id: str
+) -> DomainEvent | None:
+    """`event` to send (as first published, when it is a retry of a publish Kafka may not
+    have taken), or None when it was sent already; EventIdTaken for other content."""
+    window_s = settings(request).event_dedupe_window_s
+    now = utc_ms(datetime.now(UTC))
+    digest = content_digest(content)
+    seen = await claim(
+        resources(request).pool,
+        tenant=event.tenant,
+        event_id=event_id,
+        digest=digest,
+        occurred_at=event.occurred_at,
+        now=now,
+        window_start=now - timedelta(seconds=window_s),
+    )
+    if seen is None:
+        return event
+    match judge_republish(seen, digest):
+        case "conflict":
+            raise EventIdTaken(event_id, window_s=window_s)
+        case "already-sent":
+            return None
+        case "send-again":
+            return dataclasses.replace(event, occurred_at=seen.occurred_at)
+
+
+def _encoded(request: web.Request, event: DomainEvent) -> bytes:
+    """`event` as its Avro record; 422 naming the field its type's schema refuses."""
     try:
-        value = res.codec.codec.encode_event(event)
+        return resources(request).codec.codec.encode_event(event)
     except UnknownEventType:
         raise InvalidInput.one("type", f"unknown event type {event.type!r}") from None
     except InvalidEventData as exc:
@@ -97,9 +159,6 @@ async def _send(request: web.Request, event: DomainEvent) -> web.Response:
             else f"data.{exc.field}"
         )
         raise InvalidInput.one(where, exc.reason) from None
-    decoded_id = str(uuid.UUID(event.id))  # the codec checked it is a UUID
-    await res.producer.send(settings(request).topic("events"), key=event.subject.id, value=value)
-    return answer({"id": decoded_id}, status=202)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -48,6 +48,18 @@ SUBSCRIPTION: Final = _obj(
         "rate_limit": {"type": ["number", "null"]},
         "ordered": {"type": "boolean"},
         "status": {"type": "string", "enum": ["active", "paused", "disabled"]},
+        "disabled_reason": {
+            "type": ["string", "null"],
+            "description": "why it was disabled (`the endpoint answered 410 Gone`, `no"
+            " successful delivery for 5 days`, `disabled through the API`); null unless"
+            " disabled",
+        },
+        "disabled_at": {**_TIME_OR_NULL, "description": "when it was disabled; null unless so"},
+        "paused_at": {
+            **_TIME_OR_NULL,
+            "description": "when it was paused; null unless paused. Events published while"
+            " paused are sent when it is resumed (a replay job from `paused_at` to the resume)",
+        },
         "created_at": _TIME,
         "updated_at": _TIME,
         "version": {"type": "integer"},
@@ -131,6 +143,9 @@ def subscription_view(sub: Subscription, *, secret: str | None = None) -> dict[s
         "rate_limit": sub.rate_limit,
         "ordered": sub.ordered,
         "status": sub.status,
+        "disabled_reason": sub.disabled_reason,
+        "disabled_at": _time(sub.disabled_at),
+        "paused_at": _time(sub.paused_at),
         "created_at": _time(sub.created_at),
         "updated_at": _time(sub.updated_at),
         "version": sub.version,
@@ -313,6 +328,18 @@ PROBLEM: Final = _obj(
         "quota": _STR,
         "limit": {"type": "number"},
         "current": {"type": "number"},
+        "subscription_status": {
+            "type": "string",
+            "enum": ["active", "paused", "disabled"],
+            "description": "the state of the subscription a send was refused for (409)",
+        },
+        "disabled_reason": _STR_OR_NULL,
+        "disabled_at": _TIME_OR_NULL,
+        "paused_at": _TIME_OR_NULL,
+        "event_id": {
+            "type": "string",
+            "description": "the event id published lately with other content (409)",
+        },
     },
     required=["type", "title", "status", "detail"],
 )

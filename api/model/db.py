@@ -1,6 +1,9 @@
 """The PostgreSQL side of the API: the tables of the read model, in a schema named after the
 topic prefix, so deployments (and tests) sharing one database stay apart.
 
+`published_events` is the API's own: the event ids it published lately, by tenant
+(`api.model.published`); a rebuild of the projection leaves it.
+
 Tokens are no longer kept here (they live on the tokens topic); an `api_tokens` table left by
 an older version is emptied onto the topic at API start (`api.http.auth.migrate_legacy_tokens`).
 
@@ -61,6 +64,18 @@ _DDL: Final = (
         PRIMARY KEY (delivery_id, at, attempt)
     )
     """,
+    """
+    CREATE TABLE IF NOT EXISTS published_events (
+        tenant text NOT NULL,
+        event_id text NOT NULL,
+        digest bytea NOT NULL,
+        occurred_at timestamptz NOT NULL,
+        published_at timestamptz NOT NULL,
+        sent boolean NOT NULL,
+        PRIMARY KEY (tenant, event_id)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS published_events_by_age ON published_events (published_at)",
     """
     CREATE TABLE IF NOT EXISTS projector_offsets (
         topic text NOT NULL,

@@ -9,7 +9,10 @@ HooklineError (core.errors)
  │    ├── NotFound              404 an unknown id, or a record of another tenant
  │    ├── RequestTimeout        408 the body did not arrive within its deadline
  │    ├── Conflict              409 the record is not in a state the request applies to
- │    │    └── JobEnded         409 a cancel of a job that has already ended
+ │    │    ├── JobEnded         409 a cancel of a job that has already ended
+ │    │    ├── EventIdTaken     409 an event id published lately with other content
+ │    │    └── SubscriptionNotActive 409 a send (test, replay, recover) to a paused or
+ │    │                         disabled subscription; names the state and how to undo it
  │    ├── QuotaExceeded         409 the write would take its tenant past a quota
  │    │    └── RateLimited      429 the tenant publishes faster than its rate: retry later
  │    ├── PayloadTooLarge       413 a body over the limit
@@ -26,11 +29,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar, Final
 
 from core.errors import HooklineError
 from core.quotas import QuotaBreach
-from core.records import JsonValue
+from core.records import JsonValue, Subscription
+from core.subscription_status import not_active_detail
+from schemas.event_data import format_rfc3339
 
 PROBLEM_TYPE_BASE = "https://hookline.dev/problems/"
 REALM: Final = "hookline"
@@ -152,6 +158,49 @@ class JobEnded(Conflict):
         super().__init__(f"job {job_id!r} has already ended: it is {job_status}")
         self.job_id = job_id
         self.job_status = job_status
+
+
+class EventIdTaken(Conflict):
+    """A publish reusing an event id its tenant published within the dedupe window with
+    other content: one id (the webhooks' `webhook-id`) names one event."""
+
+    slug = "event-id-taken"
+    title = "Event id taken"
+
+    def __init__(self, event_id: str, *, window_s: float) -> None:
+        super().__init__(
+            f"event id {event_id} was published within the last {window_s:g} s with other"
+            " content; the same content again is accepted, a new event needs a new id"
+        )
+        self.event_id = event_id
+
+    def extensions(self) -> Mapping[str, JsonValue]:
+        return {"event_id": self.event_id}
+
+
+class SubscriptionNotActive(Conflict):
+    """A request that sends to a subscription that is paused or disabled: the problem names
+    the state (`subscription_status`, and `disabled_reason` / `disabled_at` / `paused_at`)."""
+
+    slug = "subscription-not-active"
+    title = "Subscription not active"
+
+    def __init__(self, sub: Subscription) -> None:
+        super().__init__(not_active_detail(sub))
+        self.sub = sub
+
+    def extensions(self) -> Mapping[str, JsonValue]:
+        members: dict[str, JsonValue] = {"subscription_status": self.sub.status}
+        if self.sub.status == "disabled":
+            members["disabled_reason"] = self.sub.disabled_reason
+            members["disabled_at"] = _time(self.sub.disabled_at)
+        if self.sub.status == "paused":
+            members["paused_at"] = _time(self.sub.paused_at)
+        return members
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else format_rfc3339(moment)
 
 
 class QuotaExceeded(ApiError):

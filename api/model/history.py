@@ -189,13 +189,15 @@ def recoverable(
     subscription_id: str,
     *,
     since: datetime,
+    until: datetime,
     statuses: Sequence[str],
 ) -> list[StoredCommand]:
-    """The subscription's deliveries that became one of `statuses` at or after `since`."""
+    """The subscription's deliveries that became one of `statuses` from `since` until
+    before `until`."""
     with conn.cursor(row_factory=class_row(StoredCommand)) as cur:
         cur.execute(
             _STORED + " AND subscription_id = %s AND status = ANY(%s) AND status_at >= %s"
-            " ORDER BY created_at, delivery_id",
-            [subscription_id, list(statuses), since],
+            " AND status_at < %s ORDER BY created_at, delivery_id",
+            [subscription_id, list(statuses), since, until],
         )
         return cur.fetchall()

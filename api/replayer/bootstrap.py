@@ -36,9 +36,9 @@ class PostgresHistory:
         return self._conn.broken or self._conn.closed
 
     def recoverable(
-        self, subscription_id: str, *, since: datetime, statuses: Sequence[str]
+        self, subscription_id: str, *, since: datetime, until: datetime, statuses: Sequence[str]
     ) -> list[StoredCommand]:
-        return recoverable(self._conn, subscription_id, since=since, statuses=statuses)
+        return recoverable(self._conn, subscription_id, since=since, until=until, statuses=statuses)
 
     def close(self) -> None:
         self._conn.close()

@@ -24,7 +24,7 @@ from api.replayer.ports import EventReader, History, Ports
 from core.commands import event_body, new_command
 from core.delivery_status import RECOVERABLE
 from core.records import DeliveryCommand, DomainEvent, Job, Subscription, epoch_ms, utc_ms
-from core.replay import selects
+from core.replay import of_types, selects
 from core.time_bounds import time_problem
 from hookline.runtime.errors import ProduceFailed, ProduceTimeout
 from hookline.runtime.producing import Acks
@@ -312,9 +312,13 @@ class JobRunner:
             raise JobFailed("a recover needs 'since'")
         _check_times(job)
         sub = self._subscription(job)
-        rows = self._history.recoverable(sub.id, since=job.since, statuses=RECOVERABLE)
+        since = job.since
+        if job.until is None:  # fixed now, so a resumed job selects the same deliveries
+            job = self.write(dataclasses.replace(job, until=self._now()))
+        assert job.until is not None
+        rows = self._history.recoverable(sub.id, since=since, until=job.until, statuses=RECOVERABLE)
         scanned, emitted = job.scanned, job.emitted
-        for row in rows:
+        for row in (r for r in rows if of_types(r.event_type, job.event_types)):
             try:
                 check()
             except CancelRequested:

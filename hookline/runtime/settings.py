@@ -335,6 +335,17 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
         _int_range(1, 1_000_000),
         "events one tenant may publish at once above its rate, per API process",
     ),
+    "event_dedupe_window_s": _Spec(
+        "HOOKLINE_EVENT_DEDUPE_WINDOW_S",
+        _positive_float,
+        "an event id published over POST /v1/events is remembered this long: the same"
+        " body again is accepted without a second event, another body is refused (409)",
+    ),
+    "event_dedupe_max_per_tenant": _Spec(
+        "HOOKLINE_EVENT_DEDUPE_MAX_PER_TENANT",
+        _int_range(1, 100_000_000),
+        "event ids remembered per tenant at most; beyond it the oldest are forgotten first",
+    ),
     "api_header_timeout_s": _Spec(
         "HOOKLINE_API_HEADER_TIMEOUT_S",
         _positive_float,
@@ -407,6 +418,8 @@ class Settings:
     max_custom_header_bytes: int = 8192
     publish_rate_per_s: float = 200.0
     publish_burst: int = 400
+    event_dedupe_window_s: float = 86_400.0
+    event_dedupe_max_per_tenant: int = 100_000
     api_header_timeout_s: float = 10.0
     api_body_timeout_s: float = 30.0
     api_idle_timeout_s: float = 30.0

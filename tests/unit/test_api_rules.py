@@ -19,7 +19,7 @@ from core.delivery_status import STATUSES, DeliveryStatus, merge, status_of_outc
 from core.errors import InvalidField
 from core.filters import parse_filter
 from core.records import DomainEvent, Ref, Subscription
-from core.replay import selects
+from core.replay import of_types, selects
 from core.subscription_rules import (
     check_event_types,
     check_headers,
@@ -214,3 +214,10 @@ def test_replay_selection() -> None:
     assert not selects(_event(), _sub(filter={"n": True}), ())
     assert selects(_event(), _sub(filter={"data.n": {"$gte": 1}, "subject.type": "task"}), ())
     assert not selects(_event(), _sub(filter={"$or": [{"n": {"$lt": 1}}, {"actor.id": "u-1"}]}), ())
+
+
+def test_a_jobs_type_limit() -> None:
+    assert of_types("task.created", ())
+    assert of_types("task.created", ("meeting.ended", "task.*"))
+    assert of_types("task.created", ("*",))
+    assert not of_types("task.created", ("task.assigned", "meeting.*"))

@@ -194,7 +194,7 @@ class _BuggyHistory:
     broken = False
 
     def recoverable(
-        self, subscription_id: str, *, since: datetime, statuses: Sequence[str]
+        self, subscription_id: str, *, since: datetime, until: datetime, statuses: Sequence[str]
     ) -> list[StoredCommand]:
         raise RuntimeError("boom")
 
@@ -218,7 +218,10 @@ def _runner(producer: FakeProducer) -> JobRunner:
 
 
 def _recover() -> Job:
-    return new_job("recover", tenant="acme", subscription_id="s1", since=T0)
+    """A recover with its window fixed, so its first record is its end."""
+    return new_job(
+        "recover", tenant="acme", subscription_id="s1", since=T0, until=T0 + timedelta(hours=1)
+    )
 
 
 def test_an_unexpected_error_ends_the_job_failed_with_its_reason() -> None:

@@ -253,6 +253,8 @@ def test_settings_handed_to_a_child_as_its_environment_read_back_the_same(
         api_body_timeout_s=2.5,
         api_idle_timeout_s=3.75,
         api_max_connections=42,
+        event_dedupe_window_s=600.5,
+        event_dedupe_max_per_tenant=77,
     )
     oidc = Settings(  # the OAUTHBEARER settings, which exclude a username and password
         kafka_bootstrap="a:9092",

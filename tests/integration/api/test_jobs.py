@@ -137,7 +137,10 @@ async def test_recover_and_redeliver_resend_with_the_same_ids(
     api: Api, api_settings: Settings, replayer: Replayer
 ) -> None:
     sub = await api.ok("POST", "/v1/subscriptions", 201, json=subscription_body())
-    dead = command(subscription_id=sub["id"])
+    # dead-lettered a minute ago: a recover takes what failed before it started
+    dead = command(
+        subscription_id=sub["id"], created_at=utc_ms(datetime.now(UTC) - timedelta(minutes=1))
+    )
     old = command(subscription_id=sub["id"], created_at=utc_ms(datetime(2024, 1, 1, tzinfo=UTC)))
     ok = command(subscription_id=sub["id"])
     conn = connect(api_settings)
@@ -174,6 +177,61 @@ async def test_recover_and_redeliver_resend_with_the_same_ids(
     ]
     assert redelivered
     assert redelivered[0].event_id == ok.event_id
+
+
+async def test_recover_takes_until_and_event_types_as_replay_does(
+    api: Api, api_settings: Settings, replayer: Replayer
+) -> None:
+    """Regression: recover took only `since` and re-sent every failure after it."""
+    sub = await api.ok("POST", "/v1/subscriptions", 201, json=subscription_body(event_types=["*"]))
+    now = utc_ms(datetime.now(UTC))
+    half_hour_ago = now - timedelta(minutes=30)
+    wanted = command(subscription_id=sub["id"], created_at=half_hour_ago)
+    other_type = command(
+        subscription_id=sub["id"], event_type="meeting.ended", created_at=half_hour_ago
+    )
+    too_late = command(subscription_id=sub["id"], created_at=now - timedelta(minutes=5))
+    conn = connect(api_settings)
+    try:
+        dead = [wanted, other_type, too_late]
+        letters = [from_dead_letter(_dead(c)) for c in dead]
+        apply_batch(conn, [from_command(c) for c in dead] + [u for u in letters if u], [], [])
+    finally:
+        conn.close()
+
+    job = await api.ok(
+        "POST",
+        f"/v1/subscriptions/{sub['id']}/recover",
+        202,
+        json={
+            "since": (now - timedelta(hours=1)).isoformat(),
+            "until": (now - timedelta(minutes=10)).isoformat(),
+            "event_types": ["task.*"],
+        },
+    )
+    assert job["event_types"] == ["task.*"]
+    done = await _finished(api, job["id"])
+    assert (done["status"], done["emitted"]) == ("done", 1)
+    [recovered] = _commands(api, api_settings, job_id=job["id"], origin="recover", count=1)
+    assert recovered.delivery_id == wanted.delivery_id
+
+
+async def test_a_recover_without_until_fixes_it_at_its_start(
+    api: Api, api_settings: Settings, replayer: Replayer
+) -> None:
+    sub = await api.ok("POST", "/v1/subscriptions", 201, json=subscription_body())
+    asked = datetime.now(UTC)
+    job = await api.ok(
+        "POST",
+        f"/v1/subscriptions/{sub['id']}/recover",
+        202,
+        json={"since": (asked - timedelta(hours=1)).isoformat()},
+    )
+    assert job["until"] is None
+    done = await _finished(api, job["id"])
+    assert done["status"] == "done"
+    assert done["until"] is not None
+    assert datetime.fromisoformat(done["until"]) >= asked - timedelta(seconds=1)
 
 
 def test_a_job_left_running_resumes_from_its_progress(settings: Settings) -> None:

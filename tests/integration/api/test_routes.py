@@ -200,6 +200,13 @@ async def test_invalid_event_names_the_field(api: Api, change: dict[str, Any], f
         ("replay", {"since": "2024-01-01T00:00:00Z", "event_types": ["ghost.*"]}, "event_types[0]"),
         ("recover", {}, "since"),
         ("recover", {"since": 5}, "since"),
+        ("recover", {"since": "2030-01-01T00:00:00Z"}, "since"),
+        ("recover", {"since": "2024-02-01T00:00:00Z", "until": "2024-01-01T00:00:00Z"}, "until"),
+        (
+            "recover",
+            {"since": "2024-01-01T00:00:00Z", "event_types": ["ghost.*"]},
+            "event_types[0]",
+        ),
     ],
 )
 async def test_invalid_job_names_the_field(
@@ -227,6 +234,41 @@ async def test_invalid_query_names_the_field(
 ) -> None:
     response = await api.call("GET", path, params=params)
     assert field in _fields(await _problem(response, 422))
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/deliveries", {"stat": "dead"}, "stat"),
+        ("/v1/deliveries", {"event_type": "task.*"}, "event_type"),
+        ("/v1/deliveries", {"event_type": "*"}, "event_type"),
+        ("/v1/subscriptions", {"status": "paused"}, "status"),
+        ("/v1/jobs", {"subscription_id": "x"}, "subscription_id"),
+        ("/v1/tenants/acme/tokens", {"scope": "read"}, "scope"),
+        ("/v1/event-types", {"name": "task.created"}, "name"),
+        ("/healthz", {"verbose": "1"}, "verbose"),
+    ],
+)
+async def test_a_query_parameter_the_route_does_not_take_is_named(
+    api: Api, path: str, params: dict[str, str], field: str
+) -> None:
+    """Regression: unknown parameters and patterns were ignored, answering an unfiltered page."""
+    response = await api.call("GET", path, params=params)
+    assert _fields(await _problem(response, 422)) == {field}
+
+
+async def test_a_query_parameter_given_twice_is_named(api: Api) -> None:
+    response = await api.call("GET", "/v1/deliveries?status=dead&status=failed")
+    body = await _problem(response, 422)
+    assert body["errors"] == [{"field": "status", "message": "given more than once"}]
+
+
+@pytest.mark.parametrize("op", WITH_ID, ids=_ids(WITH_ID))
+async def test_a_query_parameter_on_a_route_without_any_is_named(
+    api: Api, op: Operation, subscription_id: str
+) -> None:
+    response = await api.call(op.method, _path(op, subscription_id), params={"dry_run": "1"})
+    assert _fields(await _problem(response, 422)) == {"dry_run"}
 
 
 async def test_token_route_checks_tenant_and_admin(api: Api) -> None:

@@ -92,6 +92,61 @@ async def test_rotation_keeps_the_old_secret_for_a_day(api: Api, api_settings: S
     assert all(created["secret"].encode() not in s.ciphertext for s in sub.secrets)
 
 
+def _expiries(api: Api, settings: Settings, subscription_id: str) -> dict[str, datetime | None]:
+    sub = api.client.app[RESOURCES].subscriptions.get(subscription_id)
+    assert sub is not None
+    assert settings.secret_key is not None
+    box = SecretBox.from_base64(settings.secret_key.value)
+    return {box.open(s.ciphertext, subscription_id=sub.id): s.expires_at for s in sub.secrets}
+
+
+def _about(moment: datetime | None, delta: timedelta) -> bool:
+    return moment is not None and abs(moment - (datetime.now(UTC) + delta)) < timedelta(minutes=1)
+
+
+async def test_a_second_rotation_keeps_both_older_secrets(api: Api, api_settings: Settings) -> None:
+    """Regression: a second rotation dropped the secret the first kept for a day."""
+    created = await api.ok("POST", "/v1/subscriptions", 201, json=subscription_body())
+    path = f"/v1/subscriptions/{created['id']}/rotate-secret"
+    first = await api.ok("POST", path, json={"expire_previous_in_s": 7200})
+    second = await api.ok("POST", path, json={"expire_previous_in_s": 600})
+    expiries = _expiries(api, api_settings, created["id"])
+    assert set(expiries) == {created["secret"], first["secret"], second["secret"]}
+    assert expiries[second["secret"]] is None
+    assert _about(expiries[first["secret"]], timedelta(minutes=10))
+    assert _about(expiries[created["secret"]], timedelta(hours=2))
+
+
+async def test_a_rotation_with_no_overlap_drops_the_old_secret(
+    api: Api, api_settings: Settings
+) -> None:
+    created = await api.ok("POST", "/v1/subscriptions", 201, json=subscription_body())
+    path = f"/v1/subscriptions/{created['id']}/rotate-secret"
+    rotated = await api.ok("POST", path, json={"expire_previous_in_s": 0})
+    assert set(_expiries(api, api_settings, created["id"])) == {rotated["secret"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"overlap": 5}, "overlap"),
+        ({"expire_previous_in_s": -1}, "expire_previous_in_s"),
+        ({"expire_previous_in_s": 7 * 86_400 + 1}, "expire_previous_in_s"),
+        ({"expire_previous_in_s": "soon"}, "expire_previous_in_s"),
+    ],
+)
+async def test_rotation_names_a_bad_or_unknown_field(
+    api: Api, body: dict[str, object], field: str
+) -> None:
+    """Regression: rotate-secret ignored its body, so a misspelt field rotated anyway."""
+    created = await api.ok("POST", "/v1/subscriptions", 201, json=subscription_body())
+    path = f"/v1/subscriptions/{created['id']}"
+    response = await api.call("POST", f"{path}/rotate-secret", json=body)
+    assert response.status == 422, await response.text()
+    assert [e["field"] for e in (await response.json(content_type=None))["errors"]] == [field]
+    assert (await api.ok("GET", path))["version"] == 1
+
+
 async def test_list_pages_with_a_cursor(api: Api) -> None:
     token = await api.tenant_token("pager")
     ids = [

@@ -153,6 +153,9 @@ async def test_410_disables_the_subscription_and_publishes_the_event(
     assert current is not None
     assert current.status == "disabled"
     assert current.version == 2
+    assert current.disabled_reason == "the endpoint answered 410 Gone"
+    assert current.disabled_at is not None
+    assert current.disabled_at == current.updated_at
     [gone] = _by_delivery(outputs.attempts(), first.delivery_id)
     assert (gone.outcome, gone.status_code) == ("failed", 410)
     [skipped] = _by_delivery(outputs.attempts(), later.delivery_id)
@@ -190,8 +193,12 @@ async def test_no_success_for_the_window_disables(kit: Kit, outputs: Outputs) ->
             await eventually_async(lambda: bool(outputs.events()), "outputs.events()", timeout_s=30)
     [event] = outputs.events()
     assert event.type == "subscription.disabled"
-    assert "no successful delivery" in str(event.data["reason"])
+    assert event.data["reason"] == "no successful delivery for 0.5 seconds"
     assert kit.table.wait_for(sub.id, version=2, timeout_s=10)
+    current = kit.table.get(sub.id)
+    assert current is not None
+    assert (current.status, current.disabled_reason) == ("disabled", event.data["reason"])
+    assert current.disabled_at is not None
 
 
 async def test_deleted_and_paused_subscriptions_are_not_sent(kit: Kit, outputs: Outputs) -> None:
