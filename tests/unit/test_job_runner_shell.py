@@ -112,6 +112,7 @@ class Shell:
             tenant="acme",
             occurred_at=T0,
             payload=b"{}",
+            attempts=1,
         )
 
 
