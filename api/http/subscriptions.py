@@ -36,6 +36,7 @@ from core.cursors import decode_cursor, encode_cursor
 from core.records import DomainEvent, FilterValue, Ref, StoredSecret, Subscription, utc_ms
 from core.secretbox import SecretBox
 from core.signing import generate_secret
+from core.webhook import CONTENT_TYPE
 
 ROTATION_OVERLAP: Final = timedelta(hours=24)
 PING: Final = "webhook.ping"
@@ -99,6 +100,7 @@ async def create(request: web.Request) -> web.Response:
         rate_limit=parsed.get_or(spec.sub.rate_limit, None),
         ordered=parsed.get_or(spec.sub.ordered, False),
         status=parsed.get_or(spec.sub.status, "active"),  # type: ignore[arg-type]
+        content_type=parsed.get_or(spec.sub.content_type, CONTENT_TYPE),  # type: ignore[arg-type]
         created_at=now,
         updated_at=now,
         version=1,
