@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
@@ -22,8 +23,9 @@ from standardwebhooks.webhooks import Webhook
 
 from api.http.app import create_app
 from api.projector.service import Projector
+from api.replayer.service import Replayer
 from core.signing import verify
-from hookline.app.receiver import FailThenAnswer, Receiver
+from hookline.app.receiver import Answer, FailThenAnswer, Receiver
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import Service
 from hookline.runtime.topics import ensure_topics
@@ -59,6 +61,7 @@ def platform(log_settings: Settings) -> Iterator[None]:
         router_service.Router(log_settings, registry),
         deliverer_service.Deliverer(log_settings, registry),
         Projector(log_settings, registry),
+        Replayer(log_settings, registry),
     ]
     with running(services):
         yield
@@ -223,3 +226,43 @@ async def _history_of_a_flaky_endpoint(api: Api, receiver: Receiver) -> None:
     assert redelivered["status_code"] == 200
     assert redelivered["request"]["headers"]["webhook-id"] == event_id, "the same webhook-id"
     assert again["id"] == delivery["id"]
+
+
+async def test_a_recover_numbers_its_attempt_on_with_its_origin(
+    log_api: Api, receiver: Receiver
+) -> None:
+    since = (datetime.now(UTC) - timedelta(seconds=2)).isoformat()
+    receiver.behaviours["/down"] = Answer(status=500)
+    sub = await _subscribe(log_api, receiver, "/down", event_types=["meeting.*"])
+    meeting = {
+        "type": "meeting.ended",
+        "subject": {"type": "meeting", "id": "m-1"},
+        "data": {
+            "id": "m-1",
+            "title": "Retro",
+            "ended_at": "2026-01-01T10:00:00Z",
+            "attendee_ids": [],
+        },
+    }
+    await log_api.ok("POST", "/v1/events", 202, json=meeting)
+    dead = await eventually_async(partial(_attempts, log_api, sub, 3), "three failed attempts")
+    assert [(a["attempt"], a["origin"]) for a in dead["attempts"]] == [
+        (1, "route"),
+        (2, "retry"),
+        (3, "retry"),
+    ]
+
+    async def dead_in_the_history() -> bool:
+        got: dict[str, Any] = await log_api.ok("GET", f"/v1/deliveries/{dead['id']}")
+        return bool(got["status"] == "dead")
+
+    await eventually_async(dead_in_the_history, "the delivery dead")
+    receiver.behaviours["/down"] = Answer(status=200)
+    job = await log_api.ok(
+        "POST", f"/v1/subscriptions/{sub['id']}/recover", 202, json={"since": since}
+    )
+    recovered = await eventually_async(
+        partial(_attempts, log_api, sub, 4), f"the recovered attempt (job {job['id']})"
+    )
+    fourth = recovered["attempts"][3]
+    assert (fourth["attempt"], fourth["origin"], fourth["status_code"]) == (4, "recover", 200)
