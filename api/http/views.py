@@ -314,6 +314,15 @@ def token_view(token: ApiToken, *, secret: str | None = None) -> dict[str, JsonV
 
 
 SENT: Final = _obj({"delivery_id": _STR, "event_id": _STR, "origin": _STR})
+REDELIVERED: Final = _obj(
+    {
+        **SENT["properties"],  # type: ignore[dict-item]
+        "attempt": {
+            "type": "integer",
+            "description": "the number its attempt gets in the delivery's history",
+        },
+    }
+)
 HEALTH: Final = _obj({"status": _STR})
 READY: Final = _obj(
     {"status": _STR, "checks": {"type": "object", "additionalProperties": {"type": "boolean"}}}

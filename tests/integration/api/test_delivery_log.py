@@ -219,7 +219,8 @@ async def _history_of_a_flaky_endpoint(api: Api, receiver: Receiver) -> None:
     assert timings["ttfb"] <= timings["total"] == failed["duration_ms"]
     assert timings["dns"] is None, "an IP literal is not looked up"
 
-    await api.ok("POST", f"/v1/deliveries/{delivery['id']}/redeliver", 202)
+    sent_again = await api.ok("POST", f"/v1/deliveries/{delivery['id']}/redeliver", 202)
+    assert (sent_again["attempt"], sent_again["origin"]) == (3, "redeliver")
     again = await eventually_async(partial(_attempts, api, sub, 3), "the redelivery in the history")
     redelivered = again["attempts"][2]
     assert (redelivered["attempt"], redelivered["origin"]) == (3, "redeliver"), again["attempts"]
