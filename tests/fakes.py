@@ -771,5 +771,13 @@ class FakeRecoverHistory:
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return list(self._database.rows[subscription_id])
 
+    def attempts_made(self, subscription_id: str, *, since: datetime) -> dict[str, int]:
+        assert not self.closed
+        return {
+            row.delivery_id: row.attempts
+            for row in self._database.rows[subscription_id]
+            if row.attempts
+        }
+
     def close(self) -> None:
         self.closed = True

@@ -214,3 +214,20 @@ def recoverable(
             [subscription_id, list(statuses), since],
         )
         return cur.fetchall()
+
+
+def attempts_made(
+    conn: psycopg.Connection[object], subscription_id: str, *, since: datetime
+) -> dict[str, int]:
+    """The highest attempt number of each of the subscription's deliveries created at or
+    after `since`: what a replay from `since` numbers its attempts on from. A delivery's
+    creation time is never before its event's, so one query covers the replay's range."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT d.delivery_id, MAX(a.attempt) FROM deliveries d"
+            " JOIN delivery_attempts a ON a.delivery_id = d.delivery_id"
+            " WHERE d.subscription_id = %s AND d.created_at >= %s GROUP BY d.delivery_id",
+            [subscription_id, since],
+        )
+        rows: list[tuple[str, int]] = cur.fetchall()  # type: ignore[assignment]
+    return dict(rows)

@@ -267,3 +267,27 @@ async def test_a_recover_numbers_its_attempt_on_with_its_origin(
     )
     fourth = recovered["attempts"][3]
     assert (fourth["attempt"], fourth["origin"], fourth["status_code"]) == (4, "recover", 200)
+
+
+async def test_a_replay_numbers_its_attempt_on_with_its_origin(
+    log_api: Api, receiver: Receiver
+) -> None:
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    sub = await _subscribe(log_api, receiver, "/replayed", event_types=["task.created"])
+    created = {
+        "type": "task.created",
+        "subject": {"type": "task", "id": "t-9"},
+        "data": {"id": "t-9", "title": "Replay me", "project_id": "p-1"},
+    }
+    await log_api.ok("POST", "/v1/events", 202, json=created)
+    await eventually_async(partial(_attempts, log_api, sub, 1), "the first attempt")
+    job = await log_api.ok(
+        "POST", f"/v1/subscriptions/{sub['id']}/replay", 202, json={"since": since}
+    )
+    replayed = await eventually_async(
+        partial(_attempts, log_api, sub, 2), f"the replayed attempt (job {job['id']})"
+    )
+    assert [(a["attempt"], a["origin"]) for a in replayed["attempts"]] == [
+        (1, "route"),
+        (2, "replay"),
+    ]
