@@ -23,6 +23,7 @@ def event_body(event: DomainEvent) -> bytes:
         subject={"type": event.subject.type, "id": event.subject.id},
         actor=None if event.actor is None else {"type": event.actor.type, "id": event.actor.id},
         data=event.data,
+        changes=event.changes,
     )
 
 

@@ -3,8 +3,8 @@
 Every Kafka topic carries one of these; `schemas.records_avro` maps them to and from Avro.
 The wide records are built by keyword. A field has a default exactly where its Avro schema
 has one (a reader of an older record gets the same value); an attempt and a dead letter
-have none, since each of their fields says what happened and must be stated, save the
-attempt's trace context, which older attempts lack.
+have none, since each of their fields says what happened and must be stated, save what
+older attempts lack: the trace context, the origin and the request/response log.
 `trace` and `tracestate` are the W3C trace context (`traceparent` and `tracestate` header
 values) an event, its commands and their attempts carry, so one trace spans the pipeline.
 Datetimes are timezone-aware UTC with millisecond precision (the Avro `timestamp-millis`
@@ -101,6 +101,9 @@ class StoredSecret:
 
 
 SubscriptionStatus = Literal["active", "paused", "disabled"]
+ContentType = Literal["application/json", "application/x-www-form-urlencoded"]
+"""How a subscription's webhooks are encoded: the JSON body as is, or (as GitHub offers) a
+form whose one field `payload` holds it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,7 +112,8 @@ class Subscription:
 
     Custom header values are sealed at rest like the signing secrets (`sealed_headers`, name
     -> AES-GCM nonce + ciphertext). `headers` holds clear values only in records written
-    before that; the API seals them on the subscription's next write.
+    before that; the API seals them on the subscription's next write. `content_type` says
+    how the deliverer encodes the body it sends (`core.webhook.encode_body`).
 
     `disabled_reason` and `disabled_at` say why and when the deliverer disabled it, and
     `paused_at` when it was paused; each is None outside that status.
@@ -133,6 +137,7 @@ class Subscription:
     disabled_reason: str | None = None
     disabled_at: datetime | None = None
     paused_at: datetime | None = None
+    content_type: ContentType = "application/json"
 
 
 DeliveryOrigin = Literal["route", "replay", "recover", "redeliver", "test"]
@@ -143,7 +148,10 @@ class DeliveryCommand:
     """One event to send to one subscription; `payload` is the exact JSON body to POST.
 
     `attempt` counts the attempts already made (0 for a new delivery); `not_before` holds a
-    retry back until its time.
+    retry back until its time. `prior_attempts` is how many attempts the history held for
+    this delivery when it was sent again (redeliver, recover): its attempts are numbered on
+    from there, while the retry schedule counts `attempt` alone, so a redelivery gets its
+    full schedule.
     """
 
     delivery_id: str
@@ -161,14 +169,37 @@ class DeliveryCommand:
     last_error: str | None = None
     trace: str | None = None
     tracestate: str | None = None
+    prior_attempts: int = 0
 
 
 AttemptOutcome = Literal["delivered", "retrying", "dead", "failed"]
 
 
+AttemptOrigin = Literal[DeliveryOrigin, "retry"]
+"""Why an attempt was made: its command's origin for the first attempt of a command, `retry`
+for the scheduled retries that follow it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """The phases of one HTTP attempt in milliseconds, as curl names them: `dns_ms` the name
+    lookup, `connect_ms` the TCP (and TLS) connect, `ttfb_ms` from the start of the attempt to
+    the response's head. None when the phase did not happen: no lookup for an IP literal or a
+    cached name, no connect on a pooled connection, no head when nothing answered."""
+
+    dns_ms: int | None = None
+    connect_ms: int | None = None
+    ttfb_ms: int | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryAttempt:
-    """The outcome of one HTTP attempt; `status_code` is None when no response came back."""
+    """The outcome of one HTTP attempt; `status_code` is None when no response came back.
+
+    The request as sent (`request_headers` with every signature and custom header value
+    redacted, `request_body` up to a bound) and the response's headers (bounded) make the
+    attempt's log; records written before these fields read them empty, and `origin` None.
+    """
 
     delivery_id: str
     event_id: str
@@ -185,6 +216,11 @@ class DeliveryAttempt:
     next_attempt_at: datetime | None
     trace: str | None = None
     tracestate: str | None = None
+    origin: AttemptOrigin | None = None
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    request_body: str | None = None
+    response_headers: Mapping[str, str] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,20 +1,44 @@
-"""The webhook request: the JSON body bytes and the headers sent with them.
+"""The webhook request: the JSON body, the bytes sent for it, and the headers sent with them.
 
-The body rendered here is exactly what is signed and sent; nothing re-serialises it later.
+The body rendered here is the payload every command carries; `encode_body` turns it into the
+exact bytes a subscription's content type asks for, which are what is signed and sent, so
+nothing re-serialises it later. `logged_headers` is the request's headers as the delivery
+history keeps them: nothing in it can sign a webhook or reveal a custom header's value.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, assert_never, get_args
+from urllib.parse import urlencode
 
 import orjson
 
 from core.errors import InvalidCustomHeader
+from core.records import ContentType, JsonValue
 
-CONTENT_TYPE: Final = "application/json"
+CONTENT_TYPE: Final[ContentType] = "application/json"
+CONTENT_TYPES: Final[tuple[ContentType, ...]] = get_args(ContentType)
+FORM_FIELD: Final = "payload"
+"""The form field that holds the JSON in an `application/x-www-form-urlencoded` body."""
+REDACTED: Final = "<redacted>"
+# Headers whose values the delivery history keeps as sent: hookline's own and what the HTTP
+# client adds. Any other is a subscription's custom header, often a credential.
+_LOGGED_AS_SENT: Final = frozenset(
+    {
+        "accept",
+        "content-length",
+        "content-type",
+        "host",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "traceparent",
+        "tracestate",
+    }
+)
 # The W3C trace context hookline sends: a subscription may not set it, and one stored before
 # these names were reserved has its values dropped at send time rather than its deliveries
 # failed, so the platform's context always wins.
@@ -54,8 +78,12 @@ def render_body(
     subject: Mapping[str, object],
     actor: Mapping[str, object] | None,
     data: Mapping[str, object],
+    changes: Mapping[str, JsonValue] | None = None,
 ) -> bytes:
-    """The JSON body, keys in wire order: type, timestamp, tenant, subject, actor, data."""
+    """The JSON body, keys in wire order: type, timestamp, tenant, subject, actor, data, and
+    `changes` when the event has one. Without it the key is left out rather than null, so
+    the body of an event without changes is byte for byte what it was before they were
+    delivered (a replay of an old event sends what was sent then)."""
     envelope = {
         "type": type,
         "timestamp": format_timestamp(occurred_at),
@@ -64,7 +92,21 @@ def render_body(
         "actor": None if actor is None else dict(actor),
         "data": dict(data),
     }
+    if changes is not None:
+        envelope["changes"] = dict(changes)
     return orjson.dumps(envelope, default=_plain_mapping)
+
+
+def encode_body(payload: bytes, content_type: ContentType) -> bytes:
+    """The bytes sent for the JSON `payload`: itself, or the form GitHub sends,
+    `payload=<the JSON, form-urlencoded>`. These bytes are signed."""
+    match content_type:
+        case "application/json":
+            return payload
+        case "application/x-www-form-urlencoded":
+            return urlencode({FORM_FIELD: payload}).encode("ascii")
+        case _:
+            assert_never(content_type)
 
 
 def check_custom_headers(custom: Mapping[str, str]) -> None:
@@ -86,6 +128,7 @@ def webhook_headers(
     signature: str,
     version: str,
     custom: Mapping[str, str],
+    content_type: ContentType = CONTENT_TYPE,
     traceparent: str | None = None,
     tracestate: str | None = None,
 ) -> dict[str, str]:
@@ -100,7 +143,7 @@ def webhook_headers(
     if traceparent is not None and tracestate:
         trace_headers["tracestate"] = tracestate
     return {
-        "content-type": CONTENT_TYPE,
+        "content-type": content_type,
         "user-agent": f"hookline/{version}",
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp_s),
@@ -108,3 +151,24 @@ def webhook_headers(
         **trace_headers,
         **custom,
     }
+
+
+def logged_headers(sent: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The request's headers as the history keeps them, names in lower case (a repeated
+    name's values joined with `, `, as HTTP allows): each signature
+    as `v1,<redacted>` (its version stays, to show which schemes were sent) and every custom
+    header's value as `<redacted>`."""
+    logged: dict[str, str] = {}
+    for name, value in sent:
+        lowered = name.lower()
+        kept = _logged_value(lowered, value)
+        logged[lowered] = f"{logged[lowered]}, {kept}" if lowered in logged else kept
+    return logged
+
+
+def _logged_value(name: str, value: str) -> str:
+    if name == "webhook-signature":
+        return " ".join(
+            f"{entry.partition(',')[0]},{REDACTED}" for entry in value.split(" ") if entry
+        )
+    return value if name in _LOGGED_AS_SENT else REDACTED

@@ -14,12 +14,20 @@ import random
 
 from opentelemetry.trace import SpanKind
 
-from core.attempts import Observed, Plan, Source, plan_attempt, plan_unsendable
+from core.attempts import (
+    Observed,
+    Plan,
+    Source,
+    attempt_number,
+    plan_attempt,
+    plan_unsendable,
+)
 from core.errors import InvalidCustomHeader, InvalidSecret
 from core.lanes import EndpointHealth, RateLimiter, no_success_reason
 from core.outcome import Delivered, Retry, TransportError, classify, decide
 from core.records import DeliveryCommand, Subscription, TraceContext, epoch_ms, trace_of
 from core.retry import RetrySchedule
+from core.webhook import encode_body
 from deliverer.backlog_keeper import BacklogKeeper
 from deliverer.disabling import Disabler
 from deliverer.lanes import InFlight, Item, Lane, Slot, Spawn, SubscriptionLookup
@@ -132,7 +140,7 @@ class Attempts:
             attributes={
                 "hookline.delivery_id": command.delivery_id,
                 "hookline.subscription_id": command.subscription_id,
-                "hookline.attempt": command.attempt + 1,
+                "hookline.attempt": attempt_number(command),
             },
         ) as span:
             attempted = await self._send(subscription, command, context_of(span))
@@ -144,9 +152,12 @@ class Attempts:
         self, subscription: Subscription, command: DeliveryCommand, trace: TraceContext | None
     ) -> Attempted:
         now = self._clock.now()
+        body = encode_body(command.payload, subscription.content_type)
         try:
             secrets = self._keys.valid(subscription, now)
-            headers = request_headers(subscription, command, secrets=secrets, trace=trace)
+            headers = request_headers(
+                subscription, command, body=body, secrets=secrets, trace=trace
+            )
         except (InvalidSecret, InvalidCustomHeader) as exc:
             observed = Observed(at=now, duration_ms=0, status_code=None, response_body=None)
             return Attempted(
@@ -155,7 +166,7 @@ class Attempts:
         attempted = await self._sender.post(
             subscription.url,
             headers=headers,
-            body=command.payload,
+            body=body,
             deadline_s=self._settings.delivery_timeout_s,
         )
         self._metrics.latency.observe(attempted.observed.duration_ms / 1000)

@@ -96,10 +96,12 @@ def request_headers(
     subscription: Subscription,
     command: DeliveryCommand,
     *,
+    body: bytes,
     secrets: Opened,
     trace: TraceContext | None = None,
 ) -> dict[str, str]:
     """Standard Webhooks headers for this attempt: timestamp now, webhook-id = event id, the
+    signature over `body` (the exact bytes sent, in the subscription's content type), the
     subscription's custom headers as `secrets` opened them, and the attempt's trace context
     (`trace`: the attempt's span, else the command's own).
 
@@ -109,7 +111,7 @@ def request_headers(
     signature = sign(
         msg_id=command.event_id,
         timestamp_s=timestamp_s,
-        body=command.payload,
+        body=body,
         secrets=secrets.secrets,
     )
     return webhook_headers(
@@ -118,6 +120,7 @@ def request_headers(
         signature=signature,
         version=__version__,
         custom=secrets.headers,
+        content_type=subscription.content_type,
         traceparent=trace.traceparent if trace is not None else command.trace,
         tracestate=trace.tracestate if trace is not None else command.tracestate,
     )

@@ -2,7 +2,9 @@
 
 One `Sender` (one aiohttp session, keep-alive pooled) per process. Connection and DNS errors
 get a few quick tenacity retries inside the same deadline; everything else is reported as
-an `Attempted` value for `core.outcome.classify`.
+an `Attempted` value for `core.outcome.classify`. aiohttp's request tracing hands each
+attempt what the history keeps of it: the headers as they went out and the time of each
+phase (lookup, connect, first byte).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Final
 
 import aiohttp
@@ -27,6 +30,7 @@ from yarl import URL
 from core.addresses import IPNetwork
 from core.attempts import RESPONSE_BODY_CAP_BYTES, Observed
 from core.outcome import AttemptOutcome, Response, TransportError, is_quick_retryable
+from core.records import Timings
 from deliverer.errors import RefusedAddress
 from deliverer.guard import GuardedResolver, check_url, guarded_socket_factory
 
@@ -83,6 +87,85 @@ def _refusal_in(exc: BaseException) -> RefusedAddress | None:
     return None
 
 
+class _Timeline:
+    """One attempt's trace: the headers aiohttp sent and when each phase began and ended
+    (`time.perf_counter`); the last try's, when connection errors were retried."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.sent_headers: tuple[tuple[str, str], ...] | None = None
+        self.response_headers: tuple[tuple[str, str], ...] = ()
+        self.dns: tuple[float, float] | None = None
+        self.connect: tuple[float, float] | None = None
+        self.head_at: float | None = None
+        self.dns_started = 0.0
+        self.connect_started = 0.0
+
+    def timings(self) -> Timings:
+        def span_ms(phase: tuple[float, float] | None) -> int | None:
+            return None if phase is None else round((phase[1] - phase[0]) * 1000)
+
+        ttfb = None if self.head_at is None else (self.started, self.head_at)
+        return Timings(span_ms(self.dns), span_ms(self.connect), span_ms(ttfb))
+
+
+def _timeline(ctx: SimpleNamespace) -> _Timeline:
+    timeline = ctx.trace_request_ctx
+    assert isinstance(timeline, _Timeline), "every post passes its timeline"
+    return timeline
+
+
+async def _dns_start(
+    _s: object, ctx: SimpleNamespace, _p: aiohttp.TraceDnsResolveHostStartParams
+) -> None:
+    _timeline(ctx).dns_started = time.perf_counter()
+
+
+async def _dns_end(
+    _s: object, ctx: SimpleNamespace, _p: aiohttp.TraceDnsResolveHostEndParams
+) -> None:
+    timeline = _timeline(ctx)
+    timeline.dns = (timeline.dns_started, time.perf_counter())
+
+
+async def _connect_start(
+    _s: object, ctx: SimpleNamespace, _p: aiohttp.TraceConnectionCreateStartParams
+) -> None:
+    _timeline(ctx).connect_started = time.perf_counter()
+
+
+async def _connect_end(
+    _s: object, ctx: SimpleNamespace, _p: aiohttp.TraceConnectionCreateEndParams
+) -> None:
+    timeline = _timeline(ctx)
+    timeline.connect = (timeline.connect_started, time.perf_counter())
+
+
+async def _headers_sent(
+    _s: object, ctx: SimpleNamespace, params: aiohttp.TraceRequestHeadersSentParams
+) -> None:
+    _timeline(ctx).sent_headers = tuple(params.headers.items())
+
+
+async def _head_received(
+    _s: object, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+) -> None:
+    timeline = _timeline(ctx)
+    timeline.head_at = time.perf_counter()
+    timeline.response_headers = tuple(params.response.headers.items())
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_dns_resolvehost_start.append(_dns_start)
+    config.on_dns_resolvehost_end.append(_dns_end)
+    config.on_connection_create_start.append(_connect_start)
+    config.on_connection_create_end.append(_connect_end)
+    config.on_request_headers_sent.append(_headers_sent)
+    config.on_request_end.append(_head_received)
+    return config
+
+
 class _QuickRetry(Exception):
     def __init__(self, error: TransportError) -> None:
         super().__init__(error.message)
@@ -120,6 +203,7 @@ class Sender:
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding",),
             cookie_jar=aiohttp.DummyCookieJar(),
+            trace_configs=[_trace_config()],
         )
 
     async def close(self) -> None:
@@ -132,14 +216,14 @@ class Sender:
     ) -> Attempted:
         """One attempt, over within `deadline_s` whatever the endpoint does."""
         at = datetime.now(UTC)
-        started = time.perf_counter()
+        timeline = _Timeline(time.perf_counter())
         status: int | None = None
         response_body: bytes | None = None
         try:
             async with asyncio.timeout(deadline_s):
                 target = self._checked_url(url)
                 status, retry_after, response_body = await self._quick_retries(
-                    target, headers, body
+                    target, headers, body, timeline
                 )
             outcome: AttemptOutcome = Response(status, retry_after)
         except _QuickRetry as exc:
@@ -148,8 +232,19 @@ class Sender:
             # ValueError: a URL or header yarl/aiohttp cannot use; a failed attempt, not a crash
             outcome = transport_error(exc)
             status = None
-        duration_ms = round((time.perf_counter() - started) * 1000)
-        return Attempted(outcome, Observed(at, duration_ms, status, response_body))
+        duration_ms = round((time.perf_counter() - timeline.started) * 1000)
+        observed = Observed(
+            at,
+            duration_ms,
+            status,
+            response_body,
+            # what left, or, when nothing did, what was to be sent
+            request_headers=timeline.sent_headers or tuple(headers.items()),
+            request_body=body,
+            response_headers=timeline.response_headers,
+            timings=timeline.timings(),
+        )
+        return Attempted(outcome, observed)
 
     def _checked_url(self, url: str) -> URL:
         """The parsed URL once `check_url` accepted it; remembered, since every attempt to a
@@ -164,10 +259,10 @@ class Sender:
         return target
 
     async def _quick_retries(
-        self, url: URL, headers: Mapping[str, str], body: bytes
+        self, url: URL, headers: Mapping[str, str], body: bytes, timeline: _Timeline
     ) -> tuple[int, str | None, bytes]:
         try:  # the common case, without tenacity's per-call setup
-            return await self._once(url, headers, body)
+            return await self._once(url, headers, body, timeline)
         except (aiohttp.ClientConnectorError, RefusedAddress) as exc:
             if not is_quick_retryable(transport_error(exc)):
                 raise
@@ -182,7 +277,7 @@ class Sender:
         async for attempt in retrying:
             with attempt:
                 try:
-                    return await self._once(url, headers, body)
+                    return await self._once(url, headers, body, timeline)
                 except (aiohttp.ClientConnectorError, RefusedAddress) as exc:
                     error = transport_error(exc)
                     if not is_quick_retryable(error):
@@ -191,13 +286,13 @@ class Sender:
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
     async def _once(
-        self, url: URL, headers: Mapping[str, str], body: bytes
+        self, url: URL, headers: Mapping[str, str], body: bytes, timeline: _Timeline
     ) -> tuple[int, str | None, bytes]:
         assert self._session is not None, "Sender.start() was not called"
         # aiohttp warns that large raw bytes may block the loop; a file object streams them
         data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > LARGE_BODY_BYTES else body
         async with self._session.post(
-            url, data=data, headers=headers, allow_redirects=False
+            url, data=data, headers=headers, allow_redirects=False, trace_request_ctx=timeline
         ) as response:
             content = await _read_capped(response.content, RESPONSE_BODY_CAP_BYTES)
             if not response.content.at_eof():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import orjson
 
@@ -19,6 +19,7 @@ from core.errors import InvalidField
 from core.filters import Filter, FilterValue, legacy_fields, legacy_filter, parse_filter
 from core.records import (
     ApiToken,
+    ContentType,
     DeadLetter,
     DeliveryAttempt,
     DeliveryCommand,
@@ -28,6 +29,7 @@ from core.records import (
     Ref,
     StoredSecret,
     Subscription,
+    Timings,
     TokenScope,
     utc_ms,
 )
@@ -38,6 +40,8 @@ from schemas.errors import InvalidEventData, UndecodableRecord, UnknownWriterSch
 
 _SUBSCRIPTION_STATUSES = frozenset({"active", "paused", "disabled"})
 _ORIGINS = frozenset({"route", "replay", "recover", "redeliver", "test"})
+_ATTEMPT_ORIGINS = _ORIGINS | {"retry"}
+_CONTENT_TYPES: frozenset[ContentType] = frozenset(get_args(ContentType))
 _OUTCOMES = frozenset({"delivered", "retrying", "dead", "failed"})
 _JOB_KINDS = frozenset({"replay", "recover", "redeliver"})
 _JOB_STATUSES = frozenset({"running", "done", "failed", "cancelled"})
@@ -188,6 +192,7 @@ def subscription_to_avro(sub: Subscription) -> AvroRecord:
         "disabled_reason": sub.disabled_reason,
         "disabled_at": sub.disabled_at,
         "paused_at": sub.paused_at,
+        "content_type": sub.content_type,
     }
 
 
@@ -211,6 +216,7 @@ def subscription_from_avro(rec: AvroRecord) -> Subscription:
         disabled_reason=rec["disabled_reason"],
         disabled_at=rec["disabled_at"],
         paused_at=rec["paused_at"],
+        content_type=_choice(rec["content_type"], _CONTENT_TYPES, "content_type"),
     )
 
 
@@ -251,6 +257,7 @@ def command_to_avro(command: DeliveryCommand) -> AvroRecord:
         "last_error": command.last_error,
         "trace": command.trace,
         "tracestate": command.tracestate,
+        "prior_attempts": command.prior_attempts,
     }
 
 
@@ -271,6 +278,7 @@ def command_from_avro(rec: AvroRecord) -> DeliveryCommand:
         last_error=rec["last_error"],
         trace=rec["trace"],
         tracestate=rec["tracestate"],
+        prior_attempts=rec["prior_attempts"],
     )
 
 
@@ -291,6 +299,13 @@ def attempt_to_avro(attempt: DeliveryAttempt) -> AvroRecord:
         "next_attempt_at": attempt.next_attempt_at,
         "trace": attempt.trace,
         "tracestate": attempt.tracestate,
+        "origin": attempt.origin,
+        "request_headers": dict(attempt.request_headers),
+        "request_body": attempt.request_body,
+        "response_headers": dict(attempt.response_headers),
+        "dns_ms": attempt.timings.dns_ms,
+        "connect_ms": attempt.timings.connect_ms,
+        "ttfb_ms": attempt.timings.ttfb_ms,
     }
 
 
@@ -311,6 +326,11 @@ def attempt_from_avro(rec: AvroRecord) -> DeliveryAttempt:
         next_attempt_at=rec["next_attempt_at"],
         trace=rec["trace"],
         tracestate=rec["tracestate"],
+        origin=_optional_choice(rec["origin"], _ATTEMPT_ORIGINS, "origin"),
+        request_headers=rec["request_headers"],
+        request_body=rec["request_body"],
+        response_headers=rec["response_headers"],
+        timings=Timings(rec["dns_ms"], rec["connect_ms"], rec["ttfb_ms"]),
     )
 
 
@@ -421,6 +441,10 @@ def _choice(value: str, allowed: frozenset[str], field: str) -> Any:
     if value not in allowed:
         raise UndecodableRecord(f"{field}: unknown value {value!r}")
     return value
+
+
+def _optional_choice(value: str | None, allowed: frozenset[str], field: str) -> Any:
+    return None if value is None else _choice(value, allowed, field)
 
 
 def _parse_json_object(text: str, field: str) -> dict[str, JsonValue]:

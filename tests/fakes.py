@@ -737,12 +737,14 @@ class FakeHistory:
 
 
 class FakeRecoverDatabase:
-    """The history as a recover job reads it: the rows it selects, by subscription (the SQL
-    that selects them is tested on PostgreSQL). `fail_next_select` loses the connection at
-    the next select."""
+    """The history as a recover or replay job reads it: the rows a recover selects and the
+    attempts a replay numbers on from, by subscription (the SQL is tested on PostgreSQL).
+    `fail_next_select` loses the connection at the next select."""
 
     def __init__(self) -> None:
         self.rows: dict[str, list[StoredCommand]] = defaultdict(list)
+        self.attempts: dict[str, dict[str, int]] = defaultdict(dict)
+        """The highest attempt number of each delivery, by subscription (what a replay reads)."""
         self.connections: list[FakeRecoverHistory] = []
         self.fail_next_select = False
 
@@ -770,6 +772,10 @@ class FakeRecoverHistory:
             self.broken = True
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return list(self._database.rows[subscription_id])
+
+    def attempts_made(self, subscription_id: str, *, since: datetime) -> dict[str, int]:
+        assert not self.closed
+        return dict(self._database.attempts[subscription_id])
 
     def close(self) -> None:
         self.closed = True

@@ -49,6 +49,7 @@ from core.subscription_rules import (
     check_url,
 )
 from core.tokens import MAX_EXPIRES_IN_S, SCOPES, TENANT_PATTERN
+from core.webhook import CONTENT_TYPES
 
 ID_CHARS: Final = 200
 DEFAULT_LIMIT: Final = 50
@@ -134,6 +135,7 @@ class SubscriptionFields:
     rate_limit: Field[float | None]
     ordered: Field[bool]
     status: Field[SubscriptionStatus]
+    content_type: Field[str]
     tenant: Field[str]
 
 
@@ -285,6 +287,12 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             description="`paused` holds deliveries back until `active` again, which sends"
             " the events published meanwhile; `disabled` drops them",
         ),
+        content_type=Field(
+            "content_type",
+            text(enum=CONTENT_TYPES),
+            description="how the body is sent: the JSON itself (default), or a form whose"
+            " `payload` field holds it; the signature covers the bytes sent",
+        ),
         tenant=Field("tenant", tenant_kind, description="admin token only; `default` if omitted"),
     )
     sub_fields = (
@@ -296,6 +304,7 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
         sub.rate_limit,
         sub.ordered,
         sub.status,
+        sub.content_type,
     )
     create = Body(
         "SubscriptionCreate",

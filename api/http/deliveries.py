@@ -26,6 +26,7 @@ from api.model.errors import InvalidInput, JobEnded, NotFound, Unavailable
 from api.model.history import DeliveryFilter, get_delivery, list_deliveries, stored_command
 from api.model.jobs import JobQuery, new_job, page_of_jobs
 from api.model.reissue import reissue_command
+from core.attempts import attempt_number
 from core.cursors import decode_cursor, encode_cursor
 from core.records import Job, JobKind, Subscription, utc_ms
 
@@ -75,7 +76,8 @@ async def read(request: web.Request) -> web.Response:
 
 
 async def redeliver(request: web.Request) -> web.Response:
-    """Send one delivery again now: same delivery id and event id, so the same webhook-id."""
+    """Send one delivery again now: same delivery id and event id, so the same webhook-id;
+    the answer names the attempt number it gets in the history."""
     who = await caller(request)
     delivery_id = request.match_info["id"]
     res = resources(request)
@@ -89,7 +91,12 @@ async def redeliver(request: web.Request) -> web.Response:
         value=res.codec.codec.encode_delivery_command(command),
     )
     return answer(
-        {"delivery_id": delivery_id, "event_id": command.event_id, "origin": "redeliver"},
+        {
+            "delivery_id": delivery_id,
+            "event_id": command.event_id,
+            "origin": "redeliver",
+            "attempt": attempt_number(command),
+        },
         status=202,
     )
 

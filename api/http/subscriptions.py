@@ -43,6 +43,7 @@ from core.secret_rotation import DEFAULT_OVERLAP, rotated
 from core.secretbox import SecretBox
 from core.signing import generate_secret
 from core.subscription_status import held_by_pause, with_status
+from core.webhook import CONTENT_TYPE
 
 PING: Final = "webhook.ping"
 
@@ -112,6 +113,7 @@ async def create(request: web.Request) -> web.Response:
         sealed_headers=_sealed(box, subscription_id, headers),
         rate_limit=parsed.get_or(spec.sub.rate_limit, None),
         ordered=parsed.get_or(spec.sub.ordered, False),
+        content_type=parsed.get_or(spec.sub.content_type, CONTENT_TYPE),  # type: ignore[arg-type]
         created_at=now,
         updated_at=now,
         version=1,

@@ -11,8 +11,17 @@ from api.http.fields import JsonSchema
 from api.model.history import AttemptRow, DeliveryRow
 from core.delivery_status import STATUSES
 from core.filters import FILTER_LIMITS
-from core.records import ApiToken, Job, JobKind, JobStatus, JsonValue, Subscription
+from core.records import (
+    ApiToken,
+    DeliveryOrigin,
+    Job,
+    JobKind,
+    JobStatus,
+    JsonValue,
+    Subscription,
+)
 from core.tokens import SCOPES
+from core.webhook import CONTENT_TYPES
 from schemas.catalog import EventType
 from schemas.event_data import format_rfc3339
 
@@ -60,6 +69,7 @@ SUBSCRIPTION: Final = _obj(
             "description": "when it was paused; null unless paused. Events published while"
             " paused are sent when it is resumed (a replay job from `paused_at` to the resume)",
         },
+        "content_type": {"type": "string", "enum": list(CONTENT_TYPES)},
         "created_at": _TIME,
         "updated_at": _TIME,
         "version": {"type": "integer"},
@@ -146,6 +156,7 @@ def subscription_view(sub: Subscription, *, secret: str | None = None) -> dict[s
         "disabled_reason": sub.disabled_reason,
         "disabled_at": _time(sub.disabled_at),
         "paused_at": _time(sub.paused_at),
+        "content_type": sub.content_type,
         "created_at": _time(sub.created_at),
         "updated_at": _time(sub.updated_at),
         "version": sub.version,
@@ -155,9 +166,21 @@ def subscription_view(sub: Subscription, *, secret: str | None = None) -> dict[s
     return view
 
 
+_HEADERS: Final[JsonSchema] = {
+    "type": "object",
+    "additionalProperties": _STR,
+    "description": "names in lower case; a repeated name's values joined with `, `",
+}
+_MS_OR_NULL: Final[JsonSchema] = {"type": ["integer", "null"]}
 ATTEMPT: Final = _obj(
     {
-        "attempt": {"type": "integer"},
+        "attempt": {"type": "integer", "description": "numbered on across re-sends"},
+        "origin": {
+            "type": ["string", "null"],
+            "enum": [*get_args(DeliveryOrigin), "retry", None],
+            "description": "why it was made: its command's origin, `retry` for the"
+            " scheduled retries after it; null for attempts recorded before origins were",
+        },
         "at": _TIME,
         "status_code": {"type": ["integer", "null"]},
         "duration_ms": {"type": "integer"},
@@ -165,6 +188,37 @@ ATTEMPT: Final = _obj(
         "response_excerpt": _STR_OR_NULL,
         "outcome": {"type": "string", "enum": ["delivered", "retrying", "dead", "failed"]},
         "next_attempt_at": _TIME_OR_NULL,
+        "request": _obj(
+            {
+                "headers": {
+                    **_HEADERS,
+                    "description": "as sent, names in lower case: each signature as"
+                    " `v1,<redacted>`, every custom header's value as `<redacted>`",
+                },
+                "body": {
+                    "type": ["string", "null"],
+                    "description": "the bytes sent, cut at 64 KiB",
+                },
+            }
+        ),
+        "response": _obj(
+            {
+                "status_code": {"type": ["integer", "null"]},
+                "headers": {**_HEADERS, "description": "at most 50, values cut at 1024 chars"},
+                "body_excerpt": {
+                    "type": ["string", "null"],
+                    "description": "the first 1024 characters of the body",
+                },
+            }
+        ),
+        "timings_ms": _obj(
+            {
+                "dns": {**_MS_OR_NULL, "description": "name lookup; null: none made"},
+                "connect": {**_MS_OR_NULL, "description": "TCP (and TLS); null: pooled"},
+                "ttfb": {**_MS_OR_NULL, "description": "start to the response's head"},
+                "total": {"type": "integer"},
+            }
+        ),
     }
 )
 DELIVERY: Final = _obj(
@@ -206,20 +260,36 @@ def delivery_view(
         "updated_at": _time(row.updated_at),
     }
     if attempts is not None:
-        view["attempts"] = [
-            {
-                "attempt": a.attempt,
-                "at": _time(a.at),
-                "status_code": a.status_code,
-                "duration_ms": a.duration_ms,
-                "error": a.error,
-                "response_excerpt": a.response_excerpt,
-                "outcome": a.outcome,
-                "next_attempt_at": _time(a.next_attempt_at),
-            }
-            for a in attempts
-        ]
+        view["attempts"] = [attempt_view(a) for a in attempts]
     return view
+
+
+def attempt_view(a: AttemptRow) -> dict[str, JsonValue]:
+    """One attempt and its log; the flat `status_code`, `duration_ms` and
+    `response_excerpt` stay beside `response` and `timings_ms` for existing clients."""
+    return {
+        "attempt": a.attempt,
+        "origin": a.origin,
+        "at": _time(a.at),
+        "status_code": a.status_code,
+        "duration_ms": a.duration_ms,
+        "error": a.error,
+        "response_excerpt": a.response_excerpt,
+        "outcome": a.outcome,
+        "next_attempt_at": _time(a.next_attempt_at),
+        "request": {"headers": dict(a.request_headers), "body": a.request_body},
+        "response": {
+            "status_code": a.status_code,
+            "headers": dict(a.response_headers),
+            "body_excerpt": a.response_excerpt,
+        },
+        "timings_ms": {
+            "dns": a.dns_ms,
+            "connect": a.connect_ms,
+            "ttfb": a.ttfb_ms,
+            "total": a.duration_ms,
+        },
+    }
 
 
 JOB: Final = _obj(
@@ -310,6 +380,15 @@ def token_view(token: ApiToken, *, secret: str | None = None) -> dict[str, JsonV
 
 
 SENT: Final = _obj({"delivery_id": _STR, "event_id": _STR, "origin": _STR})
+REDELIVERED: Final = _obj(
+    {
+        **SENT["properties"],  # type: ignore[dict-item]
+        "attempt": {
+            "type": "integer",
+            "description": "the number its attempt gets in the delivery's history",
+        },
+    }
+)
 HEALTH: Final = _obj({"status": _STR})
 READY: Final = _obj(
     {"status": _STR, "checks": {"type": "object", "additionalProperties": {"type": "boolean"}}}

@@ -64,6 +64,16 @@ _DDL: Final = (
         PRIMARY KEY (delivery_id, at, attempt)
     )
     """,
+    # each attempt's log, added after the table first shipped: rows written before it read
+    # as an attempt with no origin, no body and no headers
+    "ALTER TABLE delivery_attempts"
+    " ADD COLUMN IF NOT EXISTS origin text,"
+    " ADD COLUMN IF NOT EXISTS request_headers json NOT NULL DEFAULT '{}',"
+    " ADD COLUMN IF NOT EXISTS request_body text,"
+    " ADD COLUMN IF NOT EXISTS response_headers json NOT NULL DEFAULT '{}',"
+    " ADD COLUMN IF NOT EXISTS dns_ms integer,"
+    " ADD COLUMN IF NOT EXISTS connect_ms integer,"
+    " ADD COLUMN IF NOT EXISTS ttfb_ms integer",
     """
     CREATE TABLE IF NOT EXISTS published_events (
         tenant text NOT NULL,

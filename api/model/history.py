@@ -43,6 +43,9 @@ class DeliveryRow:
 
 @dataclass(frozen=True, slots=True)
 class AttemptRow:
+    """One attempt and its log: the request as sent (signatures and custom header values
+    redacted), the response's head and excerpt, the time of each phase."""
+
     attempt: int
     at: datetime
     status_code: int | None
@@ -51,11 +54,19 @@ class AttemptRow:
     response_excerpt: str | None
     outcome: str
     next_attempt_at: datetime | None
+    origin: str | None
+    request_headers: dict[str, str]
+    request_body: str | None
+    response_headers: dict[str, str]
+    dns_ms: int | None
+    connect_ms: int | None
+    ttfb_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class StoredCommand:
-    """What is needed to send a delivery again: its ids and the exact payload."""
+    """What is needed to send a delivery again: its ids, the exact payload, and how many
+    attempts its history holds (the re-sent attempts are numbered on from there)."""
 
     delivery_id: str
     event_id: str
@@ -64,6 +75,7 @@ class StoredCommand:
     tenant: str
     occurred_at: datetime
     payload: bytes
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +167,8 @@ async def get_delivery(
         async with conn.cursor(row_factory=class_row(AttemptRow)) as cur:
             await cur.execute(
                 "SELECT attempt, at, status_code, duration_ms, error, response_excerpt, outcome,"
-                " next_attempt_at FROM delivery_attempts WHERE delivery_id = %s"
+                " next_attempt_at, origin, request_headers, request_body, response_headers,"
+                " dns_ms, connect_ms, ttfb_ms FROM delivery_attempts WHERE delivery_id = %s"
                 " ORDER BY at, attempt",
                 [delivery_id],
             )
@@ -164,7 +177,9 @@ async def get_delivery(
 
 
 _STORED: Final = (
-    "SELECT delivery_id, event_id, event_type, subscription_id, tenant, occurred_at, payload"
+    "SELECT delivery_id, event_id, event_type, subscription_id, tenant, occurred_at, payload,"
+    " (SELECT COALESCE(MAX(a.attempt), 0) FROM delivery_attempts a"
+    "  WHERE a.delivery_id = deliveries.delivery_id) AS attempts"
     " FROM deliveries WHERE payload IS NOT NULL AND occurred_at IS NOT NULL"
 )
 
@@ -201,3 +216,20 @@ def recoverable(
             [subscription_id, list(statuses), since, until],
         )
         return cur.fetchall()
+
+
+def attempts_made(
+    conn: psycopg.Connection[object], subscription_id: str, *, since: datetime
+) -> dict[str, int]:
+    """The highest attempt number of each of the subscription's deliveries created at or
+    after `since`: what a replay from `since` numbers its attempts on from. A delivery's
+    creation time is never before its event's, so one query covers the replay's range."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT d.delivery_id, MAX(a.attempt) FROM deliveries d"
+            " JOIN delivery_attempts a ON a.delivery_id = d.delivery_id"
+            " WHERE d.subscription_id = %s AND d.created_at >= %s GROUP BY d.delivery_id",
+            [subscription_id, since],
+        )
+        rows: list[tuple[str, int]] = cur.fetchall()  # type: ignore[assignment]
+    return dict(rows)

@@ -1,5 +1,6 @@
 """Sending a stored delivery again (redeliver, recover): the same delivery id and event id,
-so the receiver sees the same `webhook-id`; a fresh attempt count and creation time."""
+so the receiver sees the same `webhook-id`; a fresh attempt count (its own retry schedule)
+and creation time, its attempts numbered on from those the history holds."""
 
 from __future__ import annotations
 
@@ -26,4 +27,5 @@ def reissue_command(
         origin=origin,
         job_id=job_id,
         last_error=None,
+        prior_attempts=stored.attempts,
     )

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Final
 
 import psycopg
+from psycopg.types.json import Json
 
 from api.model.db import drop_projection, ensure_schema
 from core.delivery_status import DeliveryStatus, status_key, status_of_outcome
@@ -50,6 +51,13 @@ class AttemptInsert:
     response_excerpt: str | None
     outcome: str
     next_attempt_at: datetime | None
+    origin: str | None
+    request_headers: Json
+    request_body: str | None
+    response_headers: Json
+    dns_ms: int | None
+    connect_ms: int | None
+    ttfb_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +127,13 @@ def from_attempt(attempt: DeliveryAttempt) -> tuple[DeliveryUpsert, AttemptInser
         response_excerpt=attempt.response_excerpt,
         outcome=attempt.outcome,
         next_attempt_at=attempt.next_attempt_at,
+        origin=attempt.origin,
+        request_headers=Json(dict(attempt.request_headers)),
+        request_body=attempt.request_body,
+        response_headers=Json(dict(attempt.response_headers)),
+        dns_ms=attempt.timings.dns_ms,
+        connect_ms=attempt.timings.connect_ms,
+        ttfb_ms=attempt.timings.ttfb_ms,
     )
     return upsert, row
 
@@ -178,7 +193,9 @@ UPSERT_DELIVERY: Final = (
 )
 INSERT_ATTEMPT: Final = (
     "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error,"
-    " response_excerpt, outcome, next_attempt_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " response_excerpt, outcome, next_attempt_at, origin, request_headers, request_body,"
+    " response_headers, dns_ms, connect_ms, ttfb_ms)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT DO NOTHING"
 )
 STORE_OFFSET: Final = (

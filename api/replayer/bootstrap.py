@@ -12,7 +12,7 @@ import psycopg
 from confluent_kafka import Consumer, Producer
 
 from api.model.db import connect
-from api.model.history import StoredCommand, recoverable
+from api.model.history import StoredCommand, attempts_made, recoverable
 from api.replayer.ports import Ports
 from hookline.runtime.clock import SystemClock
 from hookline.runtime.codecs import open_codec
@@ -26,7 +26,8 @@ FLUSH_ON_CLOSE_S: Final = 10.0
 
 
 class PostgresHistory:
-    """The history a recover job reads, over one connection (`api.replayer.ports.History`)."""
+    """The history a recover or replay job reads, over one connection
+    (`api.replayer.ports.History`)."""
 
     def __init__(self, conn: psycopg.Connection[object]) -> None:
         self._conn = conn
@@ -39,6 +40,9 @@ class PostgresHistory:
         self, subscription_id: str, *, since: datetime, until: datetime, statuses: Sequence[str]
     ) -> list[StoredCommand]:
         return recoverable(self._conn, subscription_id, since=since, until=until, statuses=statuses)
+
+    def attempts_made(self, subscription_id: str, *, since: datetime) -> dict[str, int]:
+        return attempts_made(self._conn, subscription_id, since=since)
 
     def close(self) -> None:
         self._conn.close()

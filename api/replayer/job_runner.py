@@ -209,6 +209,7 @@ class JobRunner:
         if job.until is None:  # fixed now, so a resumed job scans the same records
             job = self.write(dataclasses.replace(job, until=self._now()))
         assert job.until is not None
+        made = self._history.attempts_made(sub.id, since=since)
         resume_after = job.scanned
         scanned = emitted = 0
         checkpoint = self._clock.monotonic()
@@ -220,7 +221,9 @@ class JobRunner:
                     continue
                 command = self._replay_command(job, sub, message)
                 if command is not None:
-                    self._emit(command)
+                    # its attempts are numbered on from those the history holds
+                    prior = made.get(command.delivery_id, 0)
+                    self._emit(dataclasses.replace(command, prior_attempts=prior))
                     emitted += 1
                 if self._clock.monotonic() - checkpoint > CHECKPOINT_S:
                     job = self.write(

@@ -6,7 +6,7 @@ database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -70,7 +70,7 @@ class Subscriptions(Protocol):
 
 
 class History(Protocol):
-    """The history tables a recover job reads, over one database connection;
+    """The history tables a recover or replay job reads, over one database connection;
     psycopg.OperationalError when the connection is lost (`broken` after that)."""
 
     @property
@@ -79,6 +79,8 @@ class History(Protocol):
     def recoverable(
         self, subscription_id: str, *, since: datetime, until: datetime, statuses: Sequence[str]
     ) -> list[StoredCommand]: ...
+
+    def attempts_made(self, subscription_id: str, *, since: datetime) -> Mapping[str, int]: ...
 
     def close(self) -> None: ...
 

@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from core.attempts import (
     EXCERPT_CHARS,
+    HEADER_VALUE_KEPT_CHARS,
+    REQUEST_BODY_KEPT_BYTES,
+    RESPONSE_HEADERS_KEPT,
     Observed,
     Source,
     Unsendable,
@@ -26,7 +29,7 @@ from core.outcome import (
     Retry,
     ScheduleRetry,
 )
-from core.records import DeliveryCommand
+from core.records import DeliveryCommand, Timings
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 SOURCE = Source("hookline.deliveries", 2, 41)
@@ -135,3 +138,59 @@ def test_due() -> None:
     held = dataclasses.replace(COMMAND, not_before=later)
     assert not is_due(held, NOW)
     assert is_due(held, later)
+
+
+def test_a_redelivery_numbers_its_attempts_on_and_keeps_its_own_schedule() -> None:
+    """Regression: a redeliver was recorded as `attempt: 1` again, with no origin."""
+    redelivery = dataclasses.replace(COMMAND, attempt=0, origin="redeliver", prior_attempts=3)
+    plan = plan_attempt(
+        redelivery, OBSERVED, Retry("HTTP 500"), ScheduleRetry(5.0), now=NOW, source=SOURCE
+    )
+    assert plan.attempt is not None
+    assert (plan.attempt.attempt, plan.attempt.origin) == (4, "redeliver")
+    assert plan.retry is not None
+    assert (plan.retry.attempt, plan.retry.prior_attempts) == (1, 3), "its own schedule"
+    after = plan_attempt(
+        plan.retry, OBSERVED, Retry("HTTP 500"), DeadLetter("exhausted"), now=NOW, source=SOURCE
+    )
+    assert after.attempt is not None
+    assert (after.attempt.attempt, after.attempt.origin) == (5, "retry")
+    assert after.dead_letter is not None
+    assert after.dead_letter.id == dead_letter_id("d-1", 5)
+    assert after.dead_letter.id != dead_letter_id("d-1", 2), "not the first run's letter"
+
+
+def test_the_attempt_keeps_the_request_redacted_and_the_response_bounded() -> None:
+    seen = Observed(
+        at=NOW,
+        duration_ms=30,
+        status_code=200,
+        response_body=b"ok",
+        request_headers=(
+            ("Host", "example.com"),
+            ("webhook-signature", "v1,c2lnbmVk v1,b2xkZXI="),
+            ("Authorization", "Bearer s3cret"),
+        ),
+        request_body=b"x" * (REQUEST_BODY_KEPT_BYTES + 10),
+        response_headers=(
+            ("Set-Cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("X-Long", "v" * 5000),
+            *((f"x-{n}", "1") for n in range(RESPONSE_HEADERS_KEPT + 5)),
+        ),
+        timings=Timings(dns_ms=None, connect_ms=2, ttfb_ms=25),
+    )
+    plan = plan_attempt(COMMAND, seen, Delivered(), MarkDelivered(), now=NOW, source=SOURCE)
+    assert plan.attempt is not None
+    assert plan.attempt.request_headers == {
+        "host": "example.com",
+        "webhook-signature": "v1,<redacted> v1,<redacted>",
+        "authorization": "<redacted>",
+    }
+    assert len(plan.attempt.request_body or "") == REQUEST_BODY_KEPT_BYTES
+    kept = plan.attempt.response_headers
+    assert kept["set-cookie"] == "a=1, b=2"
+    assert len(kept["x-long"]) == HEADER_VALUE_KEPT_CHARS
+    assert len(kept) == RESPONSE_HEADERS_KEPT
+    assert plan.attempt.timings == Timings(dns_ms=None, connect_ms=2, ttfb_ms=25)
+    assert plan.attempt.origin == "retry", "attempt 3 of a routed command"

@@ -45,7 +45,8 @@ def command(sub: Subscription) -> DeliveryCommand:
 def test_sealed_and_clear_custom_headers_are_sent_in_clear() -> None:
     sub = signed("s1", clear={"X-Legacy": "old"}, sealed={"Authorization": "Bearer t0k3n"})
     keys = SigningKeys(BOX)
-    headers = request_headers(sub, command(sub), secrets=keys.valid(sub, T0))
+    cmd = command(sub)
+    headers = request_headers(sub, cmd, body=cmd.payload, secrets=keys.valid(sub, T0))
     assert headers["Authorization"] == "Bearer t0k3n"
     assert headers["X-Legacy"] == "old"
     assert headers["webhook-signature"].startswith("v1,")

@@ -198,6 +198,9 @@ class _BuggyHistory:
     ) -> list[StoredCommand]:
         raise RuntimeError("boom")
 
+    def attempts_made(self, subscription_id: str, *, since: datetime) -> dict[str, int]:
+        return {}
+
     def close(self) -> None:
         pass
 

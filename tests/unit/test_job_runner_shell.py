@@ -17,6 +17,7 @@ from api.model.history import StoredCommand
 from api.replayer.job_runner import JobRunner
 from api.replayer.ports import Ports
 from api.replayer.service import Replayer
+from core.ids import delivery_id
 from core.records import Job, JobKind
 from tests.factories import subscription
 from tests.fakes import (
@@ -112,6 +113,7 @@ class Shell:
             tenant="acme",
             occurred_at=T0,
             payload=b"{}",
+            attempts=1,
         )
 
 
@@ -191,3 +193,25 @@ def test_a_failed_job_ends_failed_with_its_reason_and_the_next_job_runs() -> Non
     # the lost connection was replaced for the next job, and closed with the replayer
     assert len(shell.database.connections) == 2
     assert all(connection.closed for connection in shell.database.connections)
+
+
+def test_re_sent_commands_number_their_attempts_on_from_the_history() -> None:
+    """Regression: a replay or recover of a delivery already attempted started at 1 again."""
+    shell = Shell()
+    replayed, fresh = shell.publish(0, 1), shell.publish(0, 2)
+    shell.database.attempts["sub-1"][delivery_id(replayed, "sub-1")] = 3
+    shell.database.rows["sub-1"] = [shell.stored(1)]  # one attempt made
+    runner = JobRunner(shell.settings, shell.ports)
+    never = threading.Event()
+    runner.run(shell.job("replay", until=T0 + timedelta(minutes=30)), never, requested=never)
+    runner.run(shell.job("recover"), never, requested=never)
+    sent = [
+        shell.codec.decode_delivery_command(r.value)
+        for r in shell.producer.to(shell.settings.topic("deliveries"))
+        if r.value is not None
+    ]
+    assert [(c.event_id, c.origin, c.prior_attempts) for c in sent[:2]] == [
+        (replayed, "replay", 3),
+        (fresh, "replay", 0),
+    ]
+    assert (sent[2].delivery_id, sent[2].origin, sent[2].prior_attempts) == ("d-1", "recover", 1)

@@ -18,6 +18,7 @@ from core.records import (
     Ref,
     StoredSecret,
     Subscription,
+    Timings,
     utc_ms,
 )
 from schemas.catalog import EventCatalog, EventType, load_catalog, load_record_schemas
@@ -177,6 +178,7 @@ def test_subscription_round_trips() -> None:
     for original in (
         full_subscription(),
         full_subscription(filter={}, headers={}, rate_limit=None),
+        full_subscription(content_type="application/x-www-form-urlencoded"),
     ):
         assert codec.decode_subscription(codec.encode_subscription(original)) == original
 
@@ -195,13 +197,14 @@ def test_delivery_command_round_trips() -> None:
         command(attempt=3, not_before=T0 + timedelta(minutes=5), origin="replay", job_id="j1"),
         command(last_error="HTTP 503", origin="test"),
         command(trace=TRACEPARENT, tracestate="vendor=1"),
+        command(origin="redeliver", prior_attempts=3),
     ):
         assert codec.decode_delivery_command(codec.encode_delivery_command(original)) == original
 
 
 def test_delivery_attempt_round_trips() -> None:
     codec = make_codec()
-    ids = {"delivery_id": "d1", "event_id": EVENT_ID, "event_type": "task.created"}
+    ids: dict[str, Any] = {"delivery_id": "d1", "event_id": EVENT_ID, "event_type": "task.created"}
     for original in (
         DeliveryAttempt(
             **ids, subscription_id="s1", tenant="acme", attempt=1, at=T0, status_code=200,
@@ -212,6 +215,14 @@ def test_delivery_attempt_round_trips() -> None:
             **ids, subscription_id="s1", tenant="acme", attempt=2, at=T0, status_code=None,
             duration_ms=15000, error="timeout", response_excerpt=None, outcome="retrying",
             next_attempt_at=T0 + timedelta(minutes=5), trace=TRACEPARENT, tracestate="vendor=1",
+        ),
+        DeliveryAttempt(
+            **ids, subscription_id="s1", tenant="acme", attempt=4, at=T0, status_code=202,
+            duration_ms=9, error=None, response_excerpt="ok", outcome="delivered",
+            next_attempt_at=None, origin="redeliver",
+            request_headers={"webhook-signature": "v1,<redacted>", "host": "127.0.0.1:80"},
+            request_body='{"type":"task.created"}', response_headers={"server": "x"},
+            timings=Timings(dns_ms=None, connect_ms=1, ttfb_ms=7),
         ),
     ):  # fmt: skip
         assert codec.decode_delivery_attempt(codec.encode_delivery_attempt(original)) == original

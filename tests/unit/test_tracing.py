@@ -54,7 +54,7 @@ def headers_for(
     )
     command = new_command(e, sub.id, payload=event_body(e), now=NOW)
     secrets = SigningKeys(BOX).valid(sub, NOW)
-    return request_headers(sub, command, secrets=secrets, trace=attempt_span)
+    return request_headers(sub, command, body=command.payload, secrets=secrets, trace=attempt_span)
 
 
 # -- the pure rules: event -> command -> attempt -> headers ---------------------------------

@@ -5,13 +5,20 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
+from urllib.parse import parse_qs
 
 import orjson
 import pytest
 
 from core.errors import InvalidCustomHeader
 from core.ids import DELIVERY_NAMESPACE, delivery_id
-from core.webhook import format_timestamp, render_body, webhook_headers
+from core.webhook import (
+    encode_body,
+    format_timestamp,
+    logged_headers,
+    render_body,
+    webhook_headers,
+)
 
 OCCURRED = datetime(2025, 3, 4, 12, 5, 6, 789_654, tzinfo=UTC)
 
@@ -152,3 +159,62 @@ def test_delivery_id_distinguishes_pairs() -> None:
 def test_delivery_namespace_never_changes() -> None:
     # Regression guard: a new namespace would re-key every stored delivery.
     assert str(DELIVERY_NAMESPACE) == "e618c6a6-638b-45fa-9b8c-424966ad9841"
+
+
+def test_changes_follow_data_and_are_left_out_when_absent() -> None:
+    """Regression: `changes` was accepted on publish and never reached the webhook body."""
+    with_changes = render_body(
+        type="task.assigned",
+        occurred_at=OCCURRED,
+        tenant="acme",
+        subject={"type": "task", "id": "t-1"},
+        actor=None,
+        data={"assignee_id": "u-2"},
+        changes={"assignee_id": {"from": "u-1", "to": "u-2"}},
+    )
+    parsed = orjson.loads(with_changes)
+    assert list(parsed)[-2:] == ["data", "changes"]
+    assert parsed["changes"] == {"assignee_id": {"from": "u-1", "to": "u-2"}}
+    assert "changes" not in orjson.loads(render())
+
+
+def test_the_form_body_holds_the_json_in_payload() -> None:
+    payload = render()
+    assert encode_body(payload, "application/json") is payload
+    form = encode_body(payload, "application/x-www-form-urlencoded")
+    assert form.startswith(b"payload=%7B%22type%22")
+    assert parse_qs(form.decode("ascii"), strict_parsing=True) == {"payload": [payload.decode()]}
+
+
+def test_the_content_type_header_follows_the_subscription() -> None:
+    headers = webhook_headers(
+        msg_id="e",
+        timestamp_s=1,
+        signature="v1,x",
+        version="0",
+        custom={},
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert headers["content-type"] == "application/x-www-form-urlencoded"
+
+
+def test_logged_headers_redact_signatures_and_custom_values() -> None:
+    logged = logged_headers(
+        [
+            ("Host", "example.com"),
+            ("Content-Type", "application/json"),
+            ("webhook-id", "evt-1"),
+            ("webhook-signature", "v1,c2ln v1a,b3RoZXI="),
+            ("X-Api-Key", "k3y"),
+            ("x-api-key", "again"),
+            ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ]
+    )
+    assert logged == {
+        "host": "example.com",
+        "content-type": "application/json",
+        "webhook-id": "evt-1",
+        "webhook-signature": "v1,<redacted> v1a,<redacted>",
+        "x-api-key": "<redacted>, <redacted>",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    }

@@ -6,47 +6,19 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Mapping, Sequence
 
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from core.outcome import Response, TransportError
 from deliverer.errors import RefusedAddress
 from deliverer.guard import guarded_socket_factory
 from deliverer.sender import Sender
 from hookline.app.receiver import Receiver
+from tests.integration.deliverer.conftest import FakeDNS
 
 pytestmark = pytest.mark.integration
 
 LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
-
-
-class FakeDNS(AbstractResolver):
-    """Answers from a table, as a DNS server under an attacker's control might."""
-
-    def __init__(self, answers: Mapping[str, Sequence[str]]) -> None:
-        self.answers = answers
-        self.asked: list[str] = []
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        self.asked.append(host)
-        return [
-            ResolveResult(
-                hostname=host,
-                host=address,
-                port=port,
-                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for address in self.answers[host]
-        ]
-
-    async def close(self) -> None:
-        return None
 
 
 async def _post(sender: Sender, url: str) -> Response | TransportError:
