@@ -9,7 +9,8 @@ HooklineError (core.errors)
  │    ├── NotFound              404 an unknown id, or a record of another tenant
  │    ├── RequestTimeout        408 the body did not arrive within its deadline
  │    ├── Conflict              409 the record is not in a state the request applies to
- │    │    └── JobEnded         409 a cancel of a job that has already ended
+ │    │    ├── JobEnded         409 a cancel of a job that has already ended
+ │    │    └── Incompatible     409 a new event-type version cannot read earlier data; `errors`
  │    ├── QuotaExceeded         409 the write would take its tenant past a quota
  │    │    └── RateLimited      429 the tenant publishes faster than its rate: retry later
  │    ├── PayloadTooLarge       413 a body over the limit
@@ -152,6 +153,22 @@ class JobEnded(Conflict):
         super().__init__(f"job {job_id!r} has already ended: it is {job_status}")
         self.job_id = job_id
         self.job_status = job_status
+
+
+class Incompatible(Conflict):
+    """A new version of an event type cannot read data written with an earlier one; the
+    problem's `errors` name each field (`path`, dotted; "" is the record) and why."""
+
+    slug = "incompatible-schema"
+    title = "Incompatible schema"
+
+    def __init__(self, event_type: str, problems: Sequence[FieldProblem]) -> None:
+        where = ", ".join(p.field or "(record)" for p in problems)
+        super().__init__(f"the new version of {event_type} cannot read earlier data: {where}")
+        self.problems = tuple(problems)
+
+    def extensions(self) -> Mapping[str, JsonValue]:
+        return {"errors": [{"field": p.field, "message": p.message} for p in self.problems]}
 
 
 class QuotaExceeded(ApiError):
