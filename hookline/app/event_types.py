@@ -14,15 +14,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from core.errors import HooklineError, InvalidField
 from core.event_types import EventTypeRecord
 from core.records import JsonValue, utc_ms
 from hookline.runtime.codecs import CodecRuntime, open_codec
 from hookline.runtime.commands import Command
-from hookline.runtime.event_types import EventTypeLog, LiveCatalog, register_builtin_types
+from hookline.runtime.event_types import EventTypeLog, register_builtin_types
 from hookline.runtime.settings import Settings
+from schemas.catalog import EventCatalog
 from schemas.errors import IncompatibleSchema
 from schemas.event_types import new_type, next_version
 
@@ -68,8 +69,16 @@ def _read_json(path: Path) -> JsonValue:
     return value
 
 
+class Catalog(Protocol):
+    """What a push reads: the catalog now, and a type's topic record (`LiveCatalog`)."""
+
+    def current(self) -> EventCatalog: ...
+
+    def record(self, name: str) -> EventTypeRecord | None: ...
+
+
 def plan(
-    catalog: LiveCatalog, definition: Definition, *, now: datetime
+    catalog: Catalog, definition: Definition, *, now: datetime
 ) -> tuple[str, EventTypeRecord | None]:
     """What pushing `definition` does: a line to print, and the record to write (None when
     the type's latest version is this schema with these examples already)."""

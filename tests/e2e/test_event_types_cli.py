@@ -95,7 +95,9 @@ def test_push_registers_a_folder_once_and_then_changes_nothing(
     assert refused.returncode == 2
     assert "Traceback" not in refused.stderr
     [line] = refused.stderr.strip().splitlines()
-    assert line.startswith("refund.issued.avsc: not backward compatible: field reason"), line
+    assert line.startswith(
+        "hookline event-types: refund.issued.avsc: not backward compatible: field reason:"
+    ), line
 
     listed = _run(env, "event-types", "list").stdout
     assert "invoice.sent  v2" in listed
