@@ -88,6 +88,9 @@ class EventCatalog:
         """A fixed catalog is its own `CatalogSource`."""
         return self
 
+    def refresh(self) -> EventCatalog:
+        return self
+
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self.types))
 
@@ -115,6 +118,11 @@ class CatalogSource(Protocol):
     follows the `event-types` topic (`hookline.runtime.event_types.LiveCatalog`)."""
 
     def current(self) -> EventCatalog: ...
+
+    def refresh(self) -> EventCatalog:
+        """The catalog once every type registered before now is known: asked when a type
+        is not found, before the caller is told it does not exist."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,12 @@ from core.records import (
 from schemas import event_data
 from schemas.catalog import CatalogSource, EventCatalog, RecordSchemas
 from schemas.codec import AvroRecord, AvroSchema, WriterLookup, decode, encode, read_fingerprint
-from schemas.errors import InvalidEventData, UndecodableRecord, UnknownWriterSchema
+from schemas.errors import (
+    InvalidEventData,
+    UndecodableRecord,
+    UnknownEventType,
+    UnknownWriterSchema,
+)
 
 _SUBSCRIPTION_STATUSES = frozenset({"active", "paused", "disabled"})
 _ORIGINS = frozenset({"route", "replay", "recover", "redeliver", "test"})
@@ -73,15 +78,25 @@ class RecordCodec:
 
     # -- events ---------------------------------------------------------------------------
 
+    def schema_of(self, event_type: str) -> AvroSchema:
+        """The latest schema of the type's data; a type not known yet is looked for once
+        more after the catalog caught up (it may have been registered a moment ago)."""
+        found = self.catalog.get(event_type)
+        if found is None:
+            found = self._catalog.refresh().get(event_type)
+        if found is None:
+            raise UnknownEventType(event_type)
+        return found
+
     def validate_data(self, event_type: str, data: Mapping[str, object]) -> AvroRecord:
         """`data` normalized for its type's latest schema; `InvalidEventData` names the
         bad field."""
-        schema = self.catalog.schema(event_type)
+        schema = self.schema_of(event_type)
         return event_data.validate(schema, data, event_type=event_type)
 
     def encode_data(self, event_type: str, data: Mapping[str, object]) -> bytes:
         """The validated `data` in single-object encoding with the type's latest schema."""
-        schema = self.catalog.schema(event_type)
+        schema = self.schema_of(event_type)
         return encode(schema, event_data.validate(schema, data, event_type=event_type))
 
     def decode_data(self, value: bytes) -> dict[str, JsonValue]:

@@ -9,11 +9,14 @@ every event's data with its writer's schema and need no catalog of their own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
+from confluent_kafka.admin import AdminClient
+
 from hookline.runtime.errors import TableError
-from hookline.runtime.event_types import EventTypeTable, LiveCatalog
-from hookline.runtime.kafka import producer_config, reader_config
+from hookline.runtime.event_types import EventTypeTable, LiveCatalog, end_offsets_of
+from hookline.runtime.kafka import admin_config, producer_config, reader_config
 from hookline.runtime.schema_store import KafkaSchemaStore
 from hookline.runtime.settings import Settings
 from schemas.catalog import load_catalog, load_record_schemas
@@ -61,6 +64,9 @@ def open_codec(settings: Settings, *, client_id: str, follow_catalog: bool = Fal
         store.close()
         table.check()
         raise TableError(table.topic, "not read to its end in time")
-    live = LiveCatalog(table, defaults=shipped)
+    admin = AdminClient(admin_config(settings))
+    live = LiveCatalog(
+        table, defaults=shipped, end_offsets=partial(end_offsets_of, admin, table.topic)
+    )
     codec = RecordCodec(records=codec.records, catalog=live, writer_lookup=registry.lookup)
     return CodecRuntime(codec, registry, store, live)

@@ -10,11 +10,12 @@ types as version 1 where the topic has none yet.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Final
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from core.errors import HooklineError
 from core.event_types import EventTypeRecord, newest_revision
@@ -32,6 +33,15 @@ from schemas.registry import SchemaRegistry
 log = logging.getLogger(__name__)
 
 WRITE_TIMEOUT_S: Final = 30.0
+REFRESH_TIMEOUT_S: Final = 5.0
+
+
+def end_offsets_of(admin: AdminClient, topic: str, *, timeout_s: float = 10.0) -> dict[int, int]:
+    """Every partition's end offset, asked of an admin client (no consumer of its own)."""
+    metadata = admin.list_topics(topic, timeout=timeout_s).topics[topic]
+    request = {TopicPartition(topic, p): OffsetSpec.latest() for p in metadata.partitions}
+    futures = admin.list_offsets(request, request_timeout=timeout_s)
+    return {tp.partition: future.result().offset for tp, future in futures.items()}
 
 
 class EventTypeTable(CompactedTable[EventTypeRecord]):
@@ -63,9 +73,16 @@ class LiveCatalog:
     request costs an identity check.
     """
 
-    def __init__(self, table: EventTypeTable, *, defaults: EventCatalog) -> None:
+    def __init__(
+        self,
+        table: EventTypeTable,
+        *,
+        defaults: EventCatalog,
+        end_offsets: Callable[[], Mapping[int, int]],
+    ) -> None:
         self.table = table
         self.defaults = defaults
+        self._end_offsets = end_offsets
         self._folded: tuple[Mapping[str, EventTypeRecord], EventCatalog] | None = None
 
     def current(self) -> EventCatalog:
@@ -76,6 +93,17 @@ class LiveCatalog:
         catalog = catalog_of(rows.values(), defaults=self.defaults)
         self._folded = (rows, catalog)  # one assignment: threads see either fold whole
         return catalog
+
+    def refresh(self) -> EventCatalog:
+        """The catalog once the table has read what was written before now (waiting at most
+        `REFRESH_TIMEOUT_S`): a type registered a moment ago through another process."""
+        try:
+            ends = self._end_offsets()
+        except KafkaException as exc:
+            log.warning("cannot read %s's end offsets: %s", self.table.topic, exc)
+            return self.current()
+        self.table.wait_caught_up(ends, timeout_s=REFRESH_TIMEOUT_S)
+        return self.current()
 
     def record(self, name: str) -> EventTypeRecord | None:
         """The type's topic record, or a shipped type's version 1 not yet registered."""

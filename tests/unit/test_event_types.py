@@ -27,7 +27,7 @@ from schemas.catalog import (
     load_record_schemas,
 )
 from schemas.codec import AvroSchema
-from schemas.errors import EventTypeExists, IncompatibleSchema
+from schemas.errors import EventTypeExists, IncompatibleSchema, UnknownEventType
 from schemas.event_types import check_examples, new_type, next_version, parse_data_schema
 from schemas.records_avro import RecordCodec
 
@@ -253,3 +253,32 @@ def test_push_refuses_an_incompatible_file_in_one_line_naming_the_field() -> Non
             now=T0,
         )
     assert str(caught.value).startswith("invoice.paid.avsc: not backward compatible: field payer")
+
+
+class _Lagging:
+    """A catalog source a type reaches only once it is refreshed (a table a moment behind)."""
+
+    def __init__(self, behind: EventCatalog, caught_up: EventCatalog) -> None:
+        self._now, self._later = behind, caught_up
+        self.refreshed = 0
+
+    def current(self) -> EventCatalog:
+        return self._now
+
+    def refresh(self) -> EventCatalog:
+        self.refreshed += 1
+        self._now = self._later
+        return self._now
+
+
+def test_a_type_not_known_yet_is_looked_for_again_after_a_refresh() -> None:
+    shipped = load_catalog()
+    source = _Lagging(shipped, catalog_of([_paid()], defaults=shipped))
+    codec = RecordCodec(
+        records=load_record_schemas(), catalog=source, writer_lookup=lambda _fingerprint: None
+    )
+    assert codec.schema_of("invoice.paid") == AvroSchema.parse(PAID)
+    assert codec.schema_of("invoice.paid") == AvroSchema.parse(PAID)
+    assert source.refreshed == 1
+    with pytest.raises(UnknownEventType):
+        codec.schema_of("invoice.lost")

@@ -5,15 +5,20 @@ catalog survives a restart and a rebuild from the topic equals it."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
+import psycopg
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from api.http.app import create_app
 from core.records import JsonValue
@@ -21,7 +26,8 @@ from hookline.app.receiver import Receiver
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.settings import Settings
 from hookline.runtime.topics import ensure_topics
-from producers.publisher import Publisher
+from producers.outbox import OutboxRelay, create_outbox_table, write_outbox
+from producers.publisher import Publisher, build_event
 from schemas.catalog import EventCatalog, catalog_of, load_catalog
 from tests.conftest import Services
 from tests.integration.api.conftest import Api, drop_schema, make_settings, running
@@ -43,7 +49,7 @@ INVOICE_PAID: Final[dict[str, Any]] = {
         {"name": "currency", "type": "string"},
     ],
 }
-PAID: Final = {"invoice_id": "inv-1", "amount_cents": 4200, "currency": "EUR"}
+PAID: Final[dict[str, JsonValue]] = {"invoice_id": "inv-1", "amount_cents": 4200, "currency": "EUR"}
 
 
 def _v2() -> dict[str, Any]:
@@ -175,6 +181,59 @@ async def test_a_type_registered_at_run_time_is_routed_and_delivered(
         with_email = {**PAID, "payer_email": "ada@example.com"}
         evolved = (await api.ok("POST", "/v1/events", 202, json=_event(with_email)))["id"]
         assert (await _delivered(receiver, "/billing", evolved))["data"] == with_email
+
+
+@pytest.fixture
+def outbox_dsn(database_url: str) -> Iterator[str]:
+    """A DSN whose search_path is a fresh schema holding an empty outbox table."""
+    schema = f"outbox_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    dsn = make_conninfo(database_url, options=f"-c search_path={schema}")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        create_outbox_table(conn)
+    yield dsn
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+async def test_a_publisher_and_the_outbox_running_before_the_type_use_it(
+    api: Api, settings_: Settings, outbox_dsn: str
+) -> None:
+    """Regression guard for "live everywhere": the publisher's catalog was read before the
+    type existed, and its codec validates and writes the outbox rows too."""
+    publisher = await asyncio.to_thread(Publisher, settings_, client_id="test-early")
+    relay = OutboxRelay(settings_, outbox_dsn, client_id="test-early-relay")
+    schema = {**INVOICE_PAID, "name": "PaymentFailed"}
+    try:
+        async with Receiver() as receiver:
+            await api.ok(
+                "POST",
+                "/v1/event-types",
+                201,
+                json={"name": "payment.failed", "description": "Failed.", "schema": schema},
+            )
+            sub = await api.ok(
+                "POST",
+                "/v1/subscriptions",
+                201,
+                json={"url": receiver.url("/payments"), "event_types": ["payment.failed"]},
+            )
+            receiver.secrets.append(sub["secret"])
+            published = await asyncio.to_thread(
+                publisher.publish, "payment.failed", subject=("invoice", "inv-1"), data=PAID
+            )
+            assert (await _delivered(receiver, "/payments", published))["data"] == PAID
+
+            later: dict[str, JsonValue] = {**PAID, "invoice_id": "inv-3"}
+            event = build_event("payment.failed", subject=("invoice", "inv-3"), data=later)
+            with psycopg.connect(outbox_dsn) as conn:
+                write_outbox(conn, event, codec=publisher.codec)
+            assert await asyncio.to_thread(relay.relay_once) == 1
+            assert (await _delivered(receiver, "/payments", event.id))["data"] == later
+    finally:
+        relay.close()
+        publisher.close()
 
 
 async def test_an_incompatible_version_answers_409_naming_the_field(api: Api) -> None:
