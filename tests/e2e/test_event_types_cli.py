@@ -99,6 +99,12 @@ def test_push_registers_a_folder_once_and_then_changes_nothing(
         "hookline event-types: refund.issued.avsc: not backward compatible: field reason:"
     ), line
 
+    rendered = tmp_path / "events.md"
+    assert _run(env, "docs", "--output", str(rendered)).returncode == 0
+    catalog = rendered.read_text()
+    assert "## invoice.sent\n\nInvoiceSent happened.\n\nVersion 2." in catalog
+    assert '"amount_cents": 5' in catalog  # invoice.paid's example
+
     listed = _run(env, "event-types", "list").stdout
     assert "invoice.sent  v2" in listed
     assert "refund.issued  v1" in listed

@@ -120,6 +120,12 @@ async def test_a_type_registered_at_run_time_is_routed_and_delivered(
         json={"name": "invoice.paid", "description": "x", "schema": INVOICE_PAID},
     )
     assert refused.status == 403
+    for method, path in (("POST", "/task.created/versions"), ("PATCH", "/task.created")):
+        body = {"schema": INVOICE_PAID} if method == "POST" else {"deprecated": True}
+        answer = await api.call(method, f"/v1/event-types{path}", token=tenant, json=body)
+        assert answer.status == 403, path
+    platform = await api.call("PATCH", "/v1/event-types/webhook.ping", json={"deprecated": True})
+    assert platform.status == 403
 
     created = await api.ok(
         "POST",
