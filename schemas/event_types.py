@@ -10,7 +10,6 @@ field that breaks reading earlier data.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
@@ -80,7 +79,7 @@ def check_examples(
 def evolution_problems(entry: EventType, schema: AvroSchema) -> list[Incompatibility]:
     """Why `schema` cannot be the next version of `entry`: data written with any earlier
     version must stay readable with it (Avro's schema resolution)."""
-    earlier: Sequence[object] = [v.schema.definition for v in entry.versions]
+    earlier = [v.schema.definition for v in entry.versions]
     return backward_incompatibilities(schema.definition, earlier)
 
 
