@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind
 
 from core.records import DomainEvent, JsonValue, Ref, trace_of, with_trace
 from hookline.runtime.codecs import CodecRuntime, open_codec
-from hookline.runtime.errors import ProduceFailed, ProduceTimeout
+from hookline.runtime.errors import ProduceFailed, ProduceTimeout, TableError
 from hookline.runtime.kafka import bootstrap_servers, producer_config
 from hookline.runtime.producing import PolledProducer
 from hookline.runtime.settings import Settings
@@ -120,7 +120,7 @@ class _Sender:
         if codec is None:
             try:
                 self._runtime = open_codec(settings, client_id=client_id, follow_catalog=True)
-            except SchemaStoreError as exc:
+            except (SchemaStoreError, TableError) as exc:
                 # the reason says it all ("the topic is missing; run 'hookline topics
                 # ensure'"): the chain of Kafka frames under it would only bury that line
                 raise PublisherUnavailable(str(exc)) from None

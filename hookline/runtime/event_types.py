@@ -99,8 +99,8 @@ class LiveCatalog:
         `REFRESH_TIMEOUT_S`): a type registered a moment ago through another process."""
         try:
             ends = self._end_offsets()
-        except KafkaException as exc:
-            log.warning("cannot read %s's end offsets: %s", self.table.topic, exc)
+        except (KafkaException, KeyError) as exc:  # KeyError: the topic is not in the metadata
+            log.warning("cannot read %s's end offsets: %r", self.table.topic, exc)
             return self.current()
         self.table.wait_caught_up(ends, timeout_s=REFRESH_TIMEOUT_S)
         return self.current()
