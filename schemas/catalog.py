@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -83,6 +83,18 @@ class EventCatalog:
     """The domain event types hookline knows, by name."""
 
     types: Mapping[str, EventType]
+    _by_fingerprint: Mapping[bytes, AvroSchema] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        versions = (v.schema for t in self.types.values() for v in t.versions)
+        object.__setattr__(self, "_by_fingerprint", {s.fingerprint: s for s in versions})
+
+    def writer(self, fingerprint: bytes) -> AvroSchema | None:
+        """The version of any type written with this fingerprint, as it was registered
+        (logical types included), if this catalog holds it."""
+        return self._by_fingerprint.get(fingerprint)
 
     def current(self) -> EventCatalog:
         """A fixed catalog is its own `CatalogSource`."""

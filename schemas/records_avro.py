@@ -104,7 +104,7 @@ class RecordCodec:
         get the data as it was published, whichever versions of the type this process knows
         (a router a moment behind a new version must not drop its new fields)."""
         fingerprint = read_fingerprint(value)
-        writer = self._lookup(fingerprint)
+        writer = self.catalog.writer(fingerprint) or self._lookup(fingerprint)
         if writer is None:
             raise UnknownWriterSchema(fingerprint)
         return _json_object(event_data.to_json(self._decode(value, writer)), "data")

@@ -47,9 +47,15 @@ INVOICE_PAID: Final[dict[str, Any]] = {
         {"name": "invoice_id", "type": "string"},
         {"name": "amount_cents", "type": "long"},
         {"name": "currency", "type": "string"},
+        {"name": "paid_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
     ],
 }
-PAID: Final[dict[str, JsonValue]] = {"invoice_id": "inv-1", "amount_cents": 4200, "currency": "EUR"}
+PAID: Final[dict[str, JsonValue]] = {
+    "invoice_id": "inv-1",
+    "amount_cents": 4200,
+    "currency": "EUR",
+    "paid_at": "2026-01-01T12:00:00.000Z",
+}
 
 
 def _v2() -> dict[str, Any]:
@@ -162,11 +168,7 @@ async def test_a_type_registered_at_run_time_is_routed_and_delivered(
         through_api = (await api.ok("POST", "/v1/events", 202, json=_event(PAID)))["id"]
         assert (await _delivered(receiver, "/billing", through_api))["data"] == PAID
 
-        library_data: dict[str, JsonValue] = {
-            "invoice_id": "inv-2",
-            "amount_cents": 1,
-            "currency": "USD",
-        }
+        library_data: dict[str, JsonValue] = {**PAID, "invoice_id": "inv-2", "currency": "USD"}
         publisher = Publisher(settings_, client_id="test-billing")
         try:
             through_library = publisher.publish(
