@@ -78,7 +78,10 @@ def write_outbox(
 ) -> None:
     """Insert `event` in the caller's open transaction; `InvalidEvent` before any write.
 
-    Build the event with `producers.publisher.build_event(...)`. Commit (or roll back) is
+    Build the event with `producers.publisher.build_event(...)`. Without a `codec` the
+    event is checked against the types hookline ships; pass a live one (a `Publisher`'s
+    `codec`, or `open_codec(settings, client_id=..., follow_catalog=True).codec`) to write
+    types registered at run time, validated against their latest version. Commit (or roll back) is
     the caller's: the relay sees the row only once the transaction commits.
     """
     value = encode_event(codec or local_codec(), event)

@@ -1,7 +1,9 @@
 """Publishing domain events to `hookline.events`: a blocking and an asyncio publisher.
 
-Both validate the event against its type's schema before anything is sent (a bad payload
-raises `InvalidEvent` naming the field, and nothing reaches Kafka), key it by its subject id,
+Both validate the event against the latest version of its type's schema before anything is
+sent (a bad payload raises `InvalidEvent` naming the field, and nothing reaches Kafka) and
+write it with that version's schema; the catalog follows the `event-types` topic, so a type
+or version registered while the publisher runs is used at once. They key it by its subject id,
 and report success only once Kafka acknowledged it (acks=all, idempotent producer). One
 background thread serves the producer's delivery callbacks; `close()` flushes.
 """
@@ -24,7 +26,7 @@ from opentelemetry.trace import SpanKind
 
 from core.records import DomainEvent, JsonValue, Ref, trace_of, with_trace
 from hookline.runtime.codecs import CodecRuntime, open_codec
-from hookline.runtime.errors import ProduceFailed, ProduceTimeout
+from hookline.runtime.errors import ProduceFailed, ProduceTimeout, TableError
 from hookline.runtime.kafka import bootstrap_servers, producer_config
 from hookline.runtime.producing import PolledProducer
 from hookline.runtime.settings import Settings
@@ -117,8 +119,8 @@ class _Sender:
         self._runtime: CodecRuntime | None = None
         if codec is None:
             try:
-                self._runtime = open_codec(settings, client_id=client_id)
-            except SchemaStoreError as exc:
+                self._runtime = open_codec(settings, client_id=client_id, follow_catalog=True)
+            except (SchemaStoreError, TableError) as exc:
                 # the reason says it all ("the topic is missing; run 'hookline topics
                 # ensure'"): the chain of Kafka frames under it would only bury that line
                 raise PublisherUnavailable(str(exc)) from None
@@ -218,6 +220,12 @@ class Publisher:
         linger_ms: int = 0,
     ) -> None:
         self._sender = _Sender(settings, client_id=client_id, codec=codec, linger_ms=linger_ms)
+
+    @property
+    def codec(self) -> RecordCodec:
+        """The codec it validates with (its catalog follows the `event-types` topic): pass it
+        to `write_outbox` to write the same types."""
+        return self._sender.codec
 
     def submit(
         self,

@@ -1,40 +1,81 @@
-"""The schemas hookline ships: the event-type catalog and the internal record schemas.
+"""The event-type catalog and the internal record schemas.
 
-Both come from the `.avsc` files in this package, read with importlib.resources when a
-process builds them (never at import). An event type's name is its file name in `events/`.
+The record schemas and the built-in event types come from the `.avsc` files in this
+package, read with importlib.resources when a process builds them (never at import); a
+built-in type's name is its file name in `events/`. Every other type, and every later
+version of a built-in, is a record of the `event-types` topic: `catalog_of` folds them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import Any, Protocol
 
+from core.event_types import EventTypeRecord, new_event_type
 from core.records import JsonValue
 from schemas.codec import AvroSchema, SchemaDefinition
 from schemas.errors import InvalidSchema, UnknownEventType
+
+log = logging.getLogger(__name__)
 
 _PACKAGE = "schemas"
 _AVSC = ".avsc"
 
 
 @dataclass(frozen=True, slots=True)
-class EventType:
-    """One entry of the catalog, as `/v1/event-types` and the docs show it."""
+class SchemaVersion:
+    """One version of a type's `data` schema, with its JSON Schema and examples."""
 
-    name: str
+    version: int
     doc: str
     schema: AvroSchema
     json_schema: Mapping[str, JsonValue]
+    examples: tuple[dict[str, JsonValue], ...] = ()
+    created_at: datetime | None = None
 
     @property
     def avro(self) -> JsonValue:
-        """The Avro schema of the type's `data`, as written in its `.avsc` file."""
+        """The Avro schema of the type's `data`, as it was written."""
         definition: JsonValue = self.schema.definition
         return definition
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    """One entry of the catalog, as `/v1/event-types` and the docs show it: every version,
+    oldest first; events are validated and written with the latest."""
+
+    name: str
+    doc: str
+    versions: tuple[SchemaVersion, ...]
+    deprecated: bool = False
+    builtin: bool = False
+
+    @property
+    def latest(self) -> SchemaVersion:
+        return self.versions[-1]
+
+    @property
+    def version(self) -> int:
+        return self.latest.version
+
+    @property
+    def schema(self) -> AvroSchema:
+        return self.latest.schema
+
+    @property
+    def json_schema(self) -> Mapping[str, JsonValue]:
+        return self.latest.json_schema
+
+    @property
+    def avro(self) -> JsonValue:
+        return self.latest.avro
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +83,25 @@ class EventCatalog:
     """The domain event types hookline knows, by name."""
 
     types: Mapping[str, EventType]
+    _by_fingerprint: Mapping[bytes, AvroSchema] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        versions = (v.schema for t in self.types.values() for v in t.versions)
+        object.__setattr__(self, "_by_fingerprint", {s.fingerprint: s for s in versions})
+
+    def writer(self, fingerprint: bytes) -> AvroSchema | None:
+        """The version of any type written with this fingerprint, as it was registered
+        (logical types included), if this catalog holds it."""
+        return self._by_fingerprint.get(fingerprint)
+
+    def current(self) -> EventCatalog:
+        """A fixed catalog is its own `CatalogSource`."""
+        return self
+
+    def refresh(self) -> EventCatalog:
+        return self
 
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self.types))
@@ -57,11 +117,24 @@ class EventCatalog:
         return None if entry is None else entry.schema
 
     def schema(self, event_type: str) -> AvroSchema:
-        """The schema of the type's `data`; `UnknownEventType` when there is none."""
+        """The schema of the type's `data` (its latest version); `UnknownEventType` when
+        there is none."""
         entry = self.types.get(event_type)
         if entry is None:
             raise UnknownEventType(event_type)
         return entry.schema
+
+
+class CatalogSource(Protocol):
+    """Where a process finds the catalog as of now: a fixed `EventCatalog`, or one that
+    follows the `event-types` topic (`hookline.runtime.event_types.LiveCatalog`)."""
+
+    def current(self) -> EventCatalog: ...
+
+    def refresh(self) -> EventCatalog:
+        """The catalog once every type registered before now is known: asked when a type
+        is not found, before the caller is told it does not exist."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +148,7 @@ class RecordSchemas:
     dead_letter: AvroSchema
     job: AvroSchema
     token: AvroSchema
+    event_type: AvroSchema
 
     def all(self) -> tuple[AvroSchema, ...]:
         return (
@@ -85,6 +159,7 @@ class RecordSchemas:
             self.dead_letter,
             self.job,
             self.token,
+            self.event_type,
         )
 
 
@@ -96,13 +171,51 @@ def load_catalog() -> EventCatalog:
         definition = _read_json(resource)
         if not isinstance(definition, dict) or definition.get("type") != "record":
             raise InvalidSchema(f"events/{resource.name}: the data of an event is a record")
-        types[name] = EventType(
-            name=name,
-            doc=str(definition.get("doc", "")),
-            schema=AvroSchema.parse(definition),
-            json_schema=describe(definition),
-        )
+        doc = str(definition.get("doc", ""))
+        version = SchemaVersion(1, doc, AvroSchema.parse(definition), describe(definition))
+        types[name] = EventType(name, doc, (version,), builtin=True)
     return EventCatalog(types)
+
+
+def catalog_of(records: Iterable[EventTypeRecord], *, defaults: EventCatalog) -> EventCatalog:
+    """The catalog the `event-types` topic's records make, over the shipped types as
+    defaults (a process never depends on the built-ins having been registered). Folding the
+    same records gives the same catalog, whichever process does it."""
+    types = dict(defaults.types)
+    for record in records:
+        try:
+            types[record.name] = event_type_of(record)
+        except InvalidSchema as exc:  # the API checks every schema; only a foreign writer
+            log.error("event type %r skipped: %s", record.name, exc)  # noqa: TRY400
+    return EventCatalog(types)
+
+
+def event_type_of(record: EventTypeRecord) -> EventType:
+    """A topic record as a catalog entry, every version's schema parsed."""
+    versions = tuple(
+        SchemaVersion(
+            v.version,
+            v.description,
+            schema := AvroSchema.from_json(v.schema),
+            describe(schema.definition),
+            v.examples,
+            v.created_at,
+        )
+        for v in record.versions
+    )
+    return EventType(record.name, record.description, versions, record.deprecated, record.builtin)
+
+
+def builtin_record(entry: EventType, *, now: datetime) -> EventTypeRecord:
+    """A shipped type as version 1 of its topic record."""
+    return new_event_type(
+        entry.name,
+        description=entry.doc,
+        schema=json.dumps(entry.avro),
+        examples=entry.latest.examples,
+        now=now,
+        builtin=True,
+    )
 
 
 def load_record_schemas() -> RecordSchemas:
@@ -122,6 +235,7 @@ def load_record_schemas() -> RecordSchemas:
         dead_letter=load("dead_letter.avsc"),
         job=load("job.avsc"),
         token=load("token.avsc"),
+        event_type=load("event_type.avsc"),
     )
 
 

@@ -92,6 +92,10 @@ class AvroSchema:
     def fingerprint_hex(self) -> str:
         return self.fingerprint.hex()
 
+    def as_json(self) -> str:
+        """The schema as written (docs and logical types kept), as compact JSON text."""
+        return json.dumps(self.definition, separators=(",", ":"))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AvroSchema):
             return NotImplemented

@@ -7,15 +7,21 @@ SchemaError  (a core.errors.HooklineError, as every package's root is)
  ├── UnencodableValue        a value does not fit the schema it is written with: a bug
  ├── UnknownEventType        an event type the catalog does not hold: reject the request
  ├── InvalidEventData        an event's data breaks its type's schema: reject, naming the field
+ ├── EventTypeExists         a new event type's name is taken: evolve it with a new version
+ ├── IncompatibleSchema      a new version cannot read an earlier version's data: refuse it
  └── SchemaStoreError        the log-backed schema store could not be read or written
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from core.errors import HooklineError
 from core.undecodable import UndecodableReason
+
+if TYPE_CHECKING:
+    from schemas.compatibility import Incompatibility
 
 
 class SchemaError(HooklineError):
@@ -92,6 +98,24 @@ class InvalidEventData(SchemaError):
         self.event_type = event_type
         self.field = field
         self.reason = reason
+
+
+class EventTypeExists(SchemaError):
+    def __init__(self, event_type: str) -> None:
+        super().__init__(f"event type {event_type!r} exists; add a version to change it")
+        self.event_type = event_type
+
+
+class IncompatibleSchema(SchemaError):
+    """A new version's schema cannot read data written with an earlier version; each
+    problem names the field (`path`, dotted; "" is the record itself) and why."""
+
+    def __init__(self, event_type: str, problems: Sequence[Incompatibility]) -> None:
+        first = problems[0]
+        where = first.path or "the record"
+        super().__init__(f"{event_type}: not backward compatible: {where}: {first.reason}")
+        self.event_type = event_type
+        self.problems = tuple(problems)
 
 
 class SchemaStoreError(SchemaError):

@@ -16,6 +16,7 @@ from typing import Any, cast, get_args
 import orjson
 
 from core.errors import InvalidField
+from core.event_types import EventTypeRecord, EventTypeVersion
 from core.filters import Filter, FilterValue, legacy_fields, legacy_filter, parse_filter
 from core.records import (
     ApiToken,
@@ -34,9 +35,14 @@ from core.records import (
     utc_ms,
 )
 from schemas import event_data
-from schemas.catalog import EventCatalog, RecordSchemas
+from schemas.catalog import CatalogSource, EventCatalog, RecordSchemas
 from schemas.codec import AvroRecord, AvroSchema, WriterLookup, decode, encode, read_fingerprint
-from schemas.errors import InvalidEventData, UndecodableRecord, UnknownWriterSchema
+from schemas.errors import (
+    InvalidEventData,
+    UndecodableRecord,
+    UnknownEventType,
+    UnknownWriterSchema,
+)
 
 _SUBSCRIPTION_STATUSES = frozenset({"active", "paused", "disabled"})
 _ORIGINS = frozenset({"route", "replay", "recover", "redeliver", "test"})
@@ -52,15 +58,21 @@ class RecordCodec:
     """Encodes and decodes every record type hookline puts on Kafka.
 
     `writer_lookup` resolves writer schemas by fingerprint (a `SchemaRegistry.lookup`); the
-    composition root publishes `writer_schemas()` to the registry before first use.
+    composition root publishes `writer_schemas()` to the registry before first use (a
+    version registered later was published by whoever registered it). `catalog` is asked
+    for the catalog as of now at each use, so a live one is followed without a restart.
     """
 
     def __init__(
-        self, *, records: RecordSchemas, catalog: EventCatalog, writer_lookup: WriterLookup
+        self, *, records: RecordSchemas, catalog: CatalogSource, writer_lookup: WriterLookup
     ) -> None:
         self.records = records
-        self.catalog = catalog
+        self._catalog = catalog
         self._lookup = writer_lookup
+
+    @property
+    def catalog(self) -> EventCatalog:
+        return self._catalog.current()
 
     def writer_schemas(self) -> tuple[AvroSchema, ...]:
         """Every schema this codec writes with: the records and each event type's data."""
@@ -71,23 +83,36 @@ class RecordCodec:
 
     # -- events ---------------------------------------------------------------------------
 
+    def schema_of(self, event_type: str) -> AvroSchema:
+        """The latest schema of the type's data; a type not known yet is looked for once
+        more after the catalog caught up (it may have been registered a moment ago)."""
+        found = self.catalog.get(event_type)
+        if found is None:
+            found = self._catalog.refresh().get(event_type)
+        if found is None:
+            raise UnknownEventType(event_type)
+        return found
+
     def validate_data(self, event_type: str, data: Mapping[str, object]) -> AvroRecord:
-        """`data` normalized for its type's schema; `InvalidEventData` names the bad field."""
-        return event_data.validate(self.catalog.schema(event_type), data, event_type=event_type)
+        """`data` normalized for its type's latest schema; `InvalidEventData` names the
+        bad field."""
+        schema = self.schema_of(event_type)
+        return event_data.validate(schema, data, event_type=event_type)
 
     def encode_data(self, event_type: str, data: Mapping[str, object]) -> bytes:
-        """The validated `data` in single-object encoding with the type's schema."""
-        return encode(self.catalog.schema(event_type), self.validate_data(event_type, data))
+        """The validated `data` in single-object encoding with the type's latest schema."""
+        schema = self.schema_of(event_type)
+        return encode(schema, event_data.validate(schema, data, event_type=event_type))
 
-    def decode_data(self, event_type: str, value: bytes) -> dict[str, JsonValue]:
-        """An event's `data` bytes as JSON, read with the type's schema when this process
-        knows the type, else with the writer's own schema."""
-        reader = self.catalog.get(event_type)
-        if reader is None:
-            reader = self._lookup(read_fingerprint(value))
-            if reader is None:
-                raise UnknownWriterSchema(read_fingerprint(value))
-        return _json_object(event_data.to_json(self._decode(value, reader)), "data")
+    def decode_data(self, value: bytes) -> dict[str, JsonValue]:
+        """An event's `data` bytes as JSON, read with the writer's own schema: subscribers
+        get the data as it was published, whichever versions of the type this process knows
+        (a router a moment behind a new version must not drop its new fields)."""
+        fingerprint = read_fingerprint(value)
+        writer = self.catalog.writer(fingerprint) or self._lookup(fingerprint)
+        if writer is None:
+            raise UnknownWriterSchema(fingerprint)
+        return _json_object(event_data.to_json(self._decode(value, writer)), "data")
 
     def encode_event(self, event: DomainEvent) -> bytes:
         """Validate and encode; `UnknownEventType` or `InvalidEventData` when it does not fit."""
@@ -124,7 +149,7 @@ class RecordCodec:
             occurred_at=rec["occurred_at"],
             subject=_ref_from_avro(rec["subject"]),
             actor=None if rec["actor"] is None else _ref_from_avro(rec["actor"]),
-            data=self.decode_data(rec["type"], rec["data"]),
+            data=self.decode_data(rec["data"]),
             changes=changes,
             trace=rec["trace"],
             tracestate=rec["tracestate"],
@@ -167,6 +192,12 @@ class RecordCodec:
 
     def decode_token(self, value: bytes) -> ApiToken:
         return token_from_avro(self._decode(value, self.records.token))
+
+    def encode_event_type(self, record: EventTypeRecord) -> bytes:
+        return encode(self.records.event_type, event_type_to_avro(record))
+
+    def decode_event_type(self, value: bytes) -> EventTypeRecord:
+        return event_type_from_avro(self._decode(value, self.records.event_type))
 
 
 # -- pure mappings, one pair per record ---------------------------------------------------
@@ -426,6 +457,62 @@ def token_from_avro(rec: AvroRecord) -> ApiToken:
         expires_at=rec["expires_at"],
         revoked_at=rec["revoked_at"],
     )
+
+
+def event_type_to_avro(record: EventTypeRecord) -> AvroRecord:
+    return {
+        "name": record.name,
+        "description": record.description,
+        "versions": [
+            {
+                "version": v.version,
+                "schema": v.schema,
+                "description": v.description,
+                "examples": orjson.dumps(list(v.examples)).decode(),
+                "created_at": v.created_at,
+            }
+            for v in record.versions
+        ],
+        "deprecated": record.deprecated,
+        "builtin": record.builtin,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "revision": record.revision,
+    }
+
+
+def event_type_from_avro(rec: AvroRecord) -> EventTypeRecord:
+    if not rec["versions"]:
+        raise UndecodableRecord(f"event type {rec['name']!r}: no versions")
+    return EventTypeRecord(
+        name=rec["name"],
+        description=rec["description"],
+        versions=tuple(
+            EventTypeVersion(
+                version=v["version"],
+                schema=v["schema"],
+                description=v["description"],
+                examples=_examples(v["examples"]),
+                created_at=v["created_at"],
+            )
+            for v in rec["versions"]
+        ),
+        deprecated=rec["deprecated"],
+        builtin=rec["builtin"],
+        created_at=rec["created_at"],
+        updated_at=rec["updated_at"],
+        revision=rec["revision"],
+    )
+
+
+def _examples(text: str) -> tuple[dict[str, JsonValue], ...]:
+    try:
+        parsed: JsonValue = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise UndecodableRecord(f"examples: not JSON: {exc}") from exc
+    if not isinstance(parsed, list):
+        raise UndecodableRecord("examples: expected a JSON array")
+    return tuple(_json_object(item, "examples") for item in parsed)
 
 
 def _ref_to_avro(ref: Ref) -> AvroRecord:

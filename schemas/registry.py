@@ -20,7 +20,11 @@ from schemas.errors import InvalidSchema
 
 @dataclass(frozen=True, slots=True)
 class StoredSchema:
-    """One record of the schemas topic: the fingerprint in hex and the canonical JSON."""
+    """One record of the schemas topic: the fingerprint in hex and the schema's JSON.
+
+    The JSON is the schema as written, not its canonical form: the canonical form drops
+    logical types, and a reader that has only the writer's schema (data read as published)
+    would read a timestamp as a number. Records written as canonical JSON still resolve."""
 
     key: str
     value: str
@@ -60,7 +64,7 @@ class SchemaRegistry:
         with self._lock:
             if schema.fingerprint in self._by_fingerprint:
                 return
-            self._store.publish(fingerprint_hex(schema.fingerprint), schema.canonical)
+            self._store.publish(fingerprint_hex(schema.fingerprint), schema.as_json())
             self._by_fingerprint[schema.fingerprint] = schema
 
     def lookup(self, fingerprint: bytes) -> AvroSchema | None:

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Final
 from weakref import WeakValueDictionary
 
@@ -23,8 +24,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from api.http.auth import Authenticator, migrate_legacy_tokens
 from api.http.bodies import build_bodies
 from api.http.context import (
-    BODIES,
-    DOCUMENT,
     MAX_BODY_BYTES,
     PRINCIPAL,
     PROBLEM_JSON,
@@ -32,21 +31,25 @@ from api.http.context import (
     REGISTRY,
     RESOURCES,
     SETTINGS,
+    SPECS,
     WRITE_LOCKS,
     Resources,
     check_query_names,
     read_path,
 )
+from api.http.event_types import register_builtins
 from api.http.kafka_bridge import AsyncProducer
 from api.http.openapi import build_document, event_body_schema
 from api.http.quotas import PublishLimiter, publish_rate
 from api.http.read_back import ReadBack
 from api.http.routes import Handler, Operation, operations
+from api.http.specs import LiveSpecs, Spec
 from api.model.db import open_pool, schema_name
 from api.model.errors import PROBLEM_TYPE_BASE, ApiError, InvalidInput, Unavailable
 from api.model.jobs import JobTable
 from api.model.published import forget
 from api.model.tokens import TokenTable
+from core.addresses import IPNetwork
 from core.errors import InvalidField
 from core.records import ApiToken, JsonValue
 from core.secretbox import SecretBox
@@ -54,7 +57,7 @@ from hookline import __version__
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_table import SubscriptionTable
-from schemas.catalog import load_catalog
+from schemas.catalog import EventCatalog, load_catalog
 
 log = logging.getLogger(__name__)
 
@@ -163,18 +166,18 @@ def _problems_middleware(registry: CollectorRegistry) -> web.middleware:  # type
 
 def create_app(settings: Settings, registry: CollectorRegistry) -> web.Application:
     settings.require("kafka_bootstrap", "database_url", "admin_token", "secret_key")
-    catalog = load_catalog()
-    bodies = build_bodies(catalog.names(), settings.allowed_target_networks)
-    ops = operations(bodies, event_body_schema(bodies, catalog))
+    specs = LiveSpecs(partial(_spec, allowed=settings.allowed_target_networks))
+    # the routes are the same for every catalog: the shipped one lists them before any
+    # connection is made; requests use the spec of the live catalog
+    ops = specs.of(load_catalog()).operations
     app = web.Application(
         client_max_size=MAX_BODY_BYTES, middlewares=[_problems_middleware(registry)]
     )
     app[SETTINGS] = settings
     app[REGISTRY] = registry
-    app[BODIES] = bodies
+    app[SPECS] = specs
     app[WRITE_LOCKS] = WeakValueDictionary()
     app[PUBLISH_LIMITER] = PublishLimiter(publish_rate(settings), clock=time.monotonic)
-    app[DOCUMENT] = orjson.dumps(build_document(ops, version=__version__))
     for op in ops:
         app.router.add_route(
             op.method, op.path, guarded(op, _request_checked(op)), name=op.operation_id
@@ -182,6 +185,13 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_forgetting_published_ids)
     return app
+
+
+def _spec(catalog: EventCatalog, *, allowed: Sequence[IPNetwork]) -> Spec:
+    bodies = build_bodies(catalog.names(), allowed)
+    ops = operations(bodies, event_body_schema(bodies, catalog))
+    document = orjson.dumps(build_document(ops, version=__version__))
+    return Spec(catalog, bodies, ops, document)
 
 
 def _request_checked(op: Operation) -> Handler:
@@ -227,7 +237,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.admin_token is not None
     assert settings.secret_key is not None
-    codec = await asyncio.to_thread(open_codec, settings, client_id=CLIENT_ID)
+    codec = await asyncio.to_thread(open_codec, settings, client_id=CLIENT_ID, follow_catalog=True)
     read_back = ReadBack()
     subscriptions = SubscriptionTable(
         settings, codec.codec, client_id=f"{CLIENT_ID}-subs", on_change=read_back.on_change
@@ -262,6 +272,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             auth=Authenticator(tokens.find, admin_token=settings.admin_token.value, now=_now),
             secrets=SecretBox.from_base64(settings.secret_key.value),
         )
+        registered = await register_builtins(app[RESOURCES], settings)
+        if registered:
+            log.info("registered the built-in event types %s", ", ".join(registered))
         yield
     finally:
         if pool is not None:

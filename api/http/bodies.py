@@ -33,6 +33,13 @@ from core import time_bounds
 from core.addresses import IPNetwork
 from core.delivery_status import STATUSES
 from core.errors import InvalidField
+from core.event_types import MAX_DESCRIPTION_CHARS as MAX_TYPE_DESCRIPTION_CHARS
+from core.event_types import (
+    MAX_EXAMPLES,
+    MAX_NAME_CHARS,
+    NAME_PATTERN,
+    check_event_type_name,
+)
 from core.filters import Filter, parse_filter
 from core.matching import WILDCARD
 from core.records import JobKind, JobStatus, JsonValue, SubscriptionStatus, TokenScope
@@ -109,6 +116,18 @@ def _filter_kind() -> Kind[Filter]:
     return Kind({"$ref": "#/components/schemas/Filter"}, parse)
 
 
+def _examples_kind() -> Kind[list[JsonValue]]:
+    """Examples as sent; each is checked against the schema it comes with
+    (`schemas.event_types.check_examples`), which only the handler has parsed."""
+
+    def parse(value: object, path: str) -> list[JsonValue]:
+        if not isinstance(value, list):
+            raise InvalidField(path, "expected an array of example data objects")
+        return value
+
+    return Kind({"type": "array", "items": {"type": "object"}, "maxItems": MAX_EXAMPLES}, parse)
+
+
 def _scopes(names: tuple[str, ...]) -> tuple[TokenScope, ...]:
     """Names the enum already held to `SCOPES`, typed as scopes."""
     return tuple(scope for scope in SCOPES if scope in names)
@@ -154,6 +173,15 @@ class EventFields:
 
 
 @dataclass(frozen=True, slots=True)
+class EventTypeFields:
+    name: Field[str]
+    description: Field[str]
+    schema: Field[dict[str, JsonValue]]
+    examples: Field[list[JsonValue]]
+    deprecated: Field[bool]
+
+
+@dataclass(frozen=True, slots=True)
 class JobFields:
     since: Field[datetime]
     until: Field[datetime | None]
@@ -194,6 +222,7 @@ class PathParams:
     delivery_id: PathParam[str]
     token_id: PathParam[str]
     tenant: PathParam[str]
+    event_type: PathParam[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +235,10 @@ class Bodies:
     update_subscription: Body
     event: EventFields
     publish_event: Body
+    event_type: EventTypeFields
+    create_event_type: Body
+    new_event_type_version: Body
+    update_event_type: Body
     job: JobFields
     replay: Body
     recover: Body
@@ -363,6 +396,30 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             event.tracestate,
         ),
     )
+    described = text(max_chars=MAX_TYPE_DESCRIPTION_CHARS)
+    event_type = EventTypeFields(
+        name=Field(
+            "name",
+            text(max_chars=MAX_NAME_CHARS, min_chars=1, pattern=NAME_PATTERN).then(
+                check_event_type_name
+            ),
+            required=True,
+            description="`noun.verb`: lowercase letters, digits, `_`; `webhook.*` is reserved",
+        ),
+        description=Field("description", described, required=True),
+        schema=Field(
+            "schema",
+            _object_kind(),
+            required=True,
+            description="the Avro record schema of the events' `data`",
+        ),
+        examples=Field(
+            "examples", _examples_kind(), description="`data` objects that fit the schema"
+        ),
+        deprecated=Field(
+            "deprecated", boolean(), description="still accepted, but no longer recommended"
+        ),
+    )
     job = JobFields(
         since=Field("since", timestamp(), required=True, description=TIMES),
         until=Field(
@@ -408,12 +465,46 @@ def build_bodies(catalog: Collection[str], allowed: Sequence[IPNetwork]) -> Bodi
             delivery_id=PathParam("id", "delivery_id", record_id),
             token_id=PathParam("id", "token_id", record_id),
             tenant=PathParam("tenant", "tenant", tenant_kind),
+            event_type=PathParam(
+                "name", "name", text(max_chars=MAX_NAME_CHARS, min_chars=1, pattern=NAME_PATTERN)
+            ),
         ),
         sub=sub,
         create_subscription=create,
         update_subscription=update,
         event=event,
         publish_event=publish,
+        event_type=event_type,
+        create_event_type=Body(
+            "EventTypeCreate",
+            (event_type.name, event_type.description, event_type.schema, event_type.examples),
+        ),
+        new_event_type_version=Body(
+            "EventTypeVersionCreate",
+            (
+                Field(
+                    "schema",
+                    event_type.schema.kind,
+                    required=True,
+                    description=event_type.schema.description,
+                ),
+                Field(
+                    "description",
+                    described,
+                    description="what the type means now; the type's description if omitted",
+                ),
+                event_type.examples,
+            ),
+            description="must read data written with every earlier version (Avro resolution)",
+        ),
+        update_event_type=Body(
+            "EventTypeUpdate",
+            (
+                Field("description", described, description=event_type.description.description),
+                event_type.deprecated,
+            ),
+            description="only the fields given change",
+        ),
         job=job,
         replay=Body("ReplayRequest", (job.since, job.until, job.event_types)),
         recover=Body(

@@ -21,6 +21,7 @@ from api.http.fields import JsonSchema, PathParam, QueryParam
 from api.http.kafka_bridge import AsyncProducer
 from api.http.quotas import PublishLimiter
 from api.http.read_back import ReadBack
+from api.http.specs import LiveSpecs, Spec
 from api.model.errors import (
     BadRequest,
     FieldProblem,
@@ -36,6 +37,7 @@ from core.errors import InvalidField
 from core.records import JsonValue, Subscription
 from core.secretbox import SecretBox
 from hookline.runtime.codecs import CodecRuntime
+from hookline.runtime.event_types import EventTypeTable
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_table import SubscriptionTable
 
@@ -59,11 +61,16 @@ class Resources:
     auth: Authenticator
     secrets: SecretBox
 
+    @property
+    def event_types(self) -> EventTypeTable:
+        """The table the catalog follows (the API's codec always follows one)."""
+        assert self.codec.catalog is not None
+        return self.codec.catalog.table
+
 
 SETTINGS: Final = web.AppKey("settings", Settings)
 REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
-BODIES: Final = web.AppKey("bodies", Bodies)
-DOCUMENT: Final = web.AppKey("openapi", bytes)
+SPECS: Final = web.AppKey("specs", LiveSpecs)
 RESOURCES: Final = web.AppKey("resources", Resources)
 WRITE_LOCKS: Final = web.AppKey("write_locks", WeakValueDictionary[str, asyncio.Lock])
 PUBLISH_LIMITER: Final = web.AppKey("publish_limiter", PublishLimiter)
@@ -75,8 +82,13 @@ def resources(request: web.Request) -> Resources:
     return request.app[RESOURCES]
 
 
+def spec(request: web.Request) -> Spec:
+    """The bodies and document of the catalog as of now (it follows the `event-types` topic)."""
+    return request.app[SPECS].of(resources(request).codec.codec.catalog)
+
+
 def bodies(request: web.Request) -> Bodies:
-    return request.app[BODIES]
+    return spec(request).bodies
 
 
 def settings(request: web.Request) -> Settings:
@@ -183,6 +195,14 @@ async def counting(request: web.Request, tenant: str) -> AsyncIterator[None]:
     """This process's lock on a tenant's quota counts, held from the check until the write is
     read back, so two concurrent creates cannot both take the last place."""
     async with _write_lock(request, f"tenant/{tenant}"):
+        yield
+
+
+@asynccontextmanager
+async def event_type_lock(request: web.Request, name: str) -> AsyncIterator[None]:
+    """This process's lock on an event type, held from reading its revision until the next
+    is read back, so two concurrent changes apply one after the other."""
+    async with _write_lock(request, f"event-type/{name}"):
         yield
 
 

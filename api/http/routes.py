@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from api.http import deliveries, subscriptions, system, tokens
+from api.http import deliveries, event_types, subscriptions, system, tokens
 from api.http.bodies import Bodies
 from api.http.fields import JsonSchema, PathParam, QueryParam
 from api.http.views import (
@@ -21,6 +21,7 @@ from api.http.views import (
     DELIVERY,
     DELIVERY_WITH_ATTEMPTS,
     EVENT_TYPE,
+    EVENT_TYPE_WITH_VERSIONS,
     HEALTH,
     JOB,
     NEW_TOKEN,
@@ -93,6 +94,7 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
     sub_id = "/v1/subscriptions/{id}"
     path = bodies.path
     tokens_path = "/v1/tenants/{tenant}/tokens"
+    type_path = "/v1/event-types/{name}"
     return (
         Operation(
             "GET",
@@ -138,12 +140,66 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
         Operation(
             "GET",
             "/v1/event-types",
-            system.event_types,
+            event_types.list_all,
             "listEventTypes",
-            "The event-type catalog",
-            "events",
+            "The event-type catalog: each type's latest version",
+            "event-types",
             {200: Answer("the catalog", data_of(EVENT_TYPE))},
             scope="read",
+        ),
+        Operation(
+            "POST",
+            "/v1/event-types",
+            event_types.create,
+            "createEventType",
+            "Register an event type (admin only): version 1 of its `data` schema",
+            "event-types",
+            {201: Answer("registered", EVENT_TYPE_WITH_VERSIONS)},
+            body=bodies.create_event_type.schema(),
+            body_name=bodies.create_event_type.name,
+            errors=(*BODY_ERRORS, 409),
+            scope="write",
+        ),
+        Operation(
+            "GET",
+            type_path,
+            event_types.read,
+            "getEventType",
+            "An event type with every version: Avro, JSON Schema and examples",
+            "event-types",
+            {200: Answer("the type", EVENT_TYPE_WITH_VERSIONS)},
+            path_params=(path.event_type,),
+            errors=(404,),
+            scope="read",
+        ),
+        Operation(
+            "PATCH",
+            type_path,
+            event_types.update,
+            "updateEventType",
+            "Change an event type's description or deprecated flag (admin only)",
+            "event-types",
+            {200: Answer("updated", EVENT_TYPE_WITH_VERSIONS)},
+            body=bodies.update_event_type.schema(),
+            body_name=bodies.update_event_type.name,
+            path_params=(path.event_type,),
+            errors=(404, *BODY_ERRORS),
+            scope="write",
+        ),
+        Operation(
+            "POST",
+            type_path + "/versions",
+            event_types.add_version,
+            "createEventTypeVersion",
+            "Add the next version of an event type's schema (admin only); 409 naming each"
+            " field when it cannot read data written with an earlier version",
+            "event-types",
+            {201: Answer("the type with its new version", EVENT_TYPE_WITH_VERSIONS)},
+            body=bodies.new_event_type_version.schema(),
+            body_name=bodies.new_event_type_version.name,
+            path_params=(path.event_type,),
+            errors=(404, 409, *BODY_ERRORS),
+            scope="write",
         ),
         Operation(
             "POST",

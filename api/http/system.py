@@ -1,4 +1,4 @@
-"""Handlers of events, the catalog, health, readiness, metrics and the document."""
+"""Handlers of events, health, readiness, metrics and the document."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.http.context import (
-    DOCUMENT,
     JSON,
     PUBLISH_LIMITER,
     REGISTRY,
@@ -23,8 +22,8 @@ from api.http.context import (
     read_json,
     resources,
     settings,
+    spec,
 )
-from api.http.views import event_type_view
 from api.model.errors import EventIdTaken, InvalidInput, Unavailable
 from api.model.published import claim, mark_sent
 from core.event_dedupe import PublishedContent, content_digest, judge_republish
@@ -35,12 +34,6 @@ from schemas.errors import InvalidEventData, UnknownEventType
 
 CHECK_TIMEOUT_S: Final = 2.0
 _ENVELOPE_FIELDS: Final = frozenset({"id", "occurred_at"})
-
-
-async def event_types(request: web.Request) -> web.Response:
-    await caller(request)
-    catalog = resources(request).codec.codec.catalog
-    return answer({"data": [event_type_view(e) for e in catalog.entries()]})
 
 
 async def publish(request: web.Request) -> web.Response:
@@ -169,6 +162,7 @@ async def healthz(request: web.Request) -> web.Response:
         ("subscriptions", res.subscriptions),
         ("jobs", res.jobs),
         ("tokens", res.tokens),
+        ("event types", res.event_types),
     ):
         if table.failure is not None:
             raise Unavailable(f"the {name} table stopped: {table.failure}")
@@ -192,6 +186,7 @@ async def readyz(request: web.Request) -> web.Response:
         "subscriptions": res.subscriptions.ready,
         "jobs": res.jobs.ready,
         "tokens": res.tokens.ready,
+        "event_types": res.event_types.ready,
         "postgres": await _postgres_answers(request),
         "kafka": await asyncio.to_thread(res.producer.reachable, CHECK_TIMEOUT_S),
     }
@@ -207,4 +202,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[DOCUMENT], content_type=JSON)
+    return web.Response(body=spec(request).document, content_type=JSON)

@@ -332,17 +332,60 @@ def job_view(job: Job) -> dict[str, JsonValue]:
 
 
 EVENT_TYPE: Final = _obj(
-    {"name": _STR, "doc": _STR, "schema": {"type": "object"}, "avro": {"type": "object"}}
+    {
+        "name": _STR,
+        "doc": _STR,
+        "version": {"type": "integer", "minimum": 1, "description": "the latest version"},
+        "deprecated": {"type": "boolean"},
+        "schema": {"type": "object", "description": "JSON Schema of the latest version's data"},
+        "avro": {"type": "object", "description": "Avro schema of the latest version's data"},
+    }
 )
+EVENT_TYPE_VERSION: Final = _obj(
+    {
+        "version": {"type": "integer", "minimum": 1},
+        "doc": _STR,
+        "schema": {"type": "object", "description": "JSON Schema of the data"},
+        "avro": {"type": "object", "description": "Avro schema of the data"},
+        "examples": {"type": "array", "items": {"type": "object"}},
+        "created_at": _TIME_OR_NULL,
+    }
+)
+EVENT_TYPE_WITH_VERSIONS: Final[JsonSchema] = {
+    **EVENT_TYPE,
+    "properties": {
+        **EVENT_TYPE["properties"],  # type: ignore[dict-item]
+        "versions": {"type": "array", "items": EVENT_TYPE_VERSION, "description": "oldest first"},
+    },
+    "required": [*EVENT_TYPE["required"], "versions"],  # type: ignore[misc]
+}
 
 
 def event_type_view(entry: EventType) -> dict[str, JsonValue]:
     return {
         "name": entry.name,
         "doc": entry.doc,
+        "version": entry.version,
+        "deprecated": entry.deprecated,
         "schema": dict(entry.json_schema),
         "avro": entry.avro,
     }
+
+
+def event_type_versions_view(entry: EventType) -> dict[str, JsonValue]:
+    """The type with every version: each one's Avro and JSON Schema, and its examples."""
+    versions: list[JsonValue] = [
+        {
+            "version": v.version,
+            "doc": v.doc,
+            "schema": dict(v.json_schema),
+            "avro": v.avro,
+            "examples": list(v.examples),
+            "created_at": _time(v.created_at),
+        }
+        for v in entry.versions
+    ]
+    return {**event_type_view(entry), "versions": versions}
 
 
 ACCEPTED_EVENT: Final = _obj({"id": {"type": "string", "format": "uuid"}})

@@ -11,8 +11,9 @@ HooklineError (core.errors)
  │    ├── Conflict              409 the record is not in a state the request applies to
  │    │    ├── JobEnded         409 a cancel of a job that has already ended
  │    │    ├── EventIdTaken     409 an event id published lately with other content
- │    │    └── SubscriptionNotActive 409 a send (test, replay, recover) to a paused or
- │    │                         disabled subscription; names the state and how to undo it
+ │    │    ├── SubscriptionNotActive 409 a send (test, replay, recover) to a paused or
+ │    │    │                    disabled subscription; names the state and how to undo it
+ │    │    └── Incompatible     409 a new event-type version cannot read earlier data; `errors`
  │    ├── QuotaExceeded         409 the write would take its tenant past a quota
  │    │    └── RateLimited      429 the tenant publishes faster than its rate: retry later
  │    ├── PayloadTooLarge       413 a body over the limit
@@ -201,6 +202,22 @@ class SubscriptionNotActive(Conflict):
 
 def _time(moment: datetime | None) -> str | None:
     return None if moment is None else format_rfc3339(moment)
+
+
+class Incompatible(Conflict):
+    """A new version of an event type cannot read data written with an earlier one; the
+    problem's `errors` name each field (`path`, dotted; "" is the record) and why."""
+
+    slug = "incompatible-schema"
+    title = "Incompatible schema"
+
+    def __init__(self, event_type: str, problems: Sequence[FieldProblem]) -> None:
+        where = ", ".join(p.field or "(record)" for p in problems)
+        super().__init__(f"the new version of {event_type} cannot read earlier data: {where}")
+        self.problems = tuple(problems)
+
+    def extensions(self) -> Mapping[str, JsonValue]:
+        return {"errors": [{"field": p.field, "message": p.message} for p in self.problems]}
 
 
 class QuotaExceeded(ApiError):

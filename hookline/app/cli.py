@@ -20,7 +20,7 @@ import producers.cli
 import router.cli
 from core.errors import HooklineError
 from hookline import __version__
-from hookline.app import commands
+from hookline.app import commands, event_types
 from hookline.runtime.commands import Command
 from hookline.runtime.logs import configure_logging
 from hookline.runtime.settings import Settings, flag_name, setting_help, setting_names
@@ -28,6 +28,7 @@ from hookline.runtime.tracing import configure_tracing
 
 COMMANDS: tuple[Command, ...] = (
     *commands.COMMANDS,
+    *event_types.COMMANDS,
     *producers.cli.COMMANDS,
     *router.cli.COMMANDS,
     *deliverer.cli.COMMANDS,

@@ -35,11 +35,15 @@ def resolve_infrastructure(settings: Settings) -> Settings:
 
 def topics_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap")
+    from hookline.app.event_types import register_builtins_command
+
     report = ensure_topics(settings)
     for name in report.created:
         print(f"created  {name}")
     for name in report.existing:
         print(f"ok       {name}")
+    for name in register_builtins_command(settings):
+        print(f"registered event type {name} (built-in, version 1)")
     return 0
 
 
@@ -123,11 +127,21 @@ def _print_banner(platform: Platform, *, token_is_local: bool) -> None:
 
 
 def docs_command(args: argparse.Namespace, settings: Settings) -> int:
+    """The live catalog (every registered type and version, examples included) when Kafka
+    is configured; with `--shipped`, or without Kafka, the types hookline ships."""
+    from hookline.runtime.codecs import open_codec
     from schemas.catalog import load_catalog
     from schemas.docs import render_events_markdown
 
     target = Path(args.output)
-    target.write_text(render_events_markdown(load_catalog()))
+    if args.shipped or settings.kafka_bootstrap is None:
+        target.write_text(render_events_markdown(load_catalog()))
+    else:
+        runtime = open_codec(settings, client_id="hookline-docs", follow_catalog=True)
+        try:
+            target.write_text(render_events_markdown(runtime.codec.catalog, live=True))
+        finally:
+            runtime.close()
     print(f"wrote {target}")
     return 0
 
@@ -209,12 +223,17 @@ def _up_flags(parser: argparse.ArgumentParser) -> None:
 
 def _docs_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="docs/events.md")
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help="only the types hookline ships (how the repository's docs/events.md is made)",
+    )
 
 
 COMMANDS = (
     Command("topics", "create or check the topics", topics_command, _topics_flags),
     Command("stack", "the local Kafka and PostgreSQL", stack_command, _stack_flags),
     Command("up", "the whole platform, one process per service", up_command, _up_flags),
-    Command("docs", "regenerate docs/events.md from schemas/", docs_command, _docs_flags),
+    Command("docs", "render the event catalog as Markdown", docs_command, _docs_flags),
     Command("demo", "the local platform and the seed's story", demo_command),
 )

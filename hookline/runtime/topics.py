@@ -69,6 +69,8 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
         spec("control", compact=True),
         # API tokens by id (api/model/tokens.py): hash, tenant, scopes, expiry, revocation
         spec("tokens", compact=True),
+        # event types by name, each record holding every version (runtime/event_types.py)
+        spec("event-types", compact=True),
     )
 
 

@@ -36,11 +36,20 @@ def test_ensure_creates_every_topic_with_its_policy(settings: Settings) -> None:
             "dead-letters",
             "control",
             "tokens",
+            "event-types",
         )
     } | {settings.topic(f"retry.{t}") for t in RETRY_TIERS}
     assert set(report.created) == expected
     configs = _configs(settings, sorted(expected))
-    for name in ("subscriptions", "schemas", "control", "deliverer-backlog", "tokens"):
+    compacted = (
+        "subscriptions",
+        "schemas",
+        "control",
+        "deliverer-backlog",
+        "tokens",
+        "event-types",
+    )
+    for name in compacted:
         assert configs[settings.topic(name)]["cleanup.policy"] == "compact"
     for name in ("events", "deliveries", "attempts", "dead-letters", "retry.5s"):
         assert configs[settings.topic(name)]["cleanup.policy"] == "delete"
@@ -55,7 +64,7 @@ def test_ensure_is_idempotent(settings: Settings) -> None:
     ensure_topics(settings)
     again = ensure_topics(settings)
     assert again.created == ()
-    assert len(again.existing) == 15
+    assert len(again.existing) == 16
 
 
 def test_a_topic_with_the_wrong_policy_fails_with_its_name(settings: Settings) -> None:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from api.http.app import create_app
 from api.http.bodies import build_bodies
-from api.http.context import DOCUMENT
+from api.http.context import SPECS
 from api.http.routes import operations
 from api.model.errors import InvalidInput
 from core.errors import InvalidField
@@ -30,7 +30,7 @@ def _document() -> dict[str, Any]:
         secret_key=Secret("VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc="),
     )
     app = create_app(settings, CollectorRegistry())  # building never connects
-    document: dict[str, Any] = orjson.loads(app[DOCUMENT])
+    document: dict[str, Any] = orjson.loads(app[SPECS].of(CATALOG).document)
     return document
 
 

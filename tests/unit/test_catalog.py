@@ -99,8 +99,9 @@ def test_record_schemas_parse_with_distinct_fingerprints() -> None:
         "dev.hookline.DeadLetter",
         "dev.hookline.Job",
         "dev.hookline.ApiToken",
+        "dev.hookline.EventType",
     ]
-    assert len({schema.fingerprint for schema in records.all()}) == 7
+    assert len({schema.fingerprint for schema in records.all()}) == 8
 
 
 def test_dead_letter_carries_the_one_delivery_command_definition() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -214,7 +215,7 @@ def test_register_publishes_once_per_fingerprint() -> None:
     registry.register(schema)
     registry.register(AvroSchema.parse({**V1, "doc": "same canonical form"}))
     assert store.publishes == 1
-    assert store.log[0] == StoredSchema(schema.fingerprint_hex, schema.canonical)
+    assert store.log[0] == StoredSchema(schema.fingerprint_hex, schema.as_json())
     assert registry.lookup(schema.fingerprint) == schema
 
 
@@ -228,6 +229,23 @@ def test_a_fresh_registry_resolves_an_unseen_writer_from_the_store() -> None:
     data = encode(v1, {"id": "a", "count": 3})
     value = decode(data, writer_lookup=reader_side.lookup, reader=v2)
     assert value["weight"] == 1.5
+
+
+def test_a_resolved_writer_keeps_its_logical_types() -> None:
+    """Regression: the store held the canonical form, which drops logical types, so data
+    read with the writer's schema alone had its timestamps as numbers."""
+    store = InMemorySchemaStore()
+    timed = {
+        **V1,
+        "fields": [{"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}],
+    }
+    written = AvroSchema.parse(timed)
+    SchemaRegistry(store).register(written)
+    found = SchemaRegistry(store).lookup(written.fingerprint)
+    assert found is not None
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    data = encode(written, {"at": at})
+    assert decode(data, writer_lookup=lambda _fp: None, reader=found) == {"at": at}
 
 
 def test_lookup_of_an_unknown_fingerprint_re_reads_then_gives_up() -> None:

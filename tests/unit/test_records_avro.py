@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
@@ -21,8 +23,14 @@ from core.records import (
     Timings,
     utc_ms,
 )
-from schemas.catalog import EventCatalog, EventType, load_catalog, load_record_schemas
-from schemas.codec import AvroSchema, decode, encode
+from schemas.catalog import (
+    EventCatalog,
+    SchemaVersion,
+    describe,
+    load_catalog,
+    load_record_schemas,
+)
+from schemas.codec import AvroSchema, decode, encode, read_fingerprint
 from schemas.errors import InvalidEventData, UndecodableRecord, UnknownEventType
 from schemas.event_data import format_rfc3339, parse_rfc3339, to_json, validate
 from schemas.records_avro import (
@@ -270,24 +278,39 @@ def _task_created_v2() -> AvroSchema:
 
 
 def _catalog_with(event_type: str, schema: AvroSchema) -> EventCatalog:
+    """The shipped catalog with `schema` as the next version of `event_type`."""
     base = load_catalog()
     entry = base.types[event_type]
-    types = {**base.types, event_type: EventType(entry.name, entry.doc, schema, entry.json_schema)}
-    return EventCatalog(types)
+    v2 = SchemaVersion(2, entry.doc, schema, describe(schema.definition))
+    evolved = dataclasses.replace(entry, versions=(*entry.versions, v2))
+    return EventCatalog({**base.types, event_type: evolved})
 
 
-def test_data_written_with_v1_reads_with_a_v2_reader_that_added_a_defaulted_field() -> None:
-    writer = make_codec()
+def _codec(catalog: EventCatalog, known: Sequence[AvroSchema]) -> RecordCodec:
+    lookup = {s.fingerprint: s for s in known}.get
+    return RecordCodec(records=make_codec().records, catalog=catalog, writer_lookup=lookup)
+
+
+def test_data_is_read_as_published_whatever_version_the_reader_knows() -> None:
+    """A router a moment behind a new version must not drop its new fields, and one ahead
+    must not add fields the publisher never sent: the webhook carries the data as written."""
     v2 = _task_created_v2()
-    reader = RecordCodec(
-        records=writer.records,
-        catalog=_catalog_with("task.created", v2),
-        writer_lookup={s.fingerprint: s for s in writer.writer_schemas()}.get,
-    )
-    decoded = reader.decode_event(
-        writer.encode_event(event("task.created", SAMPLE_DATA["task.created"]))
-    )
-    assert decoded.data == {**SAMPLE_DATA["task.created"], "priority": 3}
+    old, new = load_catalog(), _catalog_with("task.created", v2)
+    known = [*make_codec().writer_schemas(), v2]
+    v1_data = SAMPLE_DATA["task.created"]
+    v2_data = {**v1_data, "priority": 1}
+    written_v1 = _codec(old, known).encode_event(event("task.created", v1_data))
+    written_v2 = _codec(new, known).encode_event(event("task.created", v2_data))
+    assert _codec(new, known).decode_event(written_v1).data == v1_data
+    assert _codec(old, known).decode_event(written_v2).data == v2_data
+
+
+def test_an_event_is_written_with_its_types_latest_version() -> None:
+    v2 = _task_created_v2()
+    codec = _codec(_catalog_with("task.created", v2), [v2])
+    value = codec.encode_data("task.created", SAMPLE_DATA["task.created"])
+    assert read_fingerprint(value) == v2.fingerprint
+    assert codec.decode_data(value) == {**SAMPLE_DATA["task.created"], "priority": 3}
 
 
 def test_data_of_a_type_the_reader_does_not_know_reads_with_the_writer_schema() -> None:

@@ -29,7 +29,7 @@ def _ids(ops: list[Operation]) -> list[str]:
 
 
 def _path(op: Operation, ident: str) -> str:
-    return op.path.replace("{id}", ident).replace("{tenant}", "acme")
+    return op.path.replace("{id}", ident).replace("{tenant}", "acme").replace("{name}", "x.y")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
