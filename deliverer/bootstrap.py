@@ -21,6 +21,7 @@ from deliverer.requests import SigningKeys
 from deliverer.sender import Sender
 from hookline.runtime.clock import SystemClock
 from hookline.runtime.codecs import open_codec
+from hookline.runtime.consumer_lag import ConsumerLag
 from hookline.runtime.kafka import consumer_config, producer_config
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
@@ -41,6 +42,7 @@ def bootstrap(
     settings: Settings,
     metrics: DelivererMetrics,
     *,
+    lag: ConsumerLag,
     client_id: str,
     ready: threading.Event,
 ) -> Iterator[DeliveryLoop]:
@@ -64,11 +66,14 @@ def bootstrap(
             subscriptions=table,
             subscription_log=sublog,
             consumer=Consumer(
-                consumer_config(settings, group_id=group, client_id=client_id) | bounded
+                consumer_config(settings, group_id=group, client_id=client_id, lag=lag) | bounded
             ),
             tier_consumer=Consumer(
                 consumer_config(
-                    settings, group_id=f"{group}.retries", client_id=f"{client_id}-retries"
+                    settings,
+                    group_id=f"{group}.retries",
+                    client_id=f"{client_id}-retries",
+                    lag=lag,
                 )
                 | bounded
             ),

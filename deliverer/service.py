@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from deliverer.bootstrap import bootstrap
 from deliverer.metrics import DelivererMetrics
+from hookline.runtime.consumer_lag import ConsumerLag
 from hookline.runtime.settings import Settings
 
 
@@ -34,6 +35,7 @@ class Deliverer:
         self._settings = settings
         self._client_id = client_id or f"hookline-deliverer-{uuid.uuid4().hex[:8]}"
         self._metrics = DelivererMetrics(registry)
+        self._lag = ConsumerLag.of(registry)
         self._ready = threading.Event()
 
     @property
@@ -44,7 +46,11 @@ class Deliverer:
         loop = new_event_loop()
         try:
             with bootstrap(
-                self._settings, self._metrics, client_id=self._client_id, ready=self._ready
+                self._settings,
+                self._metrics,
+                lag=self._lag,
+                client_id=self._client_id,
+                ready=self._ready,
             ) as delivery:
                 loop.run_until_complete(delivery.run(stopping))
         finally:

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from hookline.runtime.clock import SystemClock
 from hookline.runtime.codecs import open_codec
+from hookline.runtime.consumer_lag import ConsumerLag
 from hookline.runtime.kafka import (
     ClientConfig,
     admin_config,
@@ -51,7 +52,12 @@ def end_offsets(admin: AdminClient, partitions: list[TopicPartition]) -> dict[in
 
 @contextmanager
 def bootstrap(
-    settings: Settings, *, client_id: str, transactional_id: str, static_member: bool
+    settings: Settings,
+    *,
+    client_id: str,
+    transactional_id: str,
+    static_member: bool,
+    lag: ConsumerLag,
 ) -> Iterator[Ports]:
     """Open everything the router talks to; the codec and the table are closed on exit (the
     Kafka clients by the routing loop that asked for them)."""
@@ -66,6 +72,7 @@ def bootstrap(
                 group_id=f"{settings.topic_prefix}.router",
                 client_id=client_id,
                 group_instance_id=client_id if static_member else None,
+                lag=lag,
             ),
             producer_config(
                 settings, client_id=f"{client_id}-tx", transactional_id=transactional_id

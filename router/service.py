@@ -35,6 +35,7 @@ from core.matching import SubscriptionIndex
 from core.records import DomainEvent, Subscription, trace_of, with_trace
 from core.undecodable import Source, undecodable_letter
 from hookline.runtime.clock import Clock
+from hookline.runtime.consumer_lag import ConsumerLag
 from hookline.runtime.errors import ProduceTimeout, TopicError
 from hookline.runtime.kafka import retry_transient
 from hookline.runtime.producing import produce_within
@@ -107,6 +108,7 @@ class Router:
         self._batch_max_events = batch_max_events
         self._batch_linger_s = batch_linger_s
         self._metrics = RouterMetrics(registry)
+        self._lag = ConsumerLag.of(registry)
         self._ready = threading.Event()
 
     @property
@@ -119,6 +121,7 @@ class Router:
             client_id=self._client_id,
             transactional_id=self.transactional_id,
             static_member=self._static_member,
+            lag=self._lag,
         ) as ports:
             self.route(ports, stopping)
 

@@ -13,6 +13,7 @@ from api.model.db import connect, schema_name
 from api.projector.ports import Ports
 from api.projector.projection import PostgresHistory
 from hookline.runtime.codecs import open_codec
+from hookline.runtime.consumer_lag import ConsumerLag
 from hookline.runtime.kafka import consumer_config, producer_config
 from hookline.runtime.settings import Settings
 
@@ -21,7 +22,7 @@ FLUSH_ON_CLOSE_S: Final = 10.0
 
 
 @contextmanager
-def bootstrap(settings: Settings) -> Iterator[Ports]:
+def bootstrap(settings: Settings, *, lag: ConsumerLag) -> Iterator[Ports]:
     """Open the Kafka side of the projector; closed on exit (the database connections by
     the projector, which reconnects when one is lost)."""
     with ExitStack() as stack:
@@ -30,7 +31,9 @@ def bootstrap(settings: Settings) -> Iterator[Ports]:
         producer = Producer(producer_config(settings, client_id=CLIENT_ID))
         stack.callback(producer.flush, FLUSH_ON_CLOSE_S)
         consumer = Consumer(
-            consumer_config(settings, group_id=settings.topic("projector"), client_id=CLIENT_ID)
+            consumer_config(
+                settings, group_id=settings.topic("projector"), client_id=CLIENT_ID, lag=lag
+            )
             | {"enable.partition.eof": True}
         )
         stack.callback(consumer.close)

@@ -31,6 +31,7 @@ from api.projector.projection import (
     from_command,
     from_dead_letter,
 )
+from hookline.runtime.consumer_lag import ConsumerLag
 from hookline.runtime.errors import ProduceFailed
 from hookline.runtime.producing import Acks, KafkaProducer
 from hookline.runtime.settings import Settings
@@ -79,6 +80,7 @@ class Projector:
             "records that could not be decoded and were dead-lettered",
             registry=registry,
         )
+        self._lag = ConsumerLag.of(registry)
         self._batch_s = Histogram(
             "hookline_projector_batch_seconds",
             "time to apply one batch in its transaction",
@@ -90,7 +92,7 @@ class Projector:
         return self._ready.is_set()
 
     def run(self, stopping: threading.Event) -> None:
-        with bootstrap(self._settings) as ports:
+        with bootstrap(self._settings, lag=self._lag) as ports:
             self.project(ports, stopping)
 
     def project(self, ports: Ports, stopping: threading.Event) -> None:

@@ -23,6 +23,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from hookline.runtime.consumer_lag import STATISTICS_INTERVAL_MS, ConsumerLag
 from hookline.runtime.errors import KafkaAuthenticationFailed, SettingsError
 from hookline.runtime.kafka_properties import Clients
 from hookline.runtime.settings import Settings, env_name
@@ -185,9 +186,11 @@ def consumer_config(
     client_id: str,
     read_committed: bool = True,
     group_instance_id: str | None = None,
+    lag: ConsumerLag | None = None,
 ) -> ClientConfig:
     """`group_instance_id` makes a static member: a restart under the same id takes its
-    partitions back at once instead of after the session timeout."""
+    partitions back at once instead of after the session timeout. `lag` is the gauge the
+    consumer's statistics keep current (read in its own poll, no request of its own)."""
     config: ClientConfig = {
         **_connection(settings),
         "group.id": group_id,
@@ -203,6 +206,9 @@ def consumer_config(
     }
     if group_instance_id is not None:
         config["group.instance.id"] = group_instance_id
+    if lag is not None:
+        config["statistics.interval.ms"] = STATISTICS_INTERVAL_MS
+        config["stats_cb"] = lag.hook(group_id, read_committed=read_committed)
     return _tuned(config, settings, Clients.CONSUMER)
 
 

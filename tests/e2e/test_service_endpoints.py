@@ -25,6 +25,7 @@ from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
+LAG = "hookline_consumer_lag"
 READY_API = re.compile(r"^api ready: listening on 127\.0\.0\.1:[1-9]", re.M)
 SECRET_KEY = "VlXYkmvpzZwFIkeIIwjAe3PfT+cFpaZ6YDDpseZexIc="
 
@@ -41,12 +42,15 @@ class Case:
 
 CASES = [
     Case(
-        "router", r"consuming \S+\.events \(group \S+\.router\)", ("hookline_router_events_total",)
+        "router",
+        r"consuming \S+\.events \(group \S+\.router\)",
+        ("hookline_router_events_total", LAG),
     ),
     Case(
         "deliverer",
         r"consuming \S+\.deliveries \(group \S+\.deliverer\)",
         (
+            LAG,
             "hookline_deliverer_tenant_attempts_total",
             "hookline_deliverer_lane_oldest_age_seconds",
             "hookline_deliverer_backlog_oldest_age_seconds",
@@ -55,7 +59,7 @@ CASES = [
     Case(
         "projector",
         r"consuming \S+\.deliveries, .* \(group \S+\.projector\) into PostgreSQL",
-        ("hookline_projector_records_total",),
+        ("hookline_projector_records_total", LAG),
     ),
     Case(
         "replayer",
