@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hookline.app.credentials import FILE as CREDENTIALS_FILE
-from hookline.app.localstack.stack import local_settings, start_stack, stop_stack
+from hookline.app.localstack.kafka import CLUSTER_SIZES
+from hookline.app.localstack.stack import local_settings, stack_status, start_stack, stop_stack
 from hookline.runtime.commands import Command
 from hookline.runtime.settings import Settings, env_name
 from hookline.runtime.topics import ensure_topics
@@ -48,11 +49,15 @@ def stack_command(args: argparse.Namespace, settings: Settings) -> int:
         stop_stack(folder)
         print(f"stopped the local stack in {folder}")
         return 0
-    stack = start_stack(folder, cache_dir=settings.cache_dir)
+    if args.action == "status":
+        for line in stack_status(folder):
+            print(line)
+        return 0
+    stack = start_stack(folder, cache_dir=settings.cache_dir, brokers=args.brokers)
     local = local_settings(settings, stack)
     verb = "running" if stack.reused else "started"
     print(f"{verb}: kafka {stack.kafka_bootstrap}  postgres {stack.database_url}")
-    # a single broker: topics must ask for one replica, or `topics ensure` fails
+    # replicas as many as the brokers allow, or `topics ensure` fails on a single broker
     exports = {
         "kafka_bootstrap": stack.kafka_bootstrap,
         "database_url": stack.database_url,
@@ -169,7 +174,14 @@ def _topics_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _stack_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument(
+        "--brokers",
+        type=int,
+        choices=CLUSTER_SIZES,
+        help="Kafka nodes of a new stack: 3 make one cluster whose topics keep 3 replicas "
+        "(default: as many as the data folder was made with, else 1)",
+    )
 
 
 def _up_flags(parser: argparse.ArgumentParser) -> None:
