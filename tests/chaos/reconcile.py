@@ -124,6 +124,7 @@ class Report:
     duplicated_ids: int
     faults: tuple[str, ...]
     seconds: float
+    resumed: tuple[str, ...] = ()  # how soon delivery resumed after each watched fault
 
     def line(self) -> str:
         return (
@@ -131,4 +132,5 @@ class Report:
             f" refused={self.refused:<4} expected={self.expected:<6} delivered={self.delivered:<6}"
             f" lost={self.lost:<3} duplicates={self.duplicates:<5}"
             f" (ids={self.duplicated_ids}) {self.seconds:5.0f}s  faults: {', '.join(self.faults)}"
+            + (f"  resumed: {'; '.join(self.resumed)}" if self.resumed else "")
         )
