@@ -13,6 +13,7 @@ deliveries the receiver answered 2xx to.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 import zlib
@@ -41,7 +42,7 @@ from tests.chaos.harness import (
     service_environment,
     subscribe,
 )
-from tests.chaos.reconcile import Report, history, history_gaps, seen
+from tests.chaos.reconcile import Report, history, history_gaps, seen, worst_latency_s
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(420)]
 
@@ -49,20 +50,25 @@ RATE_PER_S: Final = 50.0
 PAUSE_S: Final = 20.0
 DELIVERED_WITHIN_S: Final = 90.0
 PROJECTED_WITHIN_S: Final = 60.0
+STALL_WINDOW_S: Final = 20.0
 
 
 @dataclass(frozen=True, slots=True)
 class Resumption:
     """How long after a fault every delivery called for by the events submitted before it
-    had arrived: when delivery had resumed on every partition the fault stalled. None: not
-    by the end of the scenario."""
+    had arrived: when delivery had resumed on every partition the fault stalled (None: not
+    by the end of the scenario); and the worst wait of an event published in the
+    `STALL_WINDOW_S` after it (`worst_latency_s`)."""
 
     fault: str
     seconds: float | None
+    at: float  # epoch seconds
+    worst_after_s: float | None = None
 
     def text(self) -> str:
         took = "never" if self.seconds is None else f"{self.seconds:.1f}s"
-        return f"{self.fault}: {took}"
+        worst = "-" if self.worst_after_s is None else f"{self.worst_after_s:.1f}s"
+        return f"{self.fault}: {took} (worst wait after: {worst})"
 
 
 @dataclass(slots=True)
@@ -89,10 +95,10 @@ class Run:
     def watch_resumption(self, fault: str) -> None:
         """Call just before injecting `fault`: measures its `Resumption` from now."""
         assert self.load is not None
-        watch = self._resumed(fault, len(self.load.submitted), time.monotonic())
+        watch = self._resumed(fault, len(self.load.submitted), time.monotonic(), time.time())
         self.watches.append((fault, asyncio.create_task(watch)))
 
-    async def _resumed(self, fault: str, count: int, since: float) -> Resumption:
+    async def _resumed(self, fault: str, count: int, since: float, at: float) -> Resumption:
         assert self.load is not None
         assert self.subscribed is not None
         subs, by_path = self.subscribed.subscriptions, self.subscribed.by_path
@@ -103,7 +109,7 @@ class Run:
                 if wanted <= seen(self.receiver.received, by_path).pairs:
                     took = time.monotonic() - since
                     self.note(f"delivery resumed {took:.1f}s after {fault}")
-                    return Resumption(fault, took)
+                    return Resumption(fault, took, at)
             await asyncio.sleep(0.5)
 
     async def resumptions(self) -> list[Resumption]:
@@ -116,7 +122,7 @@ class Run:
                 found.append(task.result())
             else:
                 task.cancel()
-                found.append(Resumption(fault, None))
+                found.append(Resumption(fault, None, time.time()))
         return found
 
     async def supervise(self) -> None:
@@ -357,6 +363,20 @@ async def scenario(
     rows = await asyncio.to_thread(history, settings)
 
     lost = expected - saw.pairs
+    resumptions = [
+        dataclasses.replace(
+            r,
+            worst_after_s=worst_latency_s(
+                load.accepted,
+                subs,
+                receiver.received,
+                by_path,
+                since=r.at,
+                within_s=STALL_WINDOW_S,
+            ),
+        )
+        for r in resumptions
+    ]
     report = Report(
         scenario=name,
         seed=seed,
