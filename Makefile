@@ -15,7 +15,7 @@ test: deps ## the whole suite, starting Kafka and PostgreSQL when none is config
 chaos: deps ## fault injection under load on its own Kafka and PostgreSQL (~8 min)
 	$(BIN)/pytest tests/chaos -m "chaos and not cluster"
 
-chaos-cluster: deps ## broker faults and scale-out on a three-broker cluster of its own (~13 min)
+chaos-cluster: deps ## broker faults and scale-out on a three-broker cluster of its own (~7 min)
 	$(BIN)/pytest tests/chaos -m "chaos and cluster"
 
 unit: deps
