@@ -7,13 +7,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test chaos unit integration check imports lint format typecheck demo up stack-stop deps system-deps clean
+.PHONY: test chaos chaos-cluster unit integration check imports lint format typecheck demo up stack-stop deps system-deps clean
 
 test: deps ## the whole suite, starting Kafka and PostgreSQL when none is configured
 	$(BIN)/pytest
 
 chaos: deps ## fault injection under load on its own Kafka and PostgreSQL (~8 min)
-	$(BIN)/pytest tests/chaos -m chaos
+	$(BIN)/pytest tests/chaos -m "chaos and not cluster"
+
+chaos-cluster: deps ## broker faults and scale-out on a three-broker cluster of its own (~7 min)
+	$(BIN)/pytest tests/chaos -m "chaos and cluster"
 
 unit: deps
 	$(BIN)/pytest tests/unit

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hookline.app.credentials import FILE as CREDENTIALS_FILE
+from hookline.app.localstack.kafka import CLUSTER_SIZES
 from hookline.app.localstack.secure import MECHANISM, PROTOCOL
-from hookline.app.localstack.stack import local_settings, start_stack, stop_stack
+from hookline.app.localstack.stack import local_settings, stack_status, start_stack, stop_stack
 from hookline.runtime.commands import Command
 from hookline.runtime.settings import Settings, env_name
 from hookline.runtime.topics import ensure_topics
@@ -53,12 +54,18 @@ def stack_command(args: argparse.Namespace, settings: Settings) -> int:
         stop_stack(folder)
         print(f"stopped the local stack in {folder}")
         return 0
-    stack = start_stack(folder, cache_dir=settings.cache_dir, secure=bool(args.secure))
+    if args.action == "status":
+        for line in stack_status(folder):
+            print(line)
+        return 0
+    stack = start_stack(
+        folder, cache_dir=settings.cache_dir, brokers=args.brokers, secure=bool(args.secure)
+    )
     local = local_settings(settings, stack)
     verb = "running" if stack.reused else "started"
     kafka = stack.kafka_bootstrap if stack.secure is None else stack.secure.bootstrap
     print(f"{verb}: kafka {kafka}  postgres {stack.database_url}")
-    # a single broker: topics must ask for one replica, or `topics ensure` fails
+    # replicas as many as the brokers allow, or `topics ensure` fails on a single broker
     exports: dict[str, object] = {
         "kafka_bootstrap": kafka,
         "database_url": stack.database_url,
@@ -205,7 +212,14 @@ def _topics_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _stack_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument(
+        "--brokers",
+        type=int,
+        choices=CLUSTER_SIZES,
+        help="Kafka nodes of a new stack: 3 make one cluster whose topics keep 3 replicas "
+        "(default: as many as the data folder was made with, else 1)",
+    )
     parser.add_argument(
         "--secure",
         action="store_true",

@@ -71,8 +71,8 @@ def service_environment(settings: Settings) -> dict[str, str]:
         "HOOKLINE_ADMIN_TOKEN": settings.admin_token.value,
         "HOOKLINE_TOPIC_PREFIX": settings.topic_prefix,
         "HOOKLINE_PARTITIONS": str(settings.partitions),
-        "HOOKLINE_REPLICATION_FACTOR": "1",
-        "HOOKLINE_MIN_INSYNC_REPLICAS": "1",
+        "HOOKLINE_REPLICATION_FACTOR": str(settings.replication_factor),
+        "HOOKLINE_MIN_INSYNC_REPLICAS": str(settings.min_insync_replicas),
         "HOOKLINE_ALLOWED_TARGET_NETWORKS": "127.0.0.0/8",
         "HOOKLINE_RETRY_DELAYS_S": ",".join(str(d) for d in settings.retry_delays_s),
         "HOOKLINE_DELIVERY_TIMEOUT_S": str(settings.delivery_timeout_s),
@@ -82,20 +82,24 @@ def service_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def _argv(service: str) -> list[str]:
+def _argv(service: str, instance_id: str) -> list[str]:
     script = Path(sys.executable).parent / "hookline"
     prefix = [str(script)] if script.exists() else [sys.executable, "-m", "hookline.app.cli"]
     if service == "router":
         # a stable instance id: the restarted router fences its predecessor at once
-        return [*prefix, "router", "--instance-id", "chaos", "--batch-max-events", "200"]
+        return [*prefix, "router", "--instance-id", instance_id, "--batch-max-events", "200"]
     return [*prefix, service]
 
 
 class ServiceProcess:
-    """One `hookline <service>` process, restartable; output appended to `log`."""
+    """One `hookline <service>` process, restartable; output appended to `log`. Routers
+    running side by side need their own `instance_id`s, or each fences the other."""
 
-    def __init__(self, service: str, env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self, service: str, env: Mapping[str, str], log: Path, *, instance_id: str = "chaos"
+    ) -> None:
         self.service = service
+        self.instance_id = instance_id
         self.log = log
         self.starts = 0
         self._env = dict(env)
@@ -107,7 +111,7 @@ class ServiceProcess:
             sink.write(f"--- start {self.starts + 1} at {time.time():.3f}\n".encode())
             sink.flush()
             self._process = subprocess.Popen(
-                _argv(self.service),
+                _argv(self.service, self.instance_id),
                 env=self._env,
                 stdout=sink,
                 stderr=sink,
@@ -121,6 +125,11 @@ class ServiceProcess:
         self._process.kill()
         self._process.wait(10)
         self._process = None
+
+    @property
+    def running(self) -> bool:
+        """Started and not killed since (it may have exited on its own: see `crashed`)."""
+        return self._process is not None
 
     def crashed(self) -> Crash | None:
         """The crash when the process exited on its own since it was started."""
@@ -286,6 +295,15 @@ class SteadyLoad:
 
     def start(self) -> None:
         self._thread.start()
+
+    def accepted_of_first(self, count: int) -> list[DomainEvent] | None:
+        """The accepted ones of the first `count` events submitted, once every one of them
+        has its outcome; None while some wait for theirs."""
+        with self._lock:
+            pairs = list(zip(self.submitted[:count], self._futures[:count], strict=True))
+        if not all(future.done() for _, future in pairs):
+            return None
+        return [event for event, future in pairs if future.exception() is None]
 
     def _submit(self, n: int, event_type: str | None = None) -> DomainEvent:
         event_type, subject, data = make_event(self._rng, n, event_type)

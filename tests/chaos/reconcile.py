@@ -4,14 +4,15 @@ PostgreSQL history against what the receiver saw."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
 from core.ids import delivery_id
-from core.records import Subscription
+from core.matching import matches
+from core.records import DomainEvent, Subscription
 from hookline.app.receiver import Received
 from hookline.runtime.settings import Settings
 from tests.chaos.harness import FLAKY_PATH
@@ -65,6 +66,44 @@ def seen(received: Sequence[Received], by_path: Mapping[str, Subscription]) -> S
         unverified=unverified,
         inconsistent_bodies=sum(1 for b in bodies.values() if len(b) > 1),
     )
+
+
+def worst_latency_s(
+    events: Iterable[DomainEvent],
+    subscriptions: Sequence[Subscription],
+    received: Sequence[Received],
+    by_path: Mapping[str, Subscription],
+    *,
+    since: float,
+    within_s: float,
+) -> float | None:
+    """The longest an event published in `within_s` after `since` (epoch seconds) waited
+    until its last matching subscription had it (2xx; the flaky path's second request): what
+    a fault cost the partitions it stalled, those of a killed consumer until its group
+    rebalanced included. None when no such event was delivered everywhere."""
+    flaky = by_path[FLAKY_PATH].id
+    receipts: dict[tuple[str, str], list[float]] = {}
+    for request in received:
+        sub = by_path.get(request.path)
+        if sub is not None:
+            receipts.setdefault((request.webhook_id, sub.id), []).append(request.received_at)
+    worst: float | None = None
+    for event in events:
+        published = event.occurred_at.timestamp()
+        if not since <= published < since + within_s:
+            continue
+        done = []
+        for sub in subscriptions:
+            if matches(sub, event):
+                times = sorted(receipts.get((event.id, sub.id), []))
+                nth = 1 if sub.id == flaky else 0
+                if len(times) <= nth:
+                    break
+                done.append(times[nth])
+        else:
+            latency = max(done, default=published) - published
+            worst = latency if worst is None else max(worst, latency)
+    return worst
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +163,7 @@ class Report:
     duplicated_ids: int
     faults: tuple[str, ...]
     seconds: float
+    resumed: tuple[str, ...] = ()  # how soon delivery resumed after each watched fault
 
     def line(self) -> str:
         return (
@@ -131,4 +171,5 @@ class Report:
             f" refused={self.refused:<4} expected={self.expected:<6} delivered={self.delivered:<6}"
             f" lost={self.lost:<3} duplicates={self.duplicates:<5}"
             f" (ids={self.duplicated_ids}) {self.seconds:5.0f}s  faults: {', '.join(self.faults)}"
+            + (f"  resumed: {'; '.join(self.resumed)}" if self.resumed else "")
         )

@@ -13,6 +13,7 @@ deliveries the receiver answered 2xx to.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 import zlib
@@ -36,11 +37,12 @@ from tests.chaos.harness import (
     Crash,
     ServiceProcess,
     SteadyLoad,
+    Subscribed,
     expected_pairs,
     service_environment,
     subscribe,
 )
-from tests.chaos.reconcile import Report, history, history_gaps, seen
+from tests.chaos.reconcile import Report, history, history_gaps, seen, worst_latency_s
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(420)]
 
@@ -48,6 +50,25 @@ RATE_PER_S: Final = 50.0
 PAUSE_S: Final = 20.0
 DELIVERED_WITHIN_S: Final = 90.0
 PROJECTED_WITHIN_S: Final = 60.0
+STALL_WINDOW_S: Final = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Resumption:
+    """How long after a fault every delivery called for by the events submitted before it
+    had arrived: when delivery had resumed on every partition the fault stalled (None: not
+    by the end of the scenario); and the worst wait of an event published in the
+    `STALL_WINDOW_S` after it (`worst_latency_s`)."""
+
+    fault: str
+    seconds: float | None
+    at: float  # epoch seconds
+    worst_after_s: float | None = None
+
+    def text(self) -> str:
+        took = "never" if self.seconds is None else f"{self.seconds:.1f}s"
+        worst = "-" if self.worst_after_s is None else f"{self.worst_after_s:.1f}s"
+        return f"{self.fault}: {took} (worst wait after: {worst})"
 
 
 @dataclass(slots=True)
@@ -60,14 +81,49 @@ class Run:
     services: dict[str, ServiceProcess]
     receiver: Receiver
     load: SteadyLoad | None = None
+    subscribed: Subscribed | None = None
     crashes: list[Crash] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    watches: list[tuple[str, asyncio.Task[Resumption]]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     def note(self, what: str) -> None:
         line = f"{time.monotonic() - self.started:6.1f}s {what}"
         self.faults.append(line.strip())
         print(line, flush=True)
+
+    def watch_resumption(self, fault: str) -> None:
+        """Call just before injecting `fault`: measures its `Resumption` from now."""
+        assert self.load is not None
+        watch = self._resumed(fault, len(self.load.submitted), time.monotonic(), time.time())
+        self.watches.append((fault, asyncio.create_task(watch)))
+
+    async def _resumed(self, fault: str, count: int, since: float, at: float) -> Resumption:
+        assert self.load is not None
+        assert self.subscribed is not None
+        subs, by_path = self.subscribed.subscriptions, self.subscribed.by_path
+        while True:
+            accepted = self.load.accepted_of_first(count)
+            if accepted is not None:
+                wanted = expected_pairs(accepted, subs)
+                if wanted <= seen(self.receiver.received, by_path).pairs:
+                    took = time.monotonic() - since
+                    self.note(f"delivery resumed {took:.1f}s after {fault}")
+                    return Resumption(fault, took, at)
+            await asyncio.sleep(0.5)
+
+    async def resumptions(self) -> list[Resumption]:
+        """Each watched fault's resumption; the ones still waiting count as never."""
+        if self.watches:
+            await asyncio.wait([task for _, task in self.watches], timeout=5.0)
+        found: list[Resumption] = []
+        for fault, task in self.watches:
+            if task.done():
+                found.append(task.result())
+            else:
+                task.cancel()
+                found.append(Resumption(fault, None, time.time()))
+        return found
 
     async def supervise(self) -> None:
         """Restart a service that exited on its own, as a process manager would; record it."""
@@ -202,6 +258,23 @@ async def wait_for(
     return True
 
 
+ONE_OF_EACH: Final = dict.fromkeys(SERVICES, 1)
+
+
+def service_processes(
+    layout: Mapping[str, int], env: Mapping[str, str], logs: Path
+) -> dict[str, ServiceProcess]:
+    """`layout[service]` processes of each service, named `service` when alone and
+    `service-n` beside others (each router with an instance id of its own)."""
+    processes: dict[str, ServiceProcess] = {}
+    for service, count in layout.items():
+        for n in range(1, count + 1):
+            name = service if count == 1 else f"{service}-{n}"
+            log = logs / f"{name}.log"
+            processes[name] = ServiceProcess(service, env, log, instance_id=f"chaos-{name}")
+    return processes
+
+
 async def scenario(
     stack: ChaosStack,
     reports: list[Report],
@@ -212,17 +285,25 @@ async def scenario(
     faults: list[str],
     load_s: float,
     window_s: tuple[float, float],
+    catalogue: Mapping[str, Fault] | None = None,
+    layout: Mapping[str, int] = ONE_OF_EACH,
+    resumes_within_s: float | None = None,
 ) -> None:
+    """`faults` (names in `catalogue`, by default the single broker's) at seeded moments of
+    `window_s` under `load_s` of load; when `resumes_within_s` is set, delivery must have
+    resumed that soon after each fault the catalogue's faults watch."""
+    catalogue = catalogue or FAULTS | BACKLOG_FAULTS
     seed = seed ^ zlib.crc32(name.encode())
     rng = random.Random(seed)
     print(f"\nchaos scenario {name}: seed {seed}", flush=True)
     settings = stack.settings()
     await asyncio.to_thread(ensure_topics, settings)
     env = service_environment(settings)
-    processes = {s: ServiceProcess(s, env, tmp_path / f"{s}.log") for s in SERVICES}
+    processes = service_processes(layout, env, tmp_path)
     async with Receiver(behaviours={FLAKY_PATH: FailThenAnswer(1, 503)}) as receiver:
         run = Run(stack, settings, rng, processes, receiver)
         subscribed = await asyncio.to_thread(subscribe, settings, receiver.url(""))
+        run.subscribed = subscribed
         receiver.secrets.extend(subscribed.secrets)
         subs, by_path = subscribed.subscriptions, subscribed.by_path
         for process in processes.values():
@@ -243,7 +324,7 @@ async def scenario(
             moments = sorted(rng.uniform(*window_s) for _ in faults)
             for at_s, fault in zip(moments, rng.sample(faults, len(faults)), strict=True):
                 await asyncio.sleep(max(0.0, loaded_at + at_s - time.monotonic()))
-                await (FAULTS | BACKLOG_FAULTS)[fault](run)
+                await catalogue[fault](run)
             # the load goes on a while after the last fault, whenever that ended
             end_at = max(loaded_at + load_s, time.monotonic() + 5.0)
             await asyncio.sleep(end_at - time.monotonic())
@@ -273,11 +354,29 @@ async def scenario(
         finally:
             supervisor.cancel()
             await asyncio.to_thread(load.stop)  # idempotent; here for a failed scenario
-            codes = {s: await asyncio.to_thread(p.stop, 20.0) for s, p in processes.items()}
+            resumptions = await run.resumptions()
+            # a process killed for good (scale-out) has nothing left to stop
+            codes = {
+                s: await asyncio.to_thread(p.stop, 20.0) for s, p in processes.items() if p.running
+            }
         saw = seen(receiver.received, by_path)
     rows = await asyncio.to_thread(history, settings)
 
     lost = expected - saw.pairs
+    resumptions = [
+        dataclasses.replace(
+            r,
+            worst_after_s=worst_latency_s(
+                load.accepted,
+                subs,
+                receiver.received,
+                by_path,
+                since=r.at,
+                within_s=STALL_WINDOW_S,
+            ),
+        )
+        for r in resumptions
+    ]
     report = Report(
         scenario=name,
         seed=seed,
@@ -290,13 +389,14 @@ async def scenario(
         duplicated_ids=saw.duplicated_ids,
         faults=tuple(f for f in run.faults if "kill" in f or "SIG" in f or "stop " in f),
         seconds=time.monotonic() - run.started,
+        resumed=tuple(r.text() for r in resumptions),
     )
     reports.append(report)
     print(report.line(), flush=True)
 
     crashes = "\n\n".join(f"{c.service} exit {c.returncode}:\n{c.log_tail}" for c in run.crashes)
     assert not run.crashes, f"services crashed:\n{crashes}"
-    assert codes == dict.fromkeys(SERVICES, 0), f"SIGTERM did not drain cleanly: {codes}"
+    assert codes == dict.fromkeys(codes, 0), f"SIGTERM did not drain cleanly: {codes}"
     assert not lost, f"{len(lost)} deliveries lost"
     assert saw.pairs <= expected_pairs(load.submitted, subs), "a delivery no event called for"
     assert saw.unverified == 0, f"{saw.unverified} requests failed signature verification"
@@ -308,6 +408,9 @@ async def scenario(
     )
     too_many = [p for p in saw.pairs if rows[p].delivered_attempts > saw.successes[p]]
     assert not too_many, f"{len(too_many)} deliveries with more delivered attempts than requests"
+    if resumes_within_s is not None:
+        slow = [r.text() for r in resumptions if r.seconds is None or r.seconds > resumes_within_s]
+        assert not slow, f"delivery did not resume within {resumes_within_s:.0f}s: {slow}"
 
 
 async def _have(

@@ -120,6 +120,16 @@ def test_stack_start_reuses_the_running_test_stack(services: Services, fresh_pre
     assert f"created  {fresh_prefix}.events" in ensured.stdout
 
 
+def test_stack_status_shows_the_running_test_stack(services: Services) -> None:
+    if services.how != "local stack":
+        pytest.skip(f"the test services come from {services.how}, not the local stack")
+    result = _run("stack", "status", HOOKLINE_DATA_DIR=str(REPO / ".hookline" / "test"))
+    assert result.returncode == 0, result
+    kafka, postgres = result.stdout.splitlines()
+    assert re.fullmatch(rf"kafka +node 1  pid \d+  {services.kafka_bootstrap}", kafka), kafka
+    assert re.fullmatch(r"postgres +pid \d+", postgres), postgres
+
+
 def test_a_deliverer_without_its_backlog_topic_says_so_in_one_line(services: Services) -> None:
     from confluent_kafka.admin import AdminClient
 

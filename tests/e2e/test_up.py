@@ -186,7 +186,7 @@ def _up_until_ready_then_interrupt(env: dict[str, str], *flags: str) -> tuple[li
             process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
-    pids = [pid for pid in running.values() if pid is not None]
+    pids = [pid for part in running.values() for pid in part]
     assert len(pids) == 2, (running, output)
     return output, pids
 
