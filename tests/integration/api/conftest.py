@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import ipaddress
 import threading
 import time
 import uuid
@@ -49,6 +50,39 @@ def make_settings(services: Services, **changes: Any) -> Settings:
         data_dir=REPO / ".hookline" / "test",
     )
     return settings.with_changes(**changes)
+
+
+@contextmanager
+def pipeline_settings(services: Services) -> Iterator[Settings]:
+    """Settings of a module's own pipeline: its own topics (ensured) and database schema
+    (dropped after), webhooks allowed to loopback receivers, quick timeouts and retries."""
+    settings = make_settings(
+        services,
+        allowed_target_networks=(ipaddress.ip_network("127.0.0.0/8"),),
+        delivery_timeout_s=3.0,
+        retry_delays_s=(0.2, 0.2),
+    )
+    ensure_topics(settings)
+    try:
+        yield settings
+    finally:
+        drop_schema(settings)
+
+
+def pipeline_services(settings: Settings) -> list[Service]:
+    """Router, deliverer, projector and replayer on one registry: what a publish through the
+    API needs to be delivered and seen in the history."""
+    from api.projector.service import Projector
+    from deliverer.service import Deliverer
+    from router.service import Router
+
+    registry = CollectorRegistry()
+    return [
+        Router(settings, registry),
+        Deliverer(settings, registry),
+        Projector(settings, registry),
+        Replayer(settings, registry),
+    ]
 
 
 def drop_schema(settings: Settings) -> None:

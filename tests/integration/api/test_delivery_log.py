@@ -6,7 +6,6 @@ redelivery numbered on from the attempts before it, with its origin."""
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,48 +21,32 @@ from prometheus_client import CollectorRegistry
 from standardwebhooks.webhooks import Webhook
 
 from api.http.app import create_app
-from api.projector.service import Projector
-from api.replayer.service import Replayer
 from core.signing import verify
 from hookline.app.receiver import Answer, FailThenAnswer, Receiver
 from hookline.runtime.settings import Settings
-from hookline.runtime.supervisor import Service
-from hookline.runtime.topics import ensure_topics
 from tests.conftest import Services
-from tests.integration.api.conftest import Api, drop_schema, make_settings, running
+from tests.integration.api.conftest import (
+    Api,
+    pipeline_services,
+    pipeline_settings,
+    running,
+)
 from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
-
-router_service = pytest.importorskip("router.service")
-deliverer_service = pytest.importorskip("deliverer.service")
 
 FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.fixture(scope="module")
 def log_settings(services: Services) -> Iterator[Settings]:
-    settings = make_settings(
-        services,
-        allowed_target_networks=(ipaddress.ip_network("127.0.0.0/8"),),
-        delivery_timeout_s=3.0,
-        retry_delays_s=(0.2, 0.2),
-    )
-    ensure_topics(settings)
-    yield settings
-    drop_schema(settings)
+    with pipeline_settings(services) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
 def platform(log_settings: Settings) -> Iterator[None]:
-    registry = CollectorRegistry()
-    services: list[Service] = [
-        router_service.Router(log_settings, registry),
-        deliverer_service.Deliverer(log_settings, registry),
-        Projector(log_settings, registry),
-        Replayer(log_settings, registry),
-    ]
-    with running(services):
+    with running(pipeline_services(log_settings)):
         yield
 
 

@@ -5,7 +5,6 @@ a filtered subscription that receives exactly the events its filter matches."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -17,44 +16,30 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from api.http.app import create_app
-from api.projector.service import Projector
-from api.replayer.service import Replayer
 from hookline.app.receiver import Answer, Receiver
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import Service
-from hookline.runtime.topics import ensure_topics
 from tests.conftest import Services
-from tests.integration.api.conftest import Api, drop_schema, make_settings, running
+from tests.integration.api.conftest import (
+    Api,
+    pipeline_services,
+    pipeline_settings,
+    running,
+)
 from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
-router_service = pytest.importorskip("router.service")
-deliverer_service = pytest.importorskip("deliverer.service")
-
 
 @pytest.fixture
 def e2e_settings(services: Services) -> Iterator[Settings]:
-    settings = make_settings(
-        services,
-        allowed_target_networks=(ipaddress.ip_network("127.0.0.0/8"),),
-        delivery_timeout_s=3.0,
-        retry_delays_s=(0.2, 0.2),
-    )
-    ensure_topics(settings)
-    yield settings
-    drop_schema(settings)
+    with pipeline_settings(services) as settings:
+        yield settings
 
 
 @pytest.fixture
 def platform(e2e_settings: Settings) -> Iterator[list[Service]]:
-    registry = CollectorRegistry()
-    services: list[Service] = [
-        router_service.Router(e2e_settings, registry),
-        deliverer_service.Deliverer(e2e_settings, registry),
-        Projector(e2e_settings, registry),
-        Replayer(e2e_settings, registry),
-    ]
+    services = pipeline_services(e2e_settings)
     with running(services):
         yield services
 

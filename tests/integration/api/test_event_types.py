@@ -6,7 +6,6 @@ catalog survives a restart and a rebuild from the topic equals it."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,12 +24,15 @@ from core.records import JsonValue
 from hookline.app.receiver import Receiver
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.settings import Settings
-from hookline.runtime.topics import ensure_topics
 from producers.outbox import OutboxRelay, create_outbox_table, write_outbox
 from producers.publisher import Publisher, build_event
 from schemas.catalog import EventCatalog, catalog_of, load_catalog
 from tests.conftest import Services
-from tests.integration.api.conftest import Api, drop_schema, make_settings, running
+from tests.integration.api.conftest import (
+    Api,
+    pipeline_settings,
+    running,
+)
 from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
@@ -65,15 +67,8 @@ def _v2() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def settings_(services: Services) -> Iterator[Settings]:
-    settings = make_settings(
-        services,
-        allowed_target_networks=(ipaddress.ip_network("127.0.0.0/8"),),
-        delivery_timeout_s=3.0,
-        retry_delays_s=(0.2, 0.2),
-    )
-    ensure_topics(settings)
-    yield settings
-    drop_schema(settings)
+    with pipeline_settings(services) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ webhooks keep flowing; after two rotations every valid secret verifies a webhook
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,45 +16,29 @@ from prometheus_client import CollectorRegistry
 from standardwebhooks.webhooks import Webhook
 
 from api.http.app import create_app
-from api.projector.service import Projector
-from api.replayer.service import Replayer
 from hookline.app.receiver import Answer, Receiver
 from hookline.runtime.settings import Settings
-from hookline.runtime.supervisor import Service
-from hookline.runtime.topics import ensure_topics
 from tests.conftest import Services
-from tests.integration.api.conftest import Api, drop_schema, make_settings, running
+from tests.integration.api.conftest import (
+    Api,
+    pipeline_services,
+    pipeline_settings,
+    running,
+)
 from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
 
-router_service = pytest.importorskip("router.service")
-deliverer_service = pytest.importorskip("deliverer.service")
-
 
 @pytest.fixture(scope="module")
 def stack_settings(services: Services) -> Iterator[Settings]:
-    settings = make_settings(
-        services,
-        allowed_target_networks=(ipaddress.ip_network("127.0.0.0/8"),),
-        delivery_timeout_s=3.0,
-        retry_delays_s=(0.2, 0.2),
-    )
-    ensure_topics(settings)
-    yield settings
-    drop_schema(settings)
+    with pipeline_settings(services) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
 def platform(stack_settings: Settings) -> Iterator[None]:
-    registry = CollectorRegistry()
-    services: list[Service] = [
-        router_service.Router(stack_settings, registry),
-        deliverer_service.Deliverer(stack_settings, registry),
-        Projector(stack_settings, registry),
-        Replayer(stack_settings, registry),
-    ]
-    with running(services):
+    with running(pipeline_services(stack_settings)):
         yield
 
 
