@@ -40,9 +40,10 @@ from api.http.context import (
 from api.http.event_types import register_builtins
 from api.http.kafka_bridge import AsyncProducer
 from api.http.openapi import build_document, event_body_schema
+from api.http.operation import Handler, Operation
 from api.http.quotas import PublishLimiter, publish_rate
 from api.http.read_back import ReadBack
-from api.http.routes import Handler, Operation, operations
+from api.http.routes import operations
 from api.http.specs import LiveSpecs, Spec
 from api.model.db import open_pool, schema_name
 from api.model.errors import PROBLEM_TYPE_BASE, ApiError, InvalidInput, Unavailable

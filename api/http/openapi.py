@@ -8,7 +8,7 @@ from typing import Final
 
 from api.http.bodies import Bodies
 from api.http.fields import JsonSchema
-from api.http.routes import AUTH_ERRORS, Operation
+from api.http.operation import AUTH_ERRORS, Operation
 from api.http.views import FILTER, PROBLEM
 from api.model.errors import (
     ApiError,

@@ -15,7 +15,7 @@ from api.http.bodies import Bodies
 from schemas.catalog import EventCatalog
 
 if TYPE_CHECKING:  # the route table imports the handlers, which import this
-    from api.http.routes import Operation
+    from api.http.operation import Operation
 
 
 @dataclass(frozen=True, slots=True)

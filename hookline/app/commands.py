@@ -9,29 +9,19 @@ from typing import TYPE_CHECKING
 from hookline.app.credentials import FILE as CREDENTIALS_FILE
 from hookline.app.localstack.kafka import CLUSTER_SIZES
 from hookline.app.localstack.secure import MECHANISM, PROTOCOL
-from hookline.app.localstack.stack import local_settings, stack_status, start_stack, stop_stack
+from hookline.app.localstack.stack import (
+    local_data_dir,
+    local_settings,
+    stack_status,
+    start_stack,
+    stop_stack,
+)
 from hookline.runtime.commands import Command
 from hookline.runtime.settings import Settings, env_name
 from hookline.runtime.topics import ensure_topics
 
 if TYPE_CHECKING:
     from hookline.app.up import Platform
-
-
-def local_data_dir(settings: Settings) -> Path:
-    return settings.data_dir / "local"
-
-
-def resolve_infrastructure(settings: Settings) -> Settings:
-    """Settings with Kafka and PostgreSQL filled in, starting the local stack for what is unset."""
-    if settings.kafka_bootstrap is not None and settings.database_url is not None:
-        return settings
-    stack = start_stack(local_data_dir(settings), cache_dir=settings.cache_dir)
-    local = local_settings(settings, stack)
-    return local.with_changes(
-        kafka_bootstrap=settings.kafka_bootstrap or local.kafka_bootstrap,
-        database_url=settings.database_url or local.database_url,
-    )
 
 
 def topics_command(args: argparse.Namespace, settings: Settings) -> int:

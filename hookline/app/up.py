@@ -20,10 +20,15 @@ from typing import IO, Final
 
 import hookline
 from core.errors import HooklineError
-from hookline.app.commands import local_data_dir, resolve_infrastructure
 from hookline.app.credentials import with_local_credentials
 from hookline.app.localstack.process import port_is_free
-from hookline.app.localstack.stack import PARTS, running_parts, stop_stack
+from hookline.app.localstack.stack import (
+    PARTS,
+    local_data_dir,
+    resolve_infrastructure,
+    running_parts,
+    stop_stack,
+)
 from hookline.app.processes import (
     Address,
     Child,

@@ -115,3 +115,19 @@ def local_settings(settings: Settings, stack: LocalStack) -> Settings:
         min_insync_replicas=wanted.min_insync_replicas,
         partitions=min(settings.partitions, 3),
     )
+
+
+def local_data_dir(settings: Settings) -> Path:
+    return settings.data_dir / "local"
+
+
+def resolve_infrastructure(settings: Settings) -> Settings:
+    """Settings with Kafka and PostgreSQL filled in, starting the local stack for what is unset."""
+    if settings.kafka_bootstrap is not None and settings.database_url is not None:
+        return settings
+    stack = start_stack(local_data_dir(settings), cache_dir=settings.cache_dir)
+    local = local_settings(settings, stack)
+    return local.with_changes(
+        kafka_bootstrap=settings.kafka_bootstrap or local.kafka_bootstrap,
+        database_url=settings.database_url or local.database_url,
+    )

@@ -11,7 +11,8 @@ import pytest
 import pytest_asyncio
 
 from api.http.bodies import build_bodies
-from api.http.routes import Operation, operations
+from api.http.operation import Operation
+from api.http.routes import operations
 from schemas.catalog import load_catalog
 from tests.integration.api.conftest import Api, subscription_body
 
