@@ -113,11 +113,15 @@ class Attempts:
             await self._disabler.disable(subscription, plan.disable_reason)
 
     def _conclude(self, item: Item, plan: Plan) -> None:
-        """Produce the plan's records and settle the command's backlog entry. The command's
-        offset, if it still holds one, is finished once all are acknowledged."""
-        records = self._outputs.of_plan(plan)
-        records += self._keeper.settle(item, plan.retry)
-        self._outputs.write_then(records, self._in_flight.finisher(item.offsets, item.seq))
+        """Produce the plan's records, then, once Kafka acknowledged them, settle the
+        command's backlog entry; its offset, if it still holds one, is finished after that.
+        Written together, a crash could keep the entry's tombstone and lose the attempt's
+        record: a delivery the history never hears of. In this order a crash between the two
+        leaves the entry, and the command is sent again under the same `webhook-id`."""
+        outcome = self._outputs.of_plan(plan)
+        settled = self._keeper.settle(item, plan.retry)
+        finish = self._in_flight.finisher(item.offsets, item.seq)
+        self._outputs.write_then(outcome, lambda: self._outputs.write_then(settled, finish))
 
     def _hold_lane(self, lane: Lane, retry_after_s: float) -> None:
         """The endpoint asked to be left alone (429/503 with Retry-After): its lane starts

@@ -180,8 +180,8 @@ class Outputs:
                 return
             pending -= 1
             if pending == 0:
+                then()  # first: a write it starts counts before this one stops counting
                 self.unacknowledged -= 1
-                then()
 
         for record in records:
             self._io.produce(

@@ -358,3 +358,26 @@ def test_signing_keys_keep_only_the_most_recently_used_subscriptions() -> None:
     keys.forget(a.id)
     keys.forget(c.id)
     assert len(keys) == 0  # b was evicted, not a
+
+
+async def test_a_backlog_entry_is_deleted_only_once_its_attempt_is_on_the_log(
+    tmp_path: Path,
+) -> None:
+    """Regression (chaos, kill -9 of a deliverer holding a backlog): the attempt record and
+    the entry's tombstone were written together, so a crash could keep the tombstone and lose
+    the record: a delivery its receiver had, which the history never heard of and which was
+    never sent again. The tombstone now waits for the record's acknowledgement."""
+    async with running(tmp_path, lane_concurrency=1, max_in_flight=20) as shell:
+        sub = shell.subscribe("hook")
+        shell.sender.hold(sub.url)
+        for _ in range(6):
+            shell.command(sub)
+        await shell.settle()
+        assert shell.backlog_keys() == ["4", "5"]
+        shell.producer.hold = True  # from here, nothing written is acknowledged
+        shell.sender.release(sub.url)
+        attempts = shell.settings.topic("attempts")
+        await shell.until(lambda: len(shell.producer.to(attempts)) == 6)
+        assert shell.backlog_keys(tombstones=True) == []  # their records are not on the log yet
+        shell.producer.hold = False
+        await shell.until(lambda: shell.backlog_keys(tombstones=True) == ["4", "5"])
