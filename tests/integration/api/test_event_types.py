@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
@@ -16,15 +15,13 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from api.http.app import create_app
 from core.records import JsonValue
 from hookline.app.receiver import Receiver
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.settings import Settings
-from producers.outbox import OutboxRelay, create_outbox_table, write_outbox
+from producers.outbox import OutboxRelay, write_outbox
 from producers.publisher import Publisher, build_event
 from schemas.catalog import EventCatalog, catalog_of, load_catalog
 from tests.conftest import Services
@@ -184,20 +181,6 @@ async def test_a_type_registered_at_run_time_is_routed_and_delivered(
         with_email = {**PAID, "payer_email": "ada@example.com"}
         evolved = (await api.ok("POST", "/v1/events", 202, json=_event(with_email)))["id"]
         assert (await _delivered(receiver, "/billing", evolved))["data"] == with_email
-
-
-@pytest.fixture
-def outbox_dsn(database_url: str) -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema holding an empty outbox table."""
-    schema = f"outbox_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    dsn = make_conninfo(database_url, options=f"-c search_path={schema}")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        create_outbox_table(conn)
-    yield dsn
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 async def test_a_publisher_and_the_outbox_running_before_the_type_use_it(

@@ -4,20 +4,14 @@ PostgreSQL schema of the test's own holding the outbox table."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
-import psycopg
-import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from core.records import DomainEvent
 from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.kafka import admin_config, reader_config
 from hookline.runtime.settings import Settings
-from producers.outbox import create_outbox_table
 from tests.waiting import eventually
 
 
@@ -57,17 +51,3 @@ def read_events(settings: Settings, *, timeout_s: float = 30.0) -> list[Message]
 
 def decode_all(runtime: CodecRuntime, messages: list[Message]) -> list[DomainEvent]:
     return [runtime.codec.decode_event(m.value() or b"") for m in messages]
-
-
-@pytest.fixture
-def outbox_dsn(database_url: str) -> Iterator[str]:
-    """A DSN whose search_path is a fresh schema holding an empty outbox table."""
-    schema = f"outbox_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    dsn = make_conninfo(database_url, options=f"-c search_path={schema}")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        create_outbox_table(conn)
-    yield dsn
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
