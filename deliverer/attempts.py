@@ -92,7 +92,12 @@ class Attempts:
         if not await self._wait_for_rate(subscription):
             self._keeper.hand_back(item)  # stopping: never hold an offset for a rate limit
             return
+        fresh = item.offsets is not None  # read from Kafka just now, not from the backlog
+        if fresh:
+            self._metrics.consume_to_request.observe(self._clock.monotonic() - item.queued_at)
         attempted = await self._attempt(subscription, command)
+        if fresh:
+            self._metrics.request_to_response.observe(attempted.observed.duration_ms / 1000)
         now = self._clock.now()
         classification = classify(attempted.outcome, now=now)
         decision = decide(
@@ -108,11 +113,11 @@ class Attempts:
         if isinstance(classification, Retry) and classification.retry_after_s:
             self._hold_lane(lane, classification.retry_after_s)
         slot.release()  # the next request of this lane need not wait for Kafka's ack
-        self._conclude(item, plan)
+        self._conclude(item, plan, fresh=fresh)
         if plan.disable_reason is not None:
             await self._disabler.disable(subscription, plan.disable_reason)
 
-    def _conclude(self, item: Item, plan: Plan) -> None:
+    def _conclude(self, item: Item, plan: Plan, *, fresh: bool = False) -> None:
         """Produce the plan's records, then, once Kafka acknowledged them, settle the
         command's backlog entry; its offset, if it still holds one, is finished after that.
         Written together, a crash could keep the entry's tombstone and lose the attempt's
@@ -121,7 +126,14 @@ class Attempts:
         outcome = self._outputs.of_plan(plan)
         settled = self._keeper.settle(item, plan.retry)
         finish = self._in_flight.finisher(item.offsets, item.seq)
-        self._outputs.write_then(outcome, lambda: self._outputs.write_then(settled, finish))
+        responded = self._clock.monotonic()
+
+        def recorded() -> None:
+            if fresh:
+                self._metrics.response_to_record_ack.observe(self._clock.monotonic() - responded)
+            self._outputs.write_then(settled, finish)
+
+        self._outputs.write_then(outcome, recorded)
 
     def _hold_lane(self, lane: Lane, retry_after_s: float) -> None:
         """The endpoint asked to be left alone (429/503 with Retry-After): its lane starts

@@ -64,6 +64,7 @@ class Dispatcher:
         self._failure: BaseException | None = None
         self._stop = asyncio.Event()
         self._in_flight = InFlight()
+        self._metrics = metrics
         self._outputs = Outputs(settings, io=io, codec=codec, metrics=metrics)
         # who has backlog, and whose turn or timer it is: told by the keeper and the
         # restorer, asked by the lanes and the feeder
@@ -174,6 +175,8 @@ class Dispatcher:
         )
         backlogged = self._schedule.count(sub_id) > 0
         now_ms = epoch_ms(self._clock.now())
+        if not item.due_ms:
+            self._metrics.command_to_deliverer.observe(max(0, now_ms - item.created_ms) / 1000)
         if item.due_ms > now_ms:
             self._keeper.put_read(work, "timer")
         elif lane.resume_ms > now_ms:

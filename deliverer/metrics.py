@@ -6,6 +6,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from hookline.runtime.hops import Hop, hop_histogram
 from hookline.runtime.labels import BoundedLabels
 
 TENANT_LABELS: Final = 100
@@ -111,3 +112,8 @@ class DelivererMetrics:
             "Partitions paused for back-pressure or a backlog being restored",
             registry=registry,
         )
+        hops = hop_histogram(registry)
+        self.command_to_deliverer = hops.labels(Hop.COMMAND_TO_DELIVERER)
+        self.consume_to_request = hops.labels(Hop.CONSUME_TO_REQUEST)
+        self.request_to_response = hops.labels(Hop.REQUEST_TO_RESPONSE)
+        self.response_to_record_ack = hops.labels(Hop.RESPONSE_TO_RECORD_ACK)

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from api.http.auth import Authenticator, migrate_legacy_tokens
 from api.http.bodies import build_bodies
 from api.http.context import (
+    ACCEPT_TO_ACK,
     MAX_BODY_BYTES,
     PRINCIPAL,
     PROBLEM_JSON,
@@ -56,6 +57,7 @@ from core.records import ApiToken, JsonValue
 from core.secretbox import SecretBox
 from hookline import __version__
 from hookline.runtime.codecs import open_codec
+from hookline.runtime.hops import Hop, hop_histogram
 from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_table import SubscriptionTable
 from schemas.catalog import EventCatalog, load_catalog
@@ -179,6 +181,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
     app[SPECS] = specs
     app[WRITE_LOCKS] = WeakValueDictionary()
     app[PUBLISH_LIMITER] = PublishLimiter(publish_rate(settings), clock=time.monotonic)
+    app[ACCEPT_TO_ACK] = hop_histogram(registry).labels(Hop.ACCEPT_TO_ACK)
     for op in ops:
         app.router.add_route(
             op.method, op.path, guarded(op, _request_checked(op)), name=op.operation_id

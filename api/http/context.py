@@ -12,7 +12,7 @@ from weakref import WeakValueDictionary
 
 import orjson
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from psycopg_pool import AsyncConnectionPool
 
 from api.http.auth import Authenticator, Principal
@@ -74,6 +74,8 @@ SPECS: Final = web.AppKey("specs", LiveSpecs)
 RESOURCES: Final = web.AppKey("resources", Resources)
 WRITE_LOCKS: Final = web.AppKey("write_locks", WeakValueDictionary[str, asyncio.Lock])
 PUBLISH_LIMITER: Final = web.AppKey("publish_limiter", PublishLimiter)
+ACCEPT_TO_ACK: Final = web.AppKey("accept_to_ack", Histogram)
+"""The `accept_to_ack` hop's histogram: a publish read -> Kafka acknowledged its event."""
 PRINCIPAL: Final = web.RequestKey("principal", Principal)
 """Where the route's guard (`api.http.app`) leaves the authenticated caller in a request."""
 

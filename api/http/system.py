@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -13,6 +14,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.http.context import (
+    ACCEPT_TO_ACK,
     JSON,
     PUBLISH_LIMITER,
     REGISTRY,
@@ -43,6 +45,7 @@ async def publish(request: web.Request) -> web.Response:
     The `webhook.*` types are the platform's own (the test ping): a tenant token may not
     publish them (422 naming `type`, like any other value its rules refuse); the admin may.
     """
+    started = time.perf_counter()
     who = await caller(request)
     spec = bodies(request)
     e = spec.event
@@ -87,7 +90,9 @@ async def publish(request: web.Request) -> web.Response:
         attributes={"hookline.event_id": event.id, "hookline.tenant": tenant},
     ) as span:
         traced = with_trace(event, context_of(span))
-        return await _send(request, traced, None if given_id is None else content)
+        answered = await _send(request, traced, None if given_id is None else content)
+    request.app[ACCEPT_TO_ACK].observe(time.perf_counter() - started)
+    return answered
 
 
 async def _send(
