@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from confluent_kafka import TopicPartition
@@ -29,3 +29,38 @@ class Batch:
 
     def starts(self) -> list[TopicPartition]:
         return [TopicPartition(t, p, o) for (t, p), o in self.first.items()]
+
+
+@dataclass(slots=True)
+class Linger:
+    """How long the next batch gathers after its first event, from the recent arrival rate.
+
+    A transaction costs the router and the broker about the same CPU whatever it holds, and
+    without a linger the router commits one per transaction cycle (a few ms: the commit
+    markers must be written before the next transaction may start) at any rate above a few
+    hundred events/s. Below `quiet_per_s` that cost buys low latency and the machine has it
+    to spare: no linger at all, so an idle router routes each event at once. Above it the
+    deliverer needs the CPU the transactions take, so the linger grows linearly, reaching
+    `max_s` at `busy_per_s`. The rate is what the router read in the last `window_s`.
+    """
+
+    max_s: float
+    quiet_per_s: float = 600.0
+    busy_per_s: float = 1200.0
+    window_s: float = 1.0
+    _read: deque[tuple[float, int]] = field(default_factory=deque)
+    _in_window: int = 0
+
+    def read(self, now: float, records: int) -> None:
+        """`records` were read at `now` (monotonic seconds)."""
+        self._read.append((now, records))
+        self._in_window += records
+
+    def next_s(self, now: float) -> float:
+        while self._read and self._read[0][0] <= now - self.window_s:
+            self._in_window -= self._read.popleft()[1]
+        rate = self._in_window / self.window_s
+        if rate <= self.quiet_per_s or self.max_s <= 0:
+            return 0.0
+        share = (rate - self.quiet_per_s) / (self.busy_per_s - self.quiet_per_s)
+        return self.max_s * min(1.0, share)

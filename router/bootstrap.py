@@ -75,7 +75,10 @@ def bootstrap(
                 lag=lag,
             ),
             producer_config(
-                settings, client_id=f"{client_id}-tx", transactional_id=transactional_id
+                settings,
+                client_id=f"{client_id}-tx",
+                transactional_id=transactional_id,
+                linger_ms=0,
             ),
         )
         admin = AdminClient(admin_config(settings))

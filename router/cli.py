@@ -23,8 +23,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--batch-linger-ms",
         type=_non_negative_ms,
         default=round(DEFAULT_BATCH_LINGER_S * 1000),
-        help="how long a batch gathers events after its first one (default: %(default)s): "
-        "less is lower latency at low rates, more is fewer transactions under load",
+        help="the longest a batch gathers events after its first one (default: %(default)s),"
+        " reached at high rates; an idle router gathers nothing: more is fewer transactions"
+        " under load",
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from hookline.runtime.hops import Hop, hop_histogram
+
 
 class RouterMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -51,3 +53,6 @@ class RouterMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=registry,
         )
+        hops = hop_histogram(registry)
+        self.event_to_router = hops.labels(Hop.EVENT_TO_ROUTER)
+        self.route_to_commit = hops.labels(Hop.ROUTE_TO_COMMIT)

@@ -41,7 +41,7 @@ from hookline.runtime.kafka import retry_transient
 from hookline.runtime.producing import produce_within
 from hookline.runtime.settings import Settings
 from hookline.runtime.tracing import child_span, context_of, tracer
-from router.batch import Batch
+from router.batch import Batch, Linger
 from router.bootstrap import bootstrap
 from router.errors import (
     ClientsBroken,
@@ -62,7 +62,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_MAX_EVENTS: Final = 1000
 DEFAULT_BATCH_LINGER_S: Final = 0.05
-"""How long a batch gathers events after its first one (unless it fills first)."""
+"""The longest a batch gathers events after its first one (unless it fills first), reached
+when the rate is high (`router.batch.Linger`)."""
 IDLE_WAIT_S: Final = 0.1
 """How long one wait for the next event lasts (then the loop checks whether to stop)."""
 TRANSACTION_TIMEOUT_S: Final = 30.0
@@ -197,7 +198,7 @@ class _RoutingLoop:
         self._metrics = metrics
         self._transactional_id = transactional_id
         self._batch_max_events = batch_max_events
-        self._batch_linger_s = batch_linger_s
+        self._linger = Linger(batch_linger_s)
         self._events_topic = settings.topic("events")
         self._deliveries_topic = settings.topic("deliveries")
         self._dead_topic = settings.topic("dead-letters")
@@ -275,18 +276,19 @@ class _RoutingLoop:
             self._record_lag()
 
     def _next_batch(self) -> list[Message]:
-        """Wait for one event, then gather for `batch_linger_s` (or until the batch is full).
-
-        The linger starts at the first event, not at the call, so an idle router adds at most
-        the linger to an event's latency. Not lingering at all (route whatever has arrived)
-        was measured too: at 1,000 events/s its many small transactions cost the broker and
-        the router CPU that the deliverer needed (docs/benchmarks.md)."""
+        """Wait for one event, then take what else has arrived, gathering longer only while
+        the rate is high (`Linger`): an idle router adds nothing to an event's latency, and
+        at 1,000 events/s a 50 ms gather cut the broker's and the router's CPU by a third
+        (docs/benchmarks.md), which the deliverer needed."""
         first = self._consumer.poll(IDLE_WAIT_S)
         if first is None:
             return []
         if self._batch_max_events == 1:
             return [first]
-        return [first, *self._consumer.consume(self._batch_max_events - 1, self._batch_linger_s)]
+        linger_s = self._linger.next_s(self._clock.monotonic())
+        messages = [first, *self._consumer.consume(self._batch_max_events - 1, linger_s)]
+        self._linger.read(self._clock.monotonic(), len(messages))
+        return messages
 
     def _assigned(self, _consumer: EventConsumer, partitions: list[TopicPartition]) -> None:
         log.info("router: partitions assigned: %s", [tp.partition for tp in partitions])
@@ -304,14 +306,17 @@ class _RoutingLoop:
     # -- one batch -------------------------------------------------------------------------
 
     def _handle(self, messages: list[Message]) -> None:
-        started = time.perf_counter()
+        started, read_at_s = time.perf_counter(), time.time()
         self._barrier()
-        batch = self._route(messages)
+        batch = self._route(messages, read_at_s)
         if not batch.next:
             return
         if not self._transact(batch):
             self._rewind(batch)
             return
+        routed_s = time.time() - read_at_s
+        for _ in range(batch.records):
+            self._metrics.route_to_commit.observe(routed_s)
         self._metrics.events.inc(batch.records)
         self._metrics.commands.inc(batch.commands)
         for reason, count in batch.dead.items():
@@ -336,13 +341,15 @@ class _RoutingLoop:
             self._metrics.subscriptions.set(self._index.size)
         return self._index
 
-    def _route(self, messages: list[Message]) -> Batch:
+    def _route(self, messages: list[Message], read_at_s: float) -> Batch:
         now = self._clock.now()
         index = self._current_index()
         batch = Batch()
+        waited = self._metrics.event_to_router
         for message in messages:
             error = message.error()
             if error is None:
+                waited.observe(max(0.0, read_at_s - message.timestamp()[1] / 1000))
                 self._route_one(message, batch, index, now)
             elif error.fatal() or error.code() == KafkaError._FATAL:
                 # e.g. a static member fenced by another with the same instance id: this

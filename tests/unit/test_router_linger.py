@@ -1,0 +1,47 @@
+"""The router's linger: nothing while the rate is low, growing to its maximum under load."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.batch import Linger
+
+
+def test_an_idle_router_does_not_linger() -> None:
+    linger = Linger(max_s=0.05)
+    assert linger.next_s(now=100.0) == 0.0
+
+
+def test_a_rate_below_the_quiet_one_does_not_linger() -> None:
+    linger = Linger(max_s=0.05, quiet_per_s=600, busy_per_s=1200)
+    for k in range(100):  # 500 events in the last second
+        linger.read(now=99.0 + k / 100, records=5)
+    assert linger.next_s(now=100.0) == 0.0
+
+
+def test_the_linger_grows_with_the_rate_up_to_its_maximum() -> None:
+    def at(rate: int) -> float:
+        linger = Linger(max_s=0.05, quiet_per_s=600, busy_per_s=1200)
+        for k in range(10):
+            linger.read(now=99.05 + k / 10, records=rate // 10)
+        return linger.next_s(now=100.0)
+
+    assert at(900) == pytest.approx(0.025)
+    assert at(1200) == pytest.approx(0.05)
+    assert at(5000) == pytest.approx(0.05)
+    assert 0 < at(700) < at(800) < at(1100)
+
+
+def test_reads_older_than_the_window_no_longer_count() -> None:
+    linger = Linger(max_s=0.05, quiet_per_s=600, busy_per_s=1200)
+    linger.read(now=10.0, records=2000)
+    assert linger.next_s(now=10.5) == pytest.approx(0.05)
+    assert linger.next_s(now=11.0) == 0.0
+    linger.read(now=11.2, records=100)
+    assert linger.next_s(now=11.3) == 0.0
+
+
+def test_a_zero_maximum_never_lingers() -> None:
+    linger = Linger(max_s=0.0)
+    linger.read(now=1.0, records=10_000)
+    assert linger.next_s(now=1.1) == 0.0
