@@ -160,6 +160,13 @@ class Shell:
     def webhook_ids(self, sub: Subscription) -> list[str]:
         return [sent.headers["webhook-id"] for sent in self.sender.to(sub.url)]
 
+    def hop(self, name: str) -> tuple[float, float]:
+        """The `hookline_hop_seconds` count and sum of one hop."""
+        labels = {"hop": name}
+        count = self.registry.get_sample_value("hookline_hop_seconds_count", labels)
+        total = self.registry.get_sample_value("hookline_hop_seconds_sum", labels)
+        return count or 0.0, total or 0.0
+
     def backlogged(self, why: str) -> float:
         value = self.registry.get_sample_value("hookline_deliverer_backlogged_total", {"why": why})
         return value or 0.0
@@ -381,3 +388,15 @@ async def test_a_backlog_entry_is_deleted_only_once_its_attempt_is_on_the_log(
         assert shell.backlog_keys(tombstones=True) == []  # their records are not on the log yet
         shell.producer.hold = False
         await shell.until(lambda: shell.backlog_keys(tombstones=True) == ["4", "5"])
+
+
+async def test_the_hops_of_a_first_attempt_are_measured_once_each(tmp_path: Path) -> None:
+    async with running(tmp_path) as shell:
+        sub = shell.subscribe("hops")
+        shell.command(sub)  # the record's timestamp is the clock's now
+        shell.clock.advance(0.03)  # read 30 ms after the router wrote it
+        await shell.until(lambda: len(shell.sender.to(sub.url)) == 1)
+        await shell.until(lambda: shell.hop("response_to_record_ack")[0] == 1)
+        assert shell.hop("command_to_deliverer") == (1, pytest.approx(0.03))
+        for hop in ("consume_to_request", "request_to_response"):
+            assert shell.hop(hop)[0] == 1

@@ -43,7 +43,8 @@ class Shell:
         self.subscriptions = FakeSubscriptionTable()
         self.subscriptions.put(subscription("sub-1", "task.created"))
         self.stopping = threading.Event()
-        self.router = Router(self.settings, CollectorRegistry(), client_id="router-test")
+        self.registry = CollectorRegistry()
+        self.router = Router(self.settings, self.registry, client_id="router-test")
 
     def publish(self, partition: int) -> str:
         """One task.created event on `partition` of `events`; its id."""
@@ -73,6 +74,10 @@ class Shell:
             clock=ManualClock(T0),
         )
         self.router.route(ports, self.stopping)
+
+    def hop_count(self, name: str) -> float:
+        value = self.registry.get_sample_value("hookline_hop_seconds_count", {"hop": name})
+        return value or 0.0
 
     def commands(self) -> list[DeliveryCommand]:
         return [
@@ -117,6 +122,9 @@ def test_a_failed_transaction_is_aborted_and_its_batch_read_again_from_the_commi
     assert len(routed) == 3, "each event routed exactly once"
     assert set(again) < set(routed)
     assert shell.kafka.committed == {(shell.events, 0): 3, (shell.events, 1): 1}
+    # every read is measured, a commit only once it happened
+    assert shell.hop_count("event_to_router") == 6
+    assert shell.hop_count("route_to_commit") == 3
 
 
 def test_a_fenced_router_stops_with_its_error_and_commits_nothing() -> None:
