@@ -462,6 +462,18 @@ PROBLEM: Final = _obj(
             "type": "string",
             "description": "the event id published lately with other content (409)",
         },
+        "reason": {
+            "type": "string",
+            "enum": ["fair_share", "overloaded"],
+            "description": "the rule that refused a publish while delivery lags behind (429"
+            " ingest-overloaded): over the limit, a tenant above its fair share; over twice it,"
+            " every tenant",
+        },
+        "lag": {
+            "type": "integer",
+            "description": "events not yet routed plus commands not yet read by the deliverers"
+            " (429 ingest-overloaded); `limit` is the lag the API admits up to",
+        },
     },
     required=["type", "title", "status", "detail"],
 )
