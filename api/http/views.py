@@ -9,6 +9,7 @@ from typing import Final, get_args
 
 from api.http.fields import JsonSchema
 from api.model.history import AttemptRow, DeliveryRow
+from core.admission import RefusalReason
 from core.delivery_status import STATUSES
 from core.filters import FILTER_LIMITS
 from core.records import (
@@ -464,7 +465,7 @@ PROBLEM: Final = _obj(
         },
         "reason": {
             "type": "string",
-            "enum": ["fair_share", "overloaded"],
+            "enum": list(get_args(RefusalReason)),
             "description": "the rule that refused a publish while delivery lags behind (429"
             " ingest-overloaded): over the limit, a tenant above its fair share; over twice it,"
             " every tenant",
