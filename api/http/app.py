@@ -252,7 +252,7 @@ async def _sampling_ingest_lag(app: web.Application) -> AsyncIterator[None]:
     probe = KafkaLagProbe(app[SETTINGS], client_id=CLIENT_ID)
     sampler = LagSampler(probe, admission, app[REGISTRY], clock=time.monotonic)
     stopping = threading.Event()
-    thread = threading.Thread(target=sampler.run, args=(stopping,), name="ingest-lag")
+    thread = threading.Thread(target=sampler.run, args=(stopping,), name="ingest-lag", daemon=True)
     thread.start()
     yield
     stopping.set()
