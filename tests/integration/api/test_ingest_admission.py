@@ -22,7 +22,7 @@ from hookline.runtime.kafka import consumer_config, producer_config
 from hookline.runtime.settings import Settings
 from hookline.runtime.topics import ensure_topics
 from tests.conftest import Services, TopicJanitor
-from tests.integration.api.conftest import Api, drop_schema, make_settings
+from tests.integration.api.conftest import Api, drop_schema, make_settings, running
 from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.integration
@@ -77,6 +77,13 @@ async def _lag_reaches(api: Api, stage: str, at_least: int) -> None:
         return lag is not None and lag >= at_least
 
     await eventually_async(reached, f"hookline_ingest_lag{{stage={stage!r}}} >= {at_least}")
+
+
+async def _lag_falls_to_zero(api: Api, stage: str) -> None:
+    async def drained() -> bool:
+        return await _metric(api, "hookline_ingest_lag", {"stage": stage}) == 0
+
+    await eventually_async(drained, f"hookline_ingest_lag{{stage={stage!r}}} == 0")
 
 
 async def _refused(api: Api, tenant: str) -> dict[str, Any]:
@@ -156,3 +163,21 @@ async def test_over_twice_the_limit_everyone_is_refused_until_the_lag_drains(
         return response.status == 202
 
     await eventually_async(admitted, "a publish admitted once the groups caught up")
+
+
+async def test_a_running_router_drains_the_lag_and_publishes_are_admitted_again(
+    platform: Platform,
+) -> None:
+    """The router commits its offsets in its transactions: the sampler reads them as they
+    commit (read_uncommitted never waits on a pending one)."""
+    from router.service import Router
+
+    api = platform.api
+    for _ in range(2 * LIMIT):  # a lone tenant is at its share: refused only from 2 x LIMIT
+        await api.ok("POST", "/v1/events", 202, json=_event("alone"))
+    await _lag_reaches(api, "route", 2 * LIMIT)
+    assert (await _refused(api, "alone"))["reason"] == "overloaded"
+
+    with running([Router(platform.settings, CollectorRegistry())]):
+        await _lag_falls_to_zero(api, "route")
+        await api.ok("POST", "/v1/events", 202, json=_event("alone"))
