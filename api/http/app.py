@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from api.http.auth import Authenticator, migrate_legacy_tokens
 from api.http.bodies import build_bodies
 from api.http.context import (
     ACCEPT_TO_ACK,
+    INGEST_ADMISSION,
     MAX_BODY_BYTES,
     PRINCIPAL,
     PROBLEM_JSON,
@@ -39,6 +41,7 @@ from api.http.context import (
     read_path,
 )
 from api.http.event_types import register_builtins
+from api.http.ingest import IngestAdmission, KafkaLagProbe, LagSampler
 from api.http.kafka_bridge import AsyncProducer
 from api.http.openapi import build_document, event_body_schema
 from api.http.operation import Handler, Operation
@@ -181,6 +184,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
     app[SPECS] = specs
     app[WRITE_LOCKS] = WeakValueDictionary()
     app[PUBLISH_LIMITER] = PublishLimiter(publish_rate(settings), clock=time.monotonic)
+    app[INGEST_ADMISSION] = IngestAdmission(settings.ingest_max_lag, registry, clock=time.monotonic)
     app[ACCEPT_TO_ACK] = hop_histogram(registry).labels(Hop.ACCEPT_TO_ACK)
     for op in ops:
         app.router.add_route(
@@ -188,6 +192,7 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
         )
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_forgetting_published_ids)
+    app.cleanup_ctx.append(_sampling_ingest_lag)
     return app
 
 
@@ -235,6 +240,23 @@ async def _forgetting_published_ids(app: web.Application) -> AsyncIterator[None]
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _sampling_ingest_lag(app: web.Application) -> AsyncIterator[None]:
+    """The lag admission judges by, sampled on a thread of its own (its Kafka calls block)
+    while the app runs; nothing when admission is off."""
+    admission = app[INGEST_ADMISSION]
+    if not admission.enabled:
+        yield
+        return
+    probe = KafkaLagProbe(app[SETTINGS], client_id=CLIENT_ID)
+    sampler = LagSampler(probe, admission, app[REGISTRY], clock=time.monotonic)
+    stopping = threading.Event()
+    thread = threading.Thread(target=sampler.run, args=(stopping,), name="ingest-lag", daemon=True)
+    thread.start()
+    yield
+    stopping.set()
+    await asyncio.to_thread(thread.join)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

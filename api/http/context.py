@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from api.http.auth import Authenticator, Principal
 from api.http.bodies import Bodies
 from api.http.fields import JsonSchema, PathParam, QueryParam
+from api.http.ingest import IngestAdmission
 from api.http.kafka_bridge import AsyncProducer
 from api.http.quotas import PublishLimiter
 from api.http.read_back import ReadBack
@@ -74,6 +75,7 @@ SPECS: Final = web.AppKey("specs", LiveSpecs)
 RESOURCES: Final = web.AppKey("resources", Resources)
 WRITE_LOCKS: Final = web.AppKey("write_locks", WeakValueDictionary[str, asyncio.Lock])
 PUBLISH_LIMITER: Final = web.AppKey("publish_limiter", PublishLimiter)
+INGEST_ADMISSION: Final = web.AppKey("ingest_admission", IngestAdmission)
 ACCEPT_TO_ACK: Final = web.AppKey("accept_to_ack", Histogram)
 """The `accept_to_ack` hop's histogram: a publish read -> Kafka acknowledged its event."""
 PRINCIPAL: Final = web.RequestKey("principal", Principal)

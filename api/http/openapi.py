@@ -68,12 +68,22 @@ _DESCRIPTIONS: Final[dict[int, str]] = {
     " the admin's",
     422: "Invalid input: `errors` names each field, path value or query parameter at fault"
     " (a query parameter the route does not take, or one given twice, included)",
+    429: "Too many requests; `Retry-After` says when to try again. Type `quota-exceeded`"
+    " (`quota` `publish_rate`, its `limit`): the tenant publishes faster than its rate. Type"
+    " `ingest-overloaded` (`reason`, `lag`, `limit`): delivery lags too far behind the"
+    " publishes; over the limit the tenants publishing above their fair share of the recent"
+    " publishes are refused (`reason` `fair_share`), over twice it every tenant (`overloaded`)",
 }
 _CHALLENGE: Final[JsonValue] = {
     "description": 'the Bearer challenge (RFC 6750): `Bearer realm="hookline"`, with'
     ' `error="invalid_token"` when a token was sent but refused',
     "required": True,
     "schema": {"type": "string", "pattern": "^Bearer "},
+}
+_RETRY_AFTER: Final[JsonValue] = {
+    "description": "whole seconds to wait before publishing again (at least 1)",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
 }
 
 
@@ -87,6 +97,8 @@ def _problem(code: int) -> JsonValue:
     }
     if code == 401:
         response["headers"] = {"WWW-Authenticate": _CHALLENGE}
+    if code == 429:
+        response["headers"] = {"Retry-After": _RETRY_AFTER}
     return response
 
 

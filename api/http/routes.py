@@ -150,7 +150,8 @@ def operations(bodies: Bodies, event_body: JsonSchema) -> tuple[Operation, ...]:
             system.publish,
             "publishEvent",
             "Publish one event; 202 once Kafka acknowledged it (an id published lately with"
-            " the same content: 202 again, no second event; with other content: 409)",
+            " the same content: 202 again, no second event; with other content: 409); 429"
+            " over the tenant's rate, or while delivery lags too far behind",
             "events",
             {202: Answer("accepted", ACCEPTED_EVENT)},
             body=event_body,

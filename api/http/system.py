@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.http.context import (
     ACCEPT_TO_ACK,
+    INGEST_ADMISSION,
     JSON,
     PUBLISH_LIMITER,
     REGISTRY,
@@ -40,7 +41,8 @@ _ENVELOPE_FIELDS: Final = frozenset({"id", "occurred_at"})
 
 async def publish(request: web.Request) -> web.Response:
     """One event, validated against its type's schema; 202 once Kafka acknowledged it; 429
-    when its tenant publishes faster than its rate.
+    when its tenant publishes faster than its rate (`quota-exceeded`), or when delivery lags
+    too far behind to take it now (`ingest-overloaded`).
 
     The `webhook.*` types are the platform's own (the test ping): a tenant token may not
     publish them (422 naming `type`, like any other value its rules refuse); the admin may.
@@ -57,6 +59,7 @@ async def publish(request: web.Request) -> web.Response:
             e.type.name, f"{event_type!r}: the {PLATFORM_PREFIX}* types are the platform's own"
         )
     request.app[PUBLISH_LIMITER].admit(tenant)
+    request.app[INGEST_ADMISSION].admit(tenant)
     subject = parsed.get(e.subject)
     actor = parsed.get_or(e.actor, None)
     data: dict[str, JsonValue] = parsed.get(e.data)

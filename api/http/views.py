@@ -9,6 +9,7 @@ from typing import Final, get_args
 
 from api.http.fields import JsonSchema
 from api.model.history import AttemptRow, DeliveryRow
+from core.admission import RefusalReason
 from core.delivery_status import STATUSES
 from core.filters import FILTER_LIMITS
 from core.records import (
@@ -461,6 +462,18 @@ PROBLEM: Final = _obj(
         "event_id": {
             "type": "string",
             "description": "the event id published lately with other content (409)",
+        },
+        "reason": {
+            "type": "string",
+            "enum": list(get_args(RefusalReason)),
+            "description": "the rule that refused a publish while delivery lags behind (429"
+            " ingest-overloaded): over the limit, a tenant above its fair share; over twice it,"
+            " every tenant",
+        },
+        "lag": {
+            "type": "integer",
+            "description": "events not yet routed plus commands not yet read by the deliverers"
+            " (429 ingest-overloaded); `limit` is the lag the API admits up to",
         },
     },
     required=["type", "title", "status", "detail"],

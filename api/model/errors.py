@@ -16,6 +16,7 @@ HooklineError (core.errors)
  │    │    └── Incompatible     409 a new event-type version cannot read earlier data; `errors`
  │    ├── QuotaExceeded         409 the write would take its tenant past a quota
  │    │    └── RateLimited      429 the tenant publishes faster than its rate: retry later
+ │    ├── IngestOverloaded      429 delivery lags too far behind to take this publish now
  │    ├── PayloadTooLarge       413 a body over the limit
  │    ├── InvalidInput          422 fields break their rules; `errors` names each field
  │    └── Unavailable           503 Kafka or PostgreSQL did not answer in time
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Final
 
+from core.admission import Refusal
 from core.errors import HooklineError
 from core.quotas import QuotaBreach
 from core.records import JsonValue, Subscription
@@ -250,6 +252,31 @@ class RateLimited(QuotaExceeded):
 
     def headers(self) -> Mapping[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+class IngestOverloaded(ApiError):
+    """Delivery lags too far behind the publishes (`core.admission`): `Retry-After` says
+    when the lag should be back under the threshold that refused, the problem names the
+    rule (`reason`: `fair_share` or `overloaded`), the `lag` and its `limit`. Not a quota:
+    it says how the whole platform keeps up, not what one tenant may do."""
+
+    status = 429
+    slug = "ingest-overloaded"
+    title = "Ingest overloaded"
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.detail)
+        self.refusal = refusal
+
+    def headers(self) -> Mapping[str, str]:
+        return {"Retry-After": str(self.refusal.retry_after_s)}
+
+    def extensions(self) -> Mapping[str, JsonValue]:
+        return {
+            "reason": self.refusal.reason,
+            "lag": self.refusal.lag,
+            "limit": self.refusal.limit,
+        }
 
 
 class PayloadTooLarge(ApiError):

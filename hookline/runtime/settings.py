@@ -335,6 +335,13 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
         _int_range(1, 1_000_000),
         "events one tenant may publish at once above its rate, per API process",
     ),
+    "ingest_max_lag": _Spec(
+        "HOOKLINE_INGEST_MAX_LAG",
+        _int_range(0, 1_000_000_000),
+        "events not yet routed plus commands the deliverers have not read, beyond which"
+        " POST /v1/events refuses (429) the tenants above their fair share, and everyone at"
+        " twice it; 0: off",
+    ),
     "event_dedupe_window_s": _Spec(
         "HOOKLINE_EVENT_DEDUPE_WINDOW_S",
         _positive_float,
@@ -418,6 +425,7 @@ class Settings:
     max_custom_header_bytes: int = 8192
     publish_rate_per_s: float = 200.0
     publish_burst: int = 400
+    ingest_max_lag: int = 20_000
     event_dedupe_window_s: float = 86_400.0
     event_dedupe_max_per_tenant: int = 100_000
     api_header_timeout_s: float = 10.0

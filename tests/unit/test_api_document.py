@@ -52,6 +52,17 @@ def test_every_route_is_documented_with_its_errors() -> None:
             assert "404" in codes
 
 
+def test_a_publish_documents_both_429s_and_their_retry_after() -> None:
+    document = _document()
+    refused = document["paths"]["/v1/events"]["post"]["responses"]["429"]
+    assert "`quota-exceeded`" in refused["description"]
+    assert "`ingest-overloaded`" in refused["description"]
+    assert refused["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
+    problem = document["components"]["schemas"]["Problem"]["properties"]
+    assert problem["reason"]["enum"] == ["fair_share", "overloaded"]
+    assert problem["lag"]["type"] == "integer"
+
+
 def test_the_document_uses_the_catalog_and_field_rules() -> None:
     schemas = _document()["components"]["schemas"]
     create = schemas["SubscriptionCreate"]

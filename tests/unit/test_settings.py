@@ -249,6 +249,7 @@ def test_settings_handed_to_a_child_as_its_environment_read_back_the_same(
         max_custom_header_bytes=100,
         publish_rate_per_s=1.5,
         publish_burst=3,
+        ingest_max_lag=0,  # off: a zero must survive too
         api_header_timeout_s=1.25,
         api_body_timeout_s=2.5,
         api_idle_timeout_s=3.75,
