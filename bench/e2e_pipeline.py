@@ -1,4 +1,5 @@
-"""Processes of the end-to-end benchmark: the receiver, `hookline router` and `hookline deliverer`.
+"""Processes of the end-to-end benchmark: the receiver, `hookline router` and `hookline deliverer`
+(and, in the API-ingest scenario, `hookline api`, `projector` and `replayer` too).
 
 Each runs as its own OS process with the scenario's settings in its environment, its output
 in a log file under `.hookline/bench/logs/`. With `profile_dir` set, the router and the
@@ -24,7 +25,8 @@ import orjson
 
 from bench.deliverer import _free_port as free_port
 from bench.e2e_stats import Row
-from hookline.runtime.settings import Settings, env_name
+from hookline.app.processes import child_environment
+from hookline.runtime.settings import Settings, env_name, environment
 
 LOGS_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench" / "logs"
 STOP_TIMEOUT_S: Final = 60.0
@@ -50,6 +52,14 @@ def service_env(settings: Settings) -> dict[str, str]:
         "max_in_flight": str(settings.max_in_flight),
     }
     env.update({env_name(name): value for name, value in values.items()})
+    env["HOOKLINE_LOG_LEVEL"] = os.environ.get("HOOKLINE_LOG_LEVEL", "WARNING")
+    return env
+
+
+def platform_env(settings: Settings) -> dict[str, str]:
+    """Every resolved setting (database and admin token included), as `hookline up` gives
+    its children: what the API, the projector and the replayer need beyond `service_env`."""
+    env = child_environment(os.environ, environment(settings))
     env["HOOKLINE_LOG_LEVEL"] = os.environ.get("HOOKLINE_LOG_LEVEL", "WARNING")
     return env
 
@@ -96,9 +106,15 @@ def start_receiver(hang_s: float) -> tuple[Process, str]:
 
 
 def start_service(
-    command: str, settings: Settings, name: str, *, profile_dir: Path | None = None
+    command: str,
+    settings: Settings,
+    name: str,
+    *,
+    profile_dir: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[Process, int]:
-    """`hookline <command>` with a metrics port; returns it and the port."""
+    """`hookline <command>` with a metrics port (the API: its own port, which serves its
+    metrics); returns it and the port. `env` defaults to `service_env(settings)`."""
     LOGS_DIR.mkdir(parents=True, exist_ok=True)
     port = free_port()
     # the console script: `python -m hookline.app.cli` would register sub-commands in a second
@@ -108,10 +124,25 @@ def start_service(
         profile_dir.mkdir(parents=True, exist_ok=True)
         html = str(profile_dir / f"{name}.html")
         argv = [sys.executable, "-m", "pyinstrument", "-r", "html", "-o", html, *argv[1:]]
-    argv += [command, "--metrics-port", str(port)]
+    argv += [command, "--api-port" if command == "api" else "--metrics-port", str(port)]
     log = (LOGS_DIR / f"{settings.topic_prefix}-{name}.log").open("wb")
-    popen = subprocess.Popen(argv, env=service_env(settings), stdout=log, stderr=log)
+    popen = subprocess.Popen(
+        argv, env=service_env(settings) if env is None else env, stdout=log, stderr=log
+    )
     return Process(name, popen, log), port
+
+
+def wait_ready(process: Process, port: int, timeout_s: float) -> None:
+    """Until the service answers 200 on `/readyz` (raises when it exits or time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        process.check()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5):
+                return
+        except OSError:  # not listening yet, or 503 (HTTPError is an OSError)
+            time.sleep(0.1)
+    raise RuntimeError(f"{process.name} not ready in {timeout_s:g} s; see {process.log.name}")
 
 
 def get_json(url: str) -> object:
