@@ -138,11 +138,13 @@ class Report:
         for phase, s in result.phases.items():
             if s.answers is not None:
                 print(f"  {phase}: the API answered {answers_line(s.answers)}")
-        hops = {phase: s.hops for phase, s in result.phases.items() if s.hops}
-        if hops:
+        hops = {phase: s.hops for phase, s in result.phases.items()}
+        if any(h.count for phase_hops in hops.values() for h in phase_hops):
             print("  per hop (hookline_hop_seconds; p50/p99 interpolated within its buckets):")
             for line in hop_lines(hops):
                 print(line)
+        else:
+            print("  per hop: no process exposes hookline_hop_seconds")
         if result.burst is not None:
             b = result.burst
             print(

@@ -12,7 +12,7 @@ from bench.e2e import paced_rates
 from bench.e2e_hops import HopStats
 from bench.e2e_ingest import Sent, published_of
 from bench.e2e_report import Ceiling, Report, ScenarioResult, answers_line
-from bench.e2e_stats import Answers, Published, Row, phase_stats
+from bench.e2e_stats import Answers, PhaseStats, Published, Row, phase_stats
 from bench.options import add_arguments
 
 LOAD = (1.0, 1.0, 1.0)
@@ -153,3 +153,48 @@ def test_bad_options_are_refused_in_one_line(
     with pytest.raises(SystemExit):
         parse(*argv)
     assert error in capsys.readouterr().err
+
+
+def printed_scenario(stats: PhaseStats, capsys: pytest.CaptureFixture[str]) -> str:
+    report = Report(command="hookline bench", events=1, subscriptions=1)
+    report.print_scenario(ScenarioResult("api", 1, {"500/s": stats}, 1.0, [0]))
+    return capsys.readouterr().out
+
+
+def test_a_scenario_prints_the_apis_answers_and_the_hops(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    published = Published(
+        ["a"], [0], 100.0, 1.0, sent_s=[100.0], answers=Answers({"202": 1, "429": 2}, {"1": 2})
+    )
+    hops = (HopStats("accept_to_ack", 1, 2.0, 3.0, 5.0), HopStats.of("event_to_router", None))
+    stats = phase_stats(
+        rows(("a", 100.5)),
+        published,
+        bad_count=0,
+        router_events_per_s=1.0,
+        load_average=LOAD,
+        hops=hops,
+    )
+    out = printed_scenario(stats, capsys)
+    assert "500/s: the API answered 202 x 1, 429 x 2 (Retry-After 1 x 2)" in out
+    assert "interpolated within its buckets" in out
+    assert "event_to_router" in out
+
+
+def test_a_scenario_whose_services_expose_no_hops_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hops = (HopStats.of("accept_to_ack", None),)
+    stats = phase_stats(
+        rows(("a", 100.5)),
+        Published(["a"], [0], 100.0, 1.0, sent_s=[100.0]),
+        bad_count=0,
+        router_events_per_s=1.0,
+        load_average=LOAD,
+        hops=hops,
+    )
+    out = printed_scenario(stats, capsys)
+    assert "per hop: no process exposes hookline_hop_seconds" in out
+    assert "accept_to_ack" not in out
+    assert "the API answered" not in out
