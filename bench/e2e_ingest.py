@@ -20,7 +20,7 @@ from typing import Final
 import aiohttp
 import orjson
 
-from bench.e2e_stats import Answers, Published
+from bench.e2e_stats import Answers, Latency, Published
 from deliverer.service import new_event_loop
 
 ACCEPTED: Final = 202
@@ -29,10 +29,12 @@ THROTTLED: Final = 429
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """One request: the event's subscription index, when it left, and the API's answer."""
+    """One request: the event's subscription index, when it left and was answered, and the
+    API's answer."""
 
     sub: int
     sent_s: float
+    answered_s: float
     status: str  # the HTTP status, or `error` when no answer came
     event_id: str | None
     retry_after: str | None
@@ -48,7 +50,11 @@ def published_of(sent: list[Sent], started_s: float, publish_s: float) -> Publis
         started_s=started_s,
         publish_s=publish_s,
         sent_s=[s.sent_s for s in accepted],
-        answers=Answers(dict(Counter(s.status for s in sent)), dict(retry_after)),
+        answers=Answers(
+            dict(Counter(s.status for s in sent)),
+            dict(retry_after),
+            Latency.of([(s.answered_s - s.sent_s) * 1000 for s in sent if s.status != "error"]),
+        ),
     )
 
 
@@ -112,9 +118,10 @@ class ApiSource:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
         except aiohttp.ClientError:
-            return Sent(sub, sent_s, "error", None, None)
+            return Sent(sub, sent_s, time.time(), "error", None, None)
+        answered_s = time.time()
         event_id = orjson.loads(answer)["id"] if status == ACCEPTED else None
-        return Sent(sub, sent_s, str(status), event_id, retry_after)
+        return Sent(sub, sent_s, answered_s, str(status), event_id, retry_after)
 
     def close(self) -> None:
         self._loop.run_until_complete(self._session.close())

@@ -74,12 +74,14 @@ def _fmt(value: float) -> str:
 
 
 def answers_line(answers: Answers) -> str:
-    """`202 x 3,000, 429 x 12 (Retry-After 1 x 12)`: every status, and the 429s' waits."""
+    """`202 x 3,000, 429 x 12 (Retry-After 1 x 12) in p50 4.1 / p99 20.3 ms`: every
+    status, the 429s' waits, and how long the clients waited for the answers."""
     counts = ", ".join(f"{status} x {n:,}" for status, n in sorted(answers.statuses.items()))
     if answers.retry_after_s:
         waits = ", ".join(f"{w} x {n:,}" for w, n in sorted(answers.retry_after_s.items()))
         counts += f" (Retry-After {waits})"
-    return counts or "nothing"
+    took = answers.answer_ms
+    return f"{counts or 'nothing'} in p50 {took.p50:.1f} / p99 {took.p99:.1f} ms"
 
 
 def _seconds(values: tuple[float, ...]) -> str:

@@ -23,18 +23,6 @@ Row = tuple[str, float, str | None]  # path, arrival (unix s), body timestamp
 
 
 @dataclass(frozen=True, slots=True)
-class Answers:
-    """How the API answered one phase's `POST /v1/events`: counts by status (`error` for a
-    request that got no answer) and, for the 429s, by `Retry-After`."""
-
-    statuses: dict[str, int]
-    retry_after_s: dict[str, int]
-
-    def as_json(self) -> dict[str, object]:
-        return {"statuses": self.statuses, "retry_after_s": self.retry_after_s}
-
-
-@dataclass(frozen=True, slots=True)
 class Published:
     """One phase's events: ids, the subscription index each goes to, and the timing."""
 
@@ -78,6 +66,17 @@ class Latency:
             return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 1)
 
         return Latency(at(0.50), at(0.95), at(0.99), round(ordered[-1], 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """How the API answered one phase's `POST /v1/events`: counts by status (`error` for a
+    request that got no answer), for the 429s by `Retry-After`, and how long the clients
+    waited for an answer (the publish's own latency, within the first-attempt latency)."""
+
+    statuses: dict[str, int]
+    retry_after_s: dict[str, int]
+    answer_ms: Latency
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,11 @@ from bench.e2e import paced_rates
 from bench.e2e_hops import HopStats
 from bench.e2e_ingest import Sent, published_of
 from bench.e2e_report import Ceiling, Report, ScenarioResult, answers_line
-from bench.e2e_stats import Answers, PhaseStats, Published, Row, phase_stats
+from bench.e2e_stats import Answers, Latency, PhaseStats, Published, Row, phase_stats
 from bench.options import add_arguments
 
 LOAD = (1.0, 1.0, 1.0)
+TOOK = Latency.of([4.0])
 
 
 def test_the_ceiling_is_the_best_concurrency() -> None:
@@ -33,28 +34,33 @@ def test_on_a_tie_the_ceiling_names_the_lowest_concurrency() -> None:
 
 def test_only_accepted_events_are_expected_and_every_answer_is_counted() -> None:
     sent = [
-        Sent(0, 100.0, "202", "e0", None),
-        Sent(1, 100.5, "429", None, "1"),
-        Sent(2, 101.0, "202", "e2", None),
-        Sent(3, 101.5, "429", None, "2"),
-        Sent(4, 102.0, "429", None, "1"),
-        Sent(5, 102.5, "error", None, None),
-        Sent(6, 103.0, "503", None, None),
+        Sent(0, 100.0, 100.010, "202", "e0", None),
+        Sent(1, 100.5, 100.502, "429", None, "1"),
+        Sent(2, 101.0, 101.030, "202", "e2", None),
+        Sent(3, 101.5, 101.502, "429", None, "2"),
+        Sent(4, 102.0, 102.002, "429", None, "1"),
+        Sent(5, 102.5, 110.000, "error", None, None),
+        Sent(6, 103.0, 103.004, "503", None, None),
     ]
     published = published_of(sent, started_s=100.0, publish_s=3.0)
     assert published.ids == ["e0", "e2"]
     assert published.subs == [0, 2]
     assert published.sent_s == [100.0, 101.0]
-    assert published.answers == Answers(
-        {"202": 2, "429": 3, "error": 1, "503": 1}, {"1": 2, "2": 1}
-    )
-    assert answers_line(published.answers) == (
-        "202 x 2, 429 x 3, 503 x 1, error x 1 (Retry-After 1 x 2, 2 x 1)"
+    answers = published.answers
+    assert answers is not None
+    assert answers.statuses == {"202": 2, "429": 3, "error": 1, "503": 1}
+    assert answers.retry_after_s == {"1": 2, "2": 1}
+    # how long the answers took, the request that got none left out
+    assert answers.answer_ms.max == pytest.approx(30.0)
+    assert answers.answer_ms.p50 == pytest.approx(2.0, abs=0.1)
+    assert answers_line(answers) == (
+        "202 x 2, 429 x 3, 503 x 1, error x 1 (Retry-After 1 x 2, 2 x 1) in p50 2.0 / p99 30.0 ms"
     )
 
 
 def test_without_429s_the_answers_line_names_the_statuses_only() -> None:
-    assert answers_line(Answers({"202": 3000}, {})) == "202 x 3,000"
+    answers = Answers({"202": 3000}, {}, Latency.of([4.0] * 3000))
+    assert answers_line(answers) == "202 x 3,000 in p50 4.0 / p99 4.0 ms"
 
 
 def rows(*arrivals: tuple[str, float]) -> dict[str, Row]:
@@ -90,7 +96,9 @@ def test_latency_of_an_event_published_to_kafka_runs_from_its_occurred_at() -> N
 
 
 def test_the_json_reports_every_concurrency_the_best_as_ceiling_and_hops_by_name() -> None:
-    published = Published(["a"], [0], 100.0, 1.0, sent_s=[100.0], answers=Answers({"202": 1}, {}))
+    published = Published(
+        ["a"], [0], 100.0, 1.0, sent_s=[100.0], answers=Answers({"202": 1}, {}, TOOK)
+    )
     hops = (HopStats("accept_to_ack", 1, 2.0, 3.0, 5.0),)
     stats = phase_stats(
         rows(("a", 100.5)),
@@ -112,7 +120,11 @@ def test_the_json_reports_every_concurrency_the_best_as_ceiling_and_hops_by_name
     assert phase["hops"] == {
         "accept_to_ack": {"count": 1, "mean_ms": 2.0, "p50_ms": 3.0, "p99_ms": 5.0}
     }
-    assert phase["answers"] == {"statuses": {"202": 1}, "retry_after_s": {}}
+    assert phase["answers"] == {
+        "statuses": {"202": 1},
+        "retry_after_s": {},
+        "answer_ms": {"p50": 4.0, "p95": 4.0, "p99": 4.0, "max": 4.0},
+    }
 
 
 def test_phases_of_events_published_to_kafka_have_no_answers_in_the_json() -> None:
@@ -165,7 +177,12 @@ def test_a_scenario_prints_the_apis_answers_and_the_hops(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     published = Published(
-        ["a"], [0], 100.0, 1.0, sent_s=[100.0], answers=Answers({"202": 1, "429": 2}, {"1": 2})
+        ["a"],
+        [0],
+        100.0,
+        1.0,
+        sent_s=[100.0],
+        answers=Answers({"202": 1, "429": 2}, {"1": 2}, TOOK),
     )
     hops = (HopStats("accept_to_ack", 1, 2.0, 3.0, 5.0), HopStats.of("event_to_router", None))
     stats = phase_stats(
@@ -177,7 +194,7 @@ def test_a_scenario_prints_the_apis_answers_and_the_hops(
         hops=hops,
     )
     out = printed_scenario(stats, capsys)
-    assert "500/s: the API answered 202 x 1, 429 x 2 (Retry-After 1 x 2)" in out
+    assert "500/s: the API answered 202 x 1, 429 x 2 (Retry-After 1 x 2) in p50 4.0" in out
     assert "interpolated within its buckets" in out
     assert "event_to_router" in out
 
