@@ -35,7 +35,6 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,17 +51,16 @@ from bench.deliverer import _bare_loop, _commands
 from bench.e2e_events import EventSource
 from bench.e2e_hops import phase_hops, scrape
 from bench.e2e_hostile import BURST_EVENTS, HOSTILE_KINDS, ORDERED_KINDS, BurstStats, Others
-from bench.e2e_ingest import ApiSource
 from bench.e2e_pipeline import (
+    WAIT_S,
     CounterWatch,
-    Process,
+    Pipeline,
+    api_source,
     dump,
     metric,
-    platform_env,
+    start_pipeline,
     start_receiver,
-    start_service,
     wait_first,
-    wait_ready,
 )
 from bench.e2e_report import Ceiling, Report, ScenarioResult
 from bench.e2e_stats import PhaseStats, Published, p99_by_second, phase_stats
@@ -84,7 +82,6 @@ BENCH_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench
 BAD_FRACTION: Final = 0.10
 DELIVERY_TIMEOUT_S: Final = 2.0
 HANG_S: Final = 3.0  # the hanging endpoints answer after the deadline has passed
-WAIT_S: Final = 180.0
 ROUTED: Final = "hookline_router_events_total"
 
 
@@ -216,9 +213,17 @@ def run_scenario(
     bad = len(scenario.leading) or bad_count(args.subscriptions)
     subs = write_subscriptions(settings, runtime.codec, url, kinds)
     since = utc_ms(datetime.now(UTC))
-    pipeline = start_pipeline(settings, scenario, args, url=url, kinds=kinds, ok_before=ok_before)
+    pipeline = start_pipeline(
+        settings,
+        deliverers=scenario.deliverers,
+        through_api=scenario.through_api,
+        profile_dir=args.profile,
+        url=url,
+        kinds=kinds,
+        ok_before=ok_before,
+    )
     source = (
-        api_source(settings, pipeline, args)
+        api_source(settings, pipeline, args.subscriptions, args.clients)
         if scenario.through_api
         else EventSource(settings, runtime.codec, args.subscriptions)
     )
@@ -275,62 +280,6 @@ def run_scenario(
         scenario.name, scenario.deliverers, phases, scan, codes, others=others, burst=burst
     )
     return result, subs, pipeline.ok_before
-
-
-@dataclass(slots=True)
-class Pipeline:
-    """One scenario's running processes and the first arrivals they are expected to make."""
-
-    url: str
-    router_port: int
-    processes: list[Process]
-    metrics_ports: list[int]  # where each process serves `/metrics`, in order
-    kinds: list[str]  # path kind of each subscription
-    ok_before: int  # `ok` first arrivals expected so far (the receiver serves every scenario)
-    burst_expected: int = 0  # `burst` first arrivals expected once the burst has drained
-
-    def wait(self, published: Published) -> None:
-        """Count what `published` sends to each kind; wait for the `ok` first arrivals."""
-        sent = Counter(self.kinds[s] for s in published.subs)
-        self.burst_expected += sent["burst"]
-        self.ok_before = wait_first(
-            self.url, "ok", self.ok_before + sent["ok"], WAIT_S, self.processes
-        )
-
-
-def start_pipeline(
-    settings: Settings,
-    scenario: Scenario,
-    args: argparse.Namespace,
-    *,
-    url: str,
-    kinds: list[str],
-    ok_before: int,
-) -> Pipeline:
-    """The router and the deliverers, each its own process (and, when the events go through
-    the API, the API's three processes: the whole platform as `hookline up` runs it)."""
-    services = [("router", "router")]
-    services += [("deliverer", f"deliverer-{i}") for i in range(scenario.deliverers)]
-    env = None
-    if scenario.through_api:
-        services += [("projector", "projector"), ("replayer", "replayer"), ("api", "api")]
-        env = platform_env(settings)
-    started = [
-        start_service(command, settings, name, profile_dir=args.profile, env=env)
-        for command, name in services
-    ]
-    processes, ports = [p for p, _ in started], [port for _, port in started]
-    return Pipeline(url, ports[0], processes, ports, kinds, ok_before)
-
-
-def api_source(settings: Settings, pipeline: Pipeline, args: argparse.Namespace) -> ApiSource:
-    """Clients of the scenario's API (the last process started), once it is ready."""
-    api, port = pipeline.processes[-1], pipeline.metrics_ports[-1]
-    wait_ready(api, port, WAIT_S)
-    assert settings.admin_token is not None
-    return ApiSource(
-        f"http://127.0.0.1:{port}", settings.admin_token.value, args.subscriptions, args.clients
-    )
 
 
 def route_burst(

@@ -4,7 +4,8 @@
 Each runs as its own OS process with the scenario's settings in its environment, its output
 in a log file under `.hookline/bench/logs/`. With `profile_dir` set, the router and the
 deliverers run under pyinstrument and leave an HTML profile there when they stop. The
-receiver's progress and first arrivals, and the services' metrics, are read over HTTP.
+receiver's progress and first arrivals, and the services' metrics, are read over HTTP;
+`Pipeline` holds one scenario's processes and counts the first arrivals they owe.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +26,15 @@ from typing import IO, Final
 import orjson
 
 from bench.deliverer import _free_port as free_port
-from bench.e2e_stats import Row
+from bench.e2e_ingest import ApiSource
+from bench.e2e_stats import Published, Row
 from hookline.app.processes import child_environment
 from hookline.runtime.settings import Settings, env_name, environment
 
 LOGS_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench" / "logs"
 STOP_TIMEOUT_S: Final = 60.0
+WAIT_S: Final = 180.0
+"""How long a phase's first arrivals, or a service's readiness, may take."""
 HOOKLINE_SCRIPT: Final = Path(sys.executable).parent / "hookline"
 
 
@@ -220,3 +225,60 @@ class CounterWatch:
         # the first sample above start already counts work done since the sample before it
         before = max((s for s in self.samples if s[0] < first[0]), default=first)
         return (last[1] - before[1]) / (last[0] - before[0])
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """One scenario's running processes and the first arrivals they are expected to make."""
+
+    url: str
+    router_port: int
+    processes: list[Process]
+    metrics_ports: list[int]  # where each process serves `/metrics`, in order
+    kinds: list[str]  # path kind of each subscription
+    ok_before: int  # `ok` first arrivals expected so far (the receiver serves every scenario)
+    burst_expected: int = 0  # `burst` first arrivals expected once the burst has drained
+
+    def wait(self, published: Published) -> None:
+        """Count what `published` sends to each kind; wait for the `ok` first arrivals."""
+        sent = Counter(self.kinds[s] for s in published.subs)
+        self.burst_expected += sent["burst"]
+        self.ok_before = wait_first(
+            self.url, "ok", self.ok_before + sent["ok"], WAIT_S, self.processes
+        )
+
+
+def start_pipeline(
+    settings: Settings,
+    *,
+    deliverers: int,
+    through_api: bool,
+    profile_dir: Path | None,
+    url: str,
+    kinds: list[str],
+    ok_before: int,
+) -> Pipeline:
+    """The router and the deliverers, each its own process (and, when the events go through
+    the API, the API's three processes: the whole platform as `hookline up` runs it)."""
+    services = [("router", "router")]
+    services += [("deliverer", f"deliverer-{i}") for i in range(deliverers)]
+    env = None
+    if through_api:
+        services += [("projector", "projector"), ("replayer", "replayer"), ("api", "api")]
+        env = platform_env(settings)
+    started = [
+        start_service(command, settings, name, profile_dir=profile_dir, env=env)
+        for command, name in services
+    ]
+    processes, ports = [p for p, _ in started], [port for _, port in started]
+    return Pipeline(url, ports[0], processes, ports, kinds, ok_before)
+
+
+def api_source(
+    settings: Settings, pipeline: Pipeline, subscriptions: int, clients: int
+) -> ApiSource:
+    """Clients of the pipeline's API (the last process started), once it is ready."""
+    api, port = pipeline.processes[-1], pipeline.metrics_ports[-1]
+    wait_ready(api, port, WAIT_S)
+    assert settings.admin_token is not None
+    return ApiSource(f"http://127.0.0.1:{port}", settings.admin_token.value, subscriptions, clients)
