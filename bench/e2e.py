@@ -242,6 +242,7 @@ def run_scenario(
         for phase, rate in runs:
             routed = None
             if scenario.burst and not phases:  # the burst goes before the first phase
+                assert isinstance(source, EventSource), "bursts are published to Kafka"
                 routed = route_burst(source, scenario, pipeline)
             watch = CounterWatch(pipeline.router_port, ROUTED)
             routed_before = metric(pipeline.router_port, ROUTED)
