@@ -147,10 +147,15 @@ def merged(scrapes: Iterable[Scrape]) -> Scrape:
 def phase_hops(before: Scrape, after: Scrape) -> tuple[HopStats, ...]:
     """Every known hop, then any other the services expose, over the phase between scrapes."""
     names = [*HOPS, *sorted(set(after) - set(HOPS))]
-    return tuple(
-        HopStats.of(hop, after[hop] - before[hop] if hop in before else after.get(hop))
-        for hop in names
-    )
+    return tuple(HopStats.of(hop, _observed(hop, before, after)) for hop in names)
+
+
+def _observed(hop: str, before: Scrape, after: Scrape) -> Histogram | None:
+    """What `hop` observed between the scrapes; all of it when it first appears in `after`
+    (a labelled histogram shows a hop only from its first observation)."""
+    if hop not in after:
+        return None
+    return after[hop] - before[hop] if hop in before else after[hop]
 
 
 def scrape(ports: Sequence[int]) -> Scrape:

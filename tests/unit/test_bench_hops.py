@@ -57,6 +57,14 @@ def test_a_phase_counts_only_what_was_observed_between_its_scrapes() -> None:
     assert stats.p50_ms == pytest.approx(3.0)
 
 
+def test_a_hop_first_observed_during_the_phase_counts_whole_and_one_gone_counts_nothing() -> None:
+    before = parse_hops(exposition({"route_to_commit": [0.002]}))
+    after = parse_hops(exposition({"event_to_router": [0.002, 0.002]}))
+    stats = {h.hop: h for h in phase_hops(before, after)}
+    assert stats["event_to_router"].count == 2
+    assert stats["route_to_commit"].count == 0
+
+
 def test_percentiles_are_interpolated_within_their_bucket() -> None:
     hop = histogram(10, 60, 100, 100)
     assert hop.quantile(0.50) == pytest.approx(0.001 + 0.004 * 40 / 50)
