@@ -3,17 +3,22 @@
 `--subscriptions` subscriptions (default 100, each its own tenant, so every event goes to
 exactly one) point at a receiver in its own process. `hookline router` and `--deliverers`
 `hookline deliverer` processes run the pipeline. Per scenario, after a warm-up of one event
-per subscription, events are published at `--rate` events/s (open model; 0 skips this
-phase), then `--events` more as fast as possible. Reported: deliveries/s, first-attempt
-latency (occurred_at -> arrival) p50/p95/p99/max, router events/s, and the replay scan's
-events/s (a real replay job over the scenario's events). In the same run a bare aiohttp
-client loop POSTs the same bodies to the same receiver: the ceiling, and ours/ceiling.
+per subscription, `--events` events are published at each `--rate` events/s (open model; 0
+skips these phases), then `--events` more as fast as possible. Reported: deliveries/s,
+first-attempt latency (occurred_at -> arrival) p50/p95/p99/max, router events/s, the
+services' per-hop histograms (bench.e2e_hops), and the replay scan's events/s (a real replay
+job over the scenario's events). In the same run a bare aiohttp client loop POSTs the same
+bodies to the same receiver at each `--ceiling-concurrency`: the best is the ceiling, and
+ours/ceiling.
 
 Scenarios: `healthy`; `hang` (10 % of endpoints sleep 3 s, past the delivery timeout, which
 is 2 s in this scenario only); `fail` (10 % answer 500);
 `two-deliverers` (healthy, two deliverer processes); `hostile` (one ordered subscription whose
 endpoint never answers, one answering 503 `Retry-After: 290`, one receiving a 20,000-event
-burst before the first phase; the other 97 against the same 97 of `healthy`: bench.e2e_hostile).
+burst before the first phase; the other 97 against the same 97 of `healthy`: bench.e2e_hostile);
+`api` (healthy, but the events go through `POST /v1/events`, sent by `--clients` concurrent
+HTTP clients, to `hookline api`, `router`, `deliverer`, `projector` and `replayer` processes
+with every setting `hookline up` would give them: bench.e2e_ingest).
 
     .venv/bin/python -m bench.e2e [--scenario all] [--events 10000] [--rate 1000] [--json]
 """
@@ -30,7 +35,6 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,21 +47,24 @@ from confluent_kafka.admin import AdminClient
 
 from api.replayer.bootstrap import bootstrap as replayer_bootstrap
 from api.replayer.job_runner import JobRunner
-from bench.deliverer import MAX_CONNECTIONS, _bare_loop, _commands
+from bench.deliverer import _bare_loop, _commands
 from bench.e2e_events import EventSource
+from bench.e2e_hops import phase_hops, scrape
 from bench.e2e_hostile import BURST_EVENTS, HOSTILE_KINDS, ORDERED_KINDS, BurstStats, Others
 from bench.e2e_pipeline import (
+    WAIT_S,
     CounterWatch,
-    Process,
+    Pipeline,
+    api_source,
     dump,
     metric,
+    start_pipeline,
     start_receiver,
-    start_service,
     wait_first,
 )
-from bench.e2e_report import Report, ScenarioResult
+from bench.e2e_report import Ceiling, Report, ScenarioResult
 from bench.e2e_stats import PhaseStats, Published, p99_by_second, phase_stats
-from bench.options import SCENARIO_NAMES, add_arguments
+from bench.options import CEILING_CONCURRENCIES, DEFAULT_RATE, SCENARIO_NAMES, add_arguments
 from core.records import Job, StoredSecret, Subscription, utc_ms
 from core.secretbox import SecretBox
 from core.signing import generate_secret
@@ -75,7 +82,6 @@ BENCH_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench
 BAD_FRACTION: Final = 0.10
 DELIVERY_TIMEOUT_S: Final = 2.0
 HANG_S: Final = 3.0  # the hanging endpoints answer after the deadline has passed
-WAIT_S: Final = 180.0
 ROUTED: Final = "hookline_router_events_total"
 
 
@@ -87,6 +93,7 @@ class Scenario:
     delivery_timeout_s: float | None = None  # None: the setting's (default 15 s)
     leading: tuple[str, ...] = ()  # path kinds of the first subscriptions, instead of bad_kind's
     burst: int = 0  # events to the `burst` subscription before the first phase
+    through_api: bool = False  # events sent through `POST /v1/events` to `hookline api`
 
 
 SCENARIOS: Final = {
@@ -95,6 +102,7 @@ SCENARIOS: Final = {
     "fail": Scenario("fail", "fail", 1),
     "two-deliverers": Scenario("two-deliverers", "ok", 2),
     "hostile": Scenario("hostile", "ok", 1, leading=HOSTILE_KINDS, burst=BURST_EVENTS),
+    "api": Scenario("api", "ok", 1, through_api=True),
 }
 assert tuple(SCENARIOS) == SCENARIO_NAMES
 
@@ -107,12 +115,25 @@ def infrastructure(base: Settings) -> Settings:
 
 
 def scenario_settings(infra: Settings, scenario: Scenario) -> Settings:
-    return infra.with_changes(
+    settings = infra.with_changes(
         topic_prefix=f"bench{uuid.uuid4().hex[:8]}",
         secret_key=Secret(base64.b64encode(secrets.token_bytes(32)).decode()),
         allowed_target_networks=(ipaddress.ip_network("127.0.0.0/8"),),
         delivery_timeout_s=scenario.delivery_timeout_s or infra.delivery_timeout_s,
     )
+    if not scenario.through_api:
+        return settings
+    return settings.with_changes(
+        admin_token=Secret("bench-admin-" + secrets.token_urlsafe(16)),
+        # the pipeline's latency is measured, not the quotas: every tenant may publish at will
+        publish_rate_per_s=1e9,
+        publish_burst=1_000_000,
+    )
+
+
+def paced_rates(rates: Sequence[float] | None) -> list[float]:
+    """The open-model phases' rates, in the order given, once each (none for 0)."""
+    return [r for r in dict.fromkeys(rates or [DEFAULT_RATE]) if r > 0]
 
 
 def path_kinds(scenario: Scenario, count: int) -> list[str]:
@@ -192,13 +213,20 @@ def run_scenario(
     bad = len(scenario.leading) or bad_count(args.subscriptions)
     subs = write_subscriptions(settings, runtime.codec, url, kinds)
     since = utc_ms(datetime.now(UTC))
-    router, router_port = start_service("router", settings, "router", profile_dir=args.profile)
-    pipeline = Pipeline(url, router_port, [router], kinds, ok_before)
-    for i in range(scenario.deliverers):
-        pipeline.processes.append(
-            start_service("deliverer", settings, f"deliverer-{i}", profile_dir=args.profile)[0]
-        )
-    source = EventSource(settings, runtime.codec, args.subscriptions)
+    pipeline = start_pipeline(
+        settings,
+        deliverers=scenario.deliverers,
+        through_api=scenario.through_api,
+        profile_dir=args.profile,
+        url=url,
+        kinds=kinds,
+        ok_before=ok_before,
+    )
+    source = (
+        api_source(settings, pipeline, args.subscriptions, args.clients)
+        if scenario.through_api
+        else EventSource(settings, runtime.codec, args.subscriptions)
+    )
     phases: dict[str, PhaseStats] = {}
     others: dict[str, Others] = {}
     burst: BurstStats | None = None
@@ -207,26 +235,31 @@ def run_scenario(
         # warm-up: every group joined, every lane open
         pipeline.wait(source.publish(args.subscriptions, None))
         wait_settled(settings, scenario.deliverers)
-        runs: list[tuple[str, float | None]] = [("max", None)]
-        if args.rate > 0:
-            runs.insert(0, (f"{args.rate:g}/s", args.rate))
+        runs: list[tuple[str, float | None]] = [
+            *((f"{rate:g}/s", rate) for rate in paced_rates(args.rate)),
+            ("max", None),
+        ]
         for phase, rate in runs:
             routed = None
             if scenario.burst and not phases:  # the burst goes before the first phase
+                assert isinstance(source, EventSource), "bursts are published to Kafka"
                 routed = route_burst(source, scenario, pipeline)
-            watch = CounterWatch(router_port, ROUTED)
-            routed_before = metric(router_port, ROUTED)
+            watch = CounterWatch(pipeline.router_port, ROUTED)
+            routed_before = metric(pipeline.router_port, ROUTED)
+            hops_before = scrape(pipeline.metrics_ports)
             watch.start()
             published = source.publish(args.events, rate)
             pipeline.wait(published)
             watch.stop()
+            hops = phase_hops(hops_before, scrape(pipeline.metrics_ports))
             rows = dump(url)
             stats = functools.partial(
                 phase_stats,
                 rows,
                 published,
-                router_events_per_s=watch.rate(routed_before, routed_before + args.events),
+                router_events_per_s=watch.rate(routed_before, routed_before + len(published.ids)),
                 load_average=loadavg(),
+                hops=hops,
             )
             phases[phase] = stats(bad_count=bad)
             first = len(HOSTILE_KINDS)
@@ -248,26 +281,6 @@ def run_scenario(
         scenario.name, scenario.deliverers, phases, scan, codes, others=others, burst=burst
     )
     return result, subs, pipeline.ok_before
-
-
-@dataclass(slots=True)
-class Pipeline:
-    """One scenario's running processes and the first arrivals they are expected to make."""
-
-    url: str
-    router_port: int
-    processes: list[Process]
-    kinds: list[str]  # path kind of each subscription
-    ok_before: int  # `ok` first arrivals expected so far (the receiver serves every scenario)
-    burst_expected: int = 0  # `burst` first arrivals expected once the burst has drained
-
-    def wait(self, published: Published) -> None:
-        """Count what `published` sends to each kind; wait for the `ok` first arrivals."""
-        sent = Counter(self.kinds[s] for s in published.subs)
-        self.burst_expected += sent["burst"]
-        self.ok_before = wait_first(
-            self.url, "ok", self.ok_before + sent["ok"], WAIT_S, self.processes
-        )
 
 
 def route_burst(
@@ -329,15 +342,21 @@ def replay_scan(settings: Settings, sub: Subscription, since: datetime) -> float
         return round(done.scanned / elapsed, 1)
 
 
-def ceiling(url: str, subs: list[Subscription], count: int, lane_concurrency: int) -> float:
-    """bench.deliverer's bare aiohttp client loop against the same receiver."""
+def ceiling(
+    url: str, subs: list[Subscription], count: int, concurrencies: Sequence[int]
+) -> Ceiling:
+    """bench.deliverer's bare aiohttp client loop against the same receiver, `count` requests
+    at each concurrency."""
     commands = _commands(subs, count)
-    concurrency = min(len(subs) * lane_concurrency, MAX_CONNECTIONS)
     loop = new_event_loop()
     try:
-        return round(loop.run_until_complete(_bare_loop(url, commands, concurrency)), 1)
+        per_s = tuple(
+            (c, round(loop.run_until_complete(_bare_loop(url, commands, c)), 1))
+            for c in dict.fromkeys(concurrencies)
+        )
     finally:
         loop.close()
+    return Ceiling(per_s, loadavg())
 
 
 def run(args: argparse.Namespace, base: Settings, command: str) -> int:
@@ -351,9 +370,9 @@ def run(args: argparse.Namespace, base: Settings, command: str) -> int:
         for name in chosen:
             result, subs, ok_before = run_scenario(infra, SCENARIOS[name], args, url, ok_before)
             report.scenarios.append(result)
-            if report.ceiling_per_s is None:
-                report.ceiling_per_s = ceiling(url, subs, args.events, infra.lane_concurrency)
-                report.ceiling_load_average = loadavg()
+            if report.ceiling is None:
+                concurrencies = args.ceiling_concurrency or CEILING_CONCURRENCIES
+                report.ceiling = ceiling(url, subs, args.events, concurrencies)
                 ok_before = wait_first(url, "ok", 0, 0)
             report.print_scenario(result)
     finally:

@@ -1,9 +1,11 @@
-"""Processes of the end-to-end benchmark: the receiver, `hookline router` and `hookline deliverer`.
+"""Processes of the end-to-end benchmark: the receiver, `hookline router` and `hookline deliverer`
+(and, in the API-ingest scenario, `hookline api`, `projector` and `replayer` too).
 
 Each runs as its own OS process with the scenario's settings in its environment, its output
 in a log file under `.hookline/bench/logs/`. With `profile_dir` set, the router and the
 deliverers run under pyinstrument and leave an HTML profile there when they stop. The
-receiver's progress and first arrivals, and the services' metrics, are read over HTTP.
+receiver's progress and first arrivals, and the services' metrics, are read over HTTP;
+`Pipeline` holds one scenario's processes and counts the first arrivals they owe.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +26,15 @@ from typing import IO, Final
 import orjson
 
 from bench.deliverer import _free_port as free_port
-from bench.e2e_stats import Row
-from hookline.runtime.settings import Settings, env_name
+from bench.e2e_ingest import ApiSource
+from bench.e2e_stats import Published, Row
+from hookline.app.processes import child_environment
+from hookline.runtime.settings import Settings, env_name, environment
 
 LOGS_DIR: Final = Path(__file__).resolve().parent.parent / ".hookline" / "bench" / "logs"
 STOP_TIMEOUT_S: Final = 60.0
+WAIT_S: Final = 180.0
+"""How long a phase's first arrivals, or a service's readiness, may take."""
 HOOKLINE_SCRIPT: Final = Path(sys.executable).parent / "hookline"
 
 
@@ -50,6 +57,14 @@ def service_env(settings: Settings) -> dict[str, str]:
         "max_in_flight": str(settings.max_in_flight),
     }
     env.update({env_name(name): value for name, value in values.items()})
+    env["HOOKLINE_LOG_LEVEL"] = os.environ.get("HOOKLINE_LOG_LEVEL", "WARNING")
+    return env
+
+
+def platform_env(settings: Settings) -> dict[str, str]:
+    """Every resolved setting (database and admin token included), as `hookline up` gives
+    its children: what the API, the projector and the replayer need beyond `service_env`."""
+    env = child_environment(os.environ, environment(settings))
     env["HOOKLINE_LOG_LEVEL"] = os.environ.get("HOOKLINE_LOG_LEVEL", "WARNING")
     return env
 
@@ -96,9 +111,15 @@ def start_receiver(hang_s: float) -> tuple[Process, str]:
 
 
 def start_service(
-    command: str, settings: Settings, name: str, *, profile_dir: Path | None = None
+    command: str,
+    settings: Settings,
+    name: str,
+    *,
+    profile_dir: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[Process, int]:
-    """`hookline <command>` with a metrics port; returns it and the port."""
+    """`hookline <command>` with a metrics port (the API: its own port, which serves its
+    metrics); returns it and the port. `env` defaults to `service_env(settings)`."""
     LOGS_DIR.mkdir(parents=True, exist_ok=True)
     port = free_port()
     # the console script: `python -m hookline.app.cli` would register sub-commands in a second
@@ -108,10 +129,25 @@ def start_service(
         profile_dir.mkdir(parents=True, exist_ok=True)
         html = str(profile_dir / f"{name}.html")
         argv = [sys.executable, "-m", "pyinstrument", "-r", "html", "-o", html, *argv[1:]]
-    argv += [command, "--metrics-port", str(port)]
+    argv += [command, "--api-port" if command == "api" else "--metrics-port", str(port)]
     log = (LOGS_DIR / f"{settings.topic_prefix}-{name}.log").open("wb")
-    popen = subprocess.Popen(argv, env=service_env(settings), stdout=log, stderr=log)
+    popen = subprocess.Popen(
+        argv, env=service_env(settings) if env is None else env, stdout=log, stderr=log
+    )
     return Process(name, popen, log), port
+
+
+def wait_ready(process: Process, port: int, timeout_s: float) -> None:
+    """Until the service answers 200 on `/readyz` (raises when it exits or time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        process.check()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5):
+                return
+        except OSError:  # not listening yet, or 503 (HTTPError is an OSError)
+            time.sleep(0.1)
+    raise RuntimeError(f"{process.name} not ready in {timeout_s:g} s; see {process.log.name}")
 
 
 def get_json(url: str) -> object:
@@ -189,3 +225,60 @@ class CounterWatch:
         # the first sample above start already counts work done since the sample before it
         before = max((s for s in self.samples if s[0] < first[0]), default=first)
         return (last[1] - before[1]) / (last[0] - before[0])
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """One scenario's running processes and the first arrivals they are expected to make."""
+
+    url: str
+    router_port: int
+    processes: list[Process]
+    metrics_ports: list[int]  # where each process serves `/metrics`, in order
+    kinds: list[str]  # path kind of each subscription
+    ok_before: int  # `ok` first arrivals expected so far (the receiver serves every scenario)
+    burst_expected: int = 0  # `burst` first arrivals expected once the burst has drained
+
+    def wait(self, published: Published) -> None:
+        """Count what `published` sends to each kind; wait for the `ok` first arrivals."""
+        sent = Counter(self.kinds[s] for s in published.subs)
+        self.burst_expected += sent["burst"]
+        self.ok_before = wait_first(
+            self.url, "ok", self.ok_before + sent["ok"], WAIT_S, self.processes
+        )
+
+
+def start_pipeline(
+    settings: Settings,
+    *,
+    deliverers: int,
+    through_api: bool,
+    profile_dir: Path | None,
+    url: str,
+    kinds: list[str],
+    ok_before: int,
+) -> Pipeline:
+    """The router and the deliverers, each its own process (and, when the events go through
+    the API, the API's three processes: the whole platform as `hookline up` runs it)."""
+    services = [("router", "router")]
+    services += [("deliverer", f"deliverer-{i}") for i in range(deliverers)]
+    env = None
+    if through_api:
+        services += [("projector", "projector"), ("replayer", "replayer"), ("api", "api")]
+        env = platform_env(settings)
+    started = [
+        start_service(command, settings, name, profile_dir=profile_dir, env=env)
+        for command, name in services
+    ]
+    processes, ports = [p for p, _ in started], [port for _, port in started]
+    return Pipeline(url, ports[0], processes, ports, kinds, ok_before)
+
+
+def api_source(
+    settings: Settings, pipeline: Pipeline, subscriptions: int, clients: int
+) -> ApiSource:
+    """Clients of the pipeline's API (the last process started), once it is ready."""
+    api, port = pipeline.processes[-1], pipeline.metrics_ports[-1]
+    wait_ready(api, port, WAIT_S)
+    assert settings.admin_token is not None
+    return ApiSource(f"http://127.0.0.1:{port}", settings.admin_token.value, subscriptions, clients)
