@@ -9,7 +9,7 @@ the clock, so a rebuild from the topics reproduces every row exactly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Final
 
@@ -214,11 +214,17 @@ def apply_batch(
     """Rows and the offsets after them in one transaction: exactly-once projection."""
     with conn.transaction(), conn.cursor() as cur:
         if upserts:
-            cur.executemany(UPSERT_DELIVERY, [astuple(u) for u in upserts])
+            cur.executemany(UPSERT_DELIVERY, [_row(u) for u in upserts])
         if attempts:
-            cur.executemany(INSERT_ATTEMPT, [astuple(a) for a in attempts])
+            cur.executemany(INSERT_ATTEMPT, [_row(a) for a in attempts])
         if offsets:
-            cur.executemany(STORE_OFFSET, [astuple(o) for o in offsets])
+            cur.executemany(STORE_OFFSET, [_row(o) for o in offsets])
+
+
+def _row(record: DeliveryUpsert | AttemptInsert | Offset) -> tuple[object, ...]:
+    """The record's fields in order, as they are: `dataclasses.astuple` deep-copies every
+    value (the attempt log's JSON too), which was half the projector's CPU under load."""
+    return tuple(getattr(record, field.name) for field in fields(record))
 
 
 def stored_offsets(
