@@ -9,8 +9,10 @@ by that record's acknowledgement.
 
 from __future__ import annotations
 
+import threading
 from enum import StrEnum
 from typing import Final
+from weakref import WeakKeyDictionary
 
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -39,11 +41,21 @@ class Hop(StrEnum):
     """Deliverer: the response -> Kafka acknowledged the attempt's record."""
 
 
+_histograms: WeakKeyDictionary[CollectorRegistry, Histogram] = WeakKeyDictionary()
+_histograms_lock = threading.Lock()
+
+
 def hop_histogram(registry: CollectorRegistry) -> Histogram:
-    return Histogram(
-        "hookline_hop_seconds",
-        "Time an event spends in one hop of its way from publish to webhook, by hop",
-        ["hop"],
-        buckets=BUCKETS_S,
-        registry=registry,
-    )
+    """The one histogram of `registry`: services that share a registry (the end-to-end tests
+    run the router, deliverer and projector on one) share it, each observing its own hops."""
+    with _histograms_lock:
+        histogram = _histograms.get(registry)
+        if histogram is None:
+            histogram = _histograms[registry] = Histogram(
+                "hookline_hop_seconds",
+                "Time an event spends in one hop of its way from publish to webhook, by hop",
+                ["hop"],
+                buckets=BUCKETS_S,
+                registry=registry,
+            )
+        return histogram
