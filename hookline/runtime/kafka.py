@@ -83,7 +83,7 @@ _COMMON: Final[ClientConfig] = {
     # TCP connection, so reconnecting to its coordinator waited out this timeout before the
     # coordinator was looked up again), and leaders are refreshed every 2 s (librdkafka:
     # 5 min; one small metadata request per client). Measured on three brokers, one paused
-    # for 30 s: delivery resumed after 21 s instead of 44-50 s (docs/chaos.md).
+    # for 30 s: delivery resumed after 19-25 s instead of 30-51 s (docs/chaos.md).
     "socket.timeout.ms": 10_000,
     "socket.connection.setup.timeout.ms": 5_000,
     "topic.metadata.refresh.interval.ms": 2_000,
