@@ -12,8 +12,9 @@ STAMP  := $(VENV)/.installed
 test: deps ## the whole suite, starting Kafka and PostgreSQL when none is configured
 	$(BIN)/pytest
 
-chaos: deps ## fault injection under load on its own Kafka and PostgreSQL (~8 min)
+chaos: deps ## fault injection under load on its own Kafka and PostgreSQL: one broker, then three (~15 min)
 	$(BIN)/pytest tests/chaos -m "chaos and not cluster"
+	$(BIN)/pytest tests/chaos -m "chaos and cluster"
 
 chaos-cluster: deps ## broker faults and scale-out on a three-broker cluster of its own (~7 min)
 	$(BIN)/pytest tests/chaos -m "chaos and cluster"

@@ -42,6 +42,29 @@ class KafkaClients:
         return Producer(self.producer_config)
 
 
+def kafka_clients(
+    settings: Settings, *, client_id: str, transactional_id: str, lag: ConsumerLag
+) -> KafkaClients:
+    """The router's consumer is a dynamic member of its group, though its name is stable: as
+    a static member (`group.instance.id`) it was fenced by its own rejoin whenever its group
+    coordinator moved with a lost broker, a fatal error that cost a rebuild of both clients
+    (13-15 s). A restarted router gets its partitions once its predecessor's session
+    expired, or at once when the predecessor left the group on a clean stop. Zombie fencing
+    does not rest on membership: the transactional id does it."""
+    return KafkaClients(
+        consumer_config(
+            settings, group_id=f"{settings.topic_prefix}.router", client_id=client_id, lag=lag
+        ),
+        # no linger: the commit flushes the transaction's records anyway
+        producer_config(
+            settings,
+            client_id=f"{client_id}-tx",
+            transactional_id=transactional_id,
+            linger_ms=0,
+        ),
+    )
+
+
 def end_offsets(admin: AdminClient, partitions: list[TopicPartition]) -> dict[int, int]:
     """Asked of the admin client: a query on the router's consumer would queue behind its
     long-poll fetch."""
@@ -56,7 +79,6 @@ def bootstrap(
     *,
     client_id: str,
     transactional_id: str,
-    static_member: bool,
     lag: ConsumerLag,
 ) -> Iterator[Ports]:
     """Open everything the router talks to; the codec and the table are closed on exit (the
@@ -66,20 +88,8 @@ def bootstrap(
         stack.callback(runtime.close)
         table = SubscriptionTable(settings, runtime.codec, client_id=f"{client_id}-subscriptions")
         stack.callback(table.close)
-        clients = KafkaClients(
-            consumer_config(
-                settings,
-                group_id=f"{settings.topic_prefix}.router",
-                client_id=client_id,
-                group_instance_id=client_id if static_member else None,
-                lag=lag,
-            ),
-            producer_config(
-                settings,
-                client_id=f"{client_id}-tx",
-                transactional_id=transactional_id,
-                linger_ms=0,
-            ),
+        clients = kafka_clients(
+            settings, client_id=client_id, transactional_id=transactional_id, lag=lag
         )
         admin = AdminClient(admin_config(settings))
         table.start()

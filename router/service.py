@@ -9,12 +9,12 @@ rewinds the consumer to the batch's first offsets and the batch is read again.
 librdkafka's `send_offsets_to_transaction` can block for good, past its timeout, once the
 group coordinator it cached went away (a broker restart; librdkafka issues #5456, #5511).
 So the transactional calls of a batch run on a watchdog thread (`router.watchdog`). When
-one is not back by its deadline, or the consumer reports a fatal error (a static member
-can fence itself when it rejoins after such an outage), the router leaves both clients
-behind and builds new ones in-process: the new producer, under the same transactional id,
-fences the old one and aborts its open transaction, and the new consumer resumes from the
-committed offsets, so the batch is read again. More than MAX_REBUILDS rebuilds within
-REBUILD_WINDOW_S stop the process (something other than a recovering broker is wrong).
+one is not back by its deadline, or the consumer reports a fatal error, the router leaves
+both clients behind and builds new ones in-process: the new producer, under the same
+transactional id, fences the old one and aborts its open transaction, and the new consumer
+resumes from the committed offsets, so the batch is read again. More than MAX_REBUILDS
+rebuilds within REBUILD_WINDOW_S stop the process (something other than a recovering broker
+is wrong).
 """
 
 from __future__ import annotations
@@ -87,10 +87,10 @@ class Router:
     what `router.bootstrap` builds; `route` over the ports it is given (the unit tests).
 
     A `client_id` given names this instance for good: it is the suffix of the transactional
-    id and the consumer's static group membership, so a restart under the same name fences
-    its predecessor, aborts its open transaction and takes its partitions back at once
-    (leaving the group then waits for the session timeout). Two live routers must never
-    share one. Without it, the name is random and membership dynamic.
+    id, so a restart under the same name fences its predecessor and aborts its open
+    transaction. Two live routers must never share one. Without it, the name is random.
+    Group membership is dynamic either way: a router that stops leaves the group, so its
+    partitions move at once; one that crashed holds them for the session timeout.
     """
 
     def __init__(
@@ -104,7 +104,6 @@ class Router:
     ) -> None:
         self._settings = settings
         self._client_id = client_id or f"router-{uuid.uuid4().hex[:12]}"
-        self._static_member = client_id is not None
         self.transactional_id = f"{settings.topic_prefix}.router.{self._client_id}"
         self._batch_max_events = batch_max_events
         self._batch_linger_s = batch_linger_s
@@ -121,7 +120,6 @@ class Router:
             self._settings,
             client_id=self._client_id,
             transactional_id=self.transactional_id,
-            static_member=self._static_member,
             lag=self._lag,
         ) as ports:
             self.route(ports, stopping)
@@ -352,8 +350,7 @@ class _RoutingLoop:
                 waited.observe(max(0.0, read_at_s - message.timestamp()[1] / 1000))
                 self._route_one(message, batch, index, now)
             elif error.fatal() or error.code() == KafkaError._FATAL:
-                # e.g. a static member fenced by another with the same instance id: this
-                # consumer will never fetch again; new clients are built (bounded)
+                # this consumer will never fetch again; new clients are built (bounded)
                 raise ConsumerFailed(error.str())
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("router: consume: %s", error.str())

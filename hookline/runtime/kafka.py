@@ -73,6 +73,20 @@ LIBRDKAFKA_LOGGER.addFilter(RepeatFilter())
 
 _COMMON: Final[ClientConfig] = {
     "socket.keepalive.enable": True,
+    # A hung broker (paused, swapping, cut off by a silent network) answers nothing, and
+    # the cluster moves its leaderships and coordinators once its controller fenced it (9 s
+    # without a heartbeat, broker.session.timeout.ms). A client finds out from a timeout or
+    # a metadata refresh, so these bound how long it keeps waiting on the silent broker:
+    # a request times out after 10 s (librdkafka: 60 s; longer than a healthy broker's acks
+    # take while it waits for the fenced one to leave the ISR), a connection that is not set
+    # up after 5 s is dropped (librdkafka: 30 s; a paused broker's kernel still accepts the
+    # TCP connection, so reconnecting to its coordinator waited out this timeout before the
+    # coordinator was looked up again), and leaders are refreshed every 2 s (librdkafka:
+    # 5 min; one small metadata request per client). Measured on three brokers, one paused
+    # for 30 s: delivery resumed after 19-25 s instead of 30-51 s (docs/chaos.md).
+    "socket.timeout.ms": 10_000,
+    "socket.connection.setup.timeout.ms": 5_000,
+    "topic.metadata.refresh.interval.ms": 2_000,
     "reconnect.backoff.max.ms": 2000,
     "log.connection.close": False,
     "logger": LIBRDKAFKA_LOGGER,
@@ -186,12 +200,15 @@ def consumer_config(
     group_id: str,
     client_id: str,
     read_committed: bool = True,
-    group_instance_id: str | None = None,
     lag: ConsumerLag | None = None,
 ) -> ClientConfig:
-    """`group_instance_id` makes a static member: a restart under the same id takes its
-    partitions back at once instead of after the session timeout. `lag` is the gauge the
-    consumer's statistics keep current (read in its own poll, no request of its own)."""
+    """Members are dynamic: a static member (`group.instance.id`) whose group coordinator
+    moved can be fenced by its own rejoin, a fatal error. The session outlasts a coordinator
+    lost with its broker (fenced after 9 s, found again within ~15 s, see `_COMMON`), so
+    the member keeps its partitions instead of rejoining, which costs a rebalance and the
+    wait for its old membership to expire; a crashed consumer's partitions move after it.
+    `lag` is the gauge the consumer's statistics keep current (read in its own poll, no
+    request of its own)."""
     config: ClientConfig = {
         **_connection(settings),
         "group.id": group_id,
@@ -201,12 +218,10 @@ def consumer_config(
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed" if read_committed else "read_uncommitted",
         "partition.assignment.strategy": "cooperative-sticky",
-        "session.timeout.ms": 10_000,
+        "session.timeout.ms": 20_000,
         "heartbeat.interval.ms": 2_000,
         "max.poll.interval.ms": 300_000,
     }
-    if group_instance_id is not None:
-        config["group.instance.id"] = group_instance_id
     if lag is not None:
         config["statistics.interval.ms"] = STATISTICS_INTERVAL_MS
         config["stats_cb"] = lag.hook(group_id, read_committed=read_committed)

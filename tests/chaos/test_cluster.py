@@ -148,7 +148,7 @@ async def test_three_deliverers_and_two_routers_lose_one_of_each(
     cluster_stack: ChaosStack, chaos_reports: list[Report], chaos_seed: int, tmp_path: Path
 ) -> None:
     """Scale-out: the time until the survivors deliver what the killed ones held is the
-    time to rebalance (reported; the group's session timeout is 10 s)."""
+    time to rebalance (reported; the group's session timeout is 20 s)."""
     await scenario(
         cluster_stack,
         chaos_reports,

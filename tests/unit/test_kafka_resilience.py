@@ -1,5 +1,6 @@
 """The small defences against a recovering broker: transient-error retries, the watchdog
-around transactional calls that librdkafka can wedge, and the repeat filter on its logs."""
+around transactional calls that librdkafka can wedge, the repeat filter on its logs, and the
+client settings that bound the wait on a hung broker."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from collections.abc import Callable
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from prometheus_client import CollectorRegistry
 
-from hookline.runtime.kafka import RepeatFilter, is_transient, retry_transient
+from hookline.runtime.consumer_lag import ConsumerLag
+from hookline.runtime.kafka import RepeatFilter, consumer_config, is_transient, retry_transient
+from hookline.runtime.settings import Settings
+from router.bootstrap import kafka_clients
 from router.errors import ProducerWedged
 from router.watchdog import abandon, abandoned, with_deadline
 
@@ -114,3 +119,32 @@ def test_the_repeat_filter_holds_repeats_and_counts_them() -> None:
     again = _record("Connect failed (after 9ms in state CONNECT)")
     assert repeat.filter(again)
     assert again.getMessage().endswith("(and 5 more like it)")
+
+
+def test_a_consumer_finds_a_coordinator_lost_with_its_broker_within_its_session() -> None:
+    """A hung coordinator is given up on after a request timeout and a connection set-up
+    timeout, then looked up again; the session must outlast that and one heartbeat, or the
+    member loses its partitions and waits out its old membership on rejoining."""
+    config = consumer_config(
+        Settings.load(environ={"HOOKLINE_KAFKA_BOOTSTRAP": "b:9092"}), group_id="g", client_id="c"
+    )
+    found_again_ms = (
+        config["socket.timeout.ms"]
+        + config["socket.connection.setup.timeout.ms"]
+        + config["heartbeat.interval.ms"]
+    )
+    assert found_again_ms < config["session.timeout.ms"]
+
+
+def test_the_router_consumer_is_a_dynamic_member_and_its_producer_keeps_its_id() -> None:
+    """A static member is fenced by its own rejoin when its coordinator moves (fatal)."""
+    settings = Settings.load(environ={"HOOKLINE_KAFKA_BOOTSTRAP": "b:9092"})
+    clients = kafka_clients(
+        settings,
+        client_id="router-a",
+        transactional_id="hookline.router.router-a",
+        lag=ConsumerLag.of(CollectorRegistry()),
+    )
+    assert "group.instance.id" not in clients.consumer_config
+    assert clients.consumer_config["group.id"] == "hookline.router"
+    assert clients.producer_config["transactional.id"] == "hookline.router.router-a"
