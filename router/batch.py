@@ -38,29 +38,34 @@ class Linger:
     A transaction costs the router and the broker about the same CPU whatever it holds, and
     without a linger the router commits one per transaction cycle (a few ms: the commit
     markers must be written before the next transaction may start) at any rate above a few
-    hundred events/s. Below `quiet_per_s` that cost buys low latency and the machine has it
-    to spare: no linger at all, so an idle router routes each event at once. Above it the
-    deliverer needs the CPU the transactions take, so the linger grows linearly, reaching
-    `max_s` at `busy_per_s`. The rate is what the router read in the last `window_s`.
+    hundred events/s. So a batch starts no sooner than `min_interval_s` after the previous
+    one (a bound on transactions per second, whatever the rate; an event that finds the
+    router idle waits for nothing), and above `quiet_per_s` the linger grows linearly,
+    reaching `max_s` at `busy_per_s`, since the deliverer needs the CPU the transactions
+    take. The rate is what the router read in the last `window_s`.
     """
 
     max_s: float
+    min_interval_s: float = 0.0
     quiet_per_s: float = 600.0
     busy_per_s: float = 1200.0
     window_s: float = 1.0
     _read: deque[tuple[float, int]] = field(default_factory=deque)
     _in_window: int = 0
+    _last_at: float = float("-inf")
 
     def read(self, now: float, records: int) -> None:
         """`records` were read at `now` (monotonic seconds)."""
         self._read.append((now, records))
         self._in_window += records
+        self._last_at = now
 
     def next_s(self, now: float) -> float:
+        spacing_s = max(0.0, self._last_at + self.min_interval_s - now)
         while self._read and self._read[0][0] <= now - self.window_s:
             self._in_window -= self._read.popleft()[1]
         rate = self._in_window / self.window_s
         if rate <= self.quiet_per_s or self.max_s <= 0:
-            return 0.0
+            return min(spacing_s, self.max_s)
         share = (rate - self.quiet_per_s) / (self.busy_per_s - self.quiet_per_s)
-        return self.max_s * min(1.0, share)
+        return max(spacing_s, self.max_s * min(1.0, share))

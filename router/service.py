@@ -64,6 +64,9 @@ DEFAULT_BATCH_MAX_EVENTS: Final = 1000
 DEFAULT_BATCH_LINGER_S: Final = 0.05
 """The longest a batch gathers events after its first one (unless it fills first), reached
 when the rate is high (`router.batch.Linger`)."""
+BATCH_INTERVAL_S: Final = 0.01
+"""A batch starts at least this long after the previous one: at most 100 transactions a
+second whatever the rate, and nothing added to an event that finds the router idle."""
 IDLE_WAIT_S: Final = 0.1
 """How long one wait for the next event lasts (then the loop checks whether to stop)."""
 TRANSACTION_TIMEOUT_S: Final = 30.0
@@ -196,7 +199,7 @@ class _RoutingLoop:
         self._metrics = metrics
         self._transactional_id = transactional_id
         self._batch_max_events = batch_max_events
-        self._linger = Linger(batch_linger_s)
+        self._linger = Linger(batch_linger_s, min_interval_s=BATCH_INTERVAL_S)
         self._events_topic = settings.topic("events")
         self._deliveries_topic = settings.topic("deliveries")
         self._dead_topic = settings.topic("dead-letters")
@@ -275,9 +278,9 @@ class _RoutingLoop:
 
     def _next_batch(self) -> list[Message]:
         """Wait for one event, then take what else has arrived, gathering longer only while
-        the rate is high (`Linger`): an idle router adds nothing to an event's latency, and
-        at 1,000 events/s a 50 ms gather cut the broker's and the router's CPU by a third
-        (docs/benchmarks.md), which the deliverer needed."""
+        batches come back to back or the rate is high (`Linger`): an idle router adds
+        nothing to an event's latency, and under load every transaction costs the broker
+        and the router CPU that the deliverer needs (docs/benchmarks.md)."""
         first = self._consumer.poll(IDLE_WAIT_S)
         if first is None:
             return []

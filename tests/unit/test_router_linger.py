@@ -45,3 +45,16 @@ def test_a_zero_maximum_never_lingers() -> None:
     linger = Linger(max_s=0.0)
     linger.read(now=1.0, records=10_000)
     assert linger.next_s(now=1.1) == 0.0
+
+
+def test_batches_come_no_closer_than_the_interval_and_an_idle_router_waits_for_nothing() -> None:
+    linger = Linger(max_s=0.05, min_interval_s=0.01)
+    linger.read(now=5.0, records=3)
+    assert linger.next_s(now=5.004) == pytest.approx(0.006)
+    assert linger.next_s(now=5.02) == 0.0
+
+
+def test_the_interval_never_exceeds_the_maximum_linger() -> None:
+    linger = Linger(max_s=0.002, min_interval_s=0.01)
+    linger.read(now=5.0, records=3)
+    assert linger.next_s(now=5.001) == pytest.approx(0.002)
