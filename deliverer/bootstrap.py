@@ -27,7 +27,7 @@ from hookline.runtime.settings import Settings
 from hookline.runtime.subscription_log import SubscriptionLog
 from hookline.runtime.subscription_table import SubscriptionTable
 
-OUTPUT_LINGER_MS: Final = 5
+OUTPUT_LINGER_MS: Final = 20
 """Attempts and backlog records are off the webhook's latency path: bigger batches, less
 CPU for this process and the broker."""
 MAX_MESSAGE_BYTES: Final = 8 * 1024 * 1024

@@ -32,7 +32,11 @@ def bootstrap(settings: Settings, *, lag: ConsumerLag) -> Iterator[Ports]:
         stack.callback(producer.flush, FLUSH_ON_CLOSE_S)
         consumer = Consumer(
             consumer_config(
-                settings, group_id=settings.topic("projector"), client_id=CLIENT_ID, lag=lag
+                settings,
+                group_id=settings.topic("projector"),
+                client_id=CLIENT_ID,
+                lag=lag,
+                batched=True,
             )
             | {"enable.partition.eof": True}
         )

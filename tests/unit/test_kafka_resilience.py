@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from hookline.runtime.consumer_lag import ConsumerLag
 from hookline.runtime.kafka import RepeatFilter, consumer_config, is_transient, retry_transient
+from hookline.runtime.kafka_properties import parse_client_properties
 from hookline.runtime.settings import Settings
 from router.bootstrap import kafka_clients
 from router.errors import ProducerWedged
@@ -148,3 +149,19 @@ def test_the_router_consumer_is_a_dynamic_member_and_its_producer_keeps_its_id()
     assert "group.instance.id" not in clients.consumer_config
     assert clients.consumer_config["group.id"] == "hookline.router"
     assert clients.producer_config["transactional.id"] == "hookline.router.router-a"
+
+
+def test_only_a_batched_consumer_waits_for_more_than_its_first_record() -> None:
+    settings = Settings(kafka_bootstrap="127.0.0.1:9092")
+    eager = consumer_config(settings, group_id="g", client_id="c")
+    batched = consumer_config(settings, group_id="g", client_id="c", batched=True)
+    assert "fetch.min.bytes" not in eager
+    assert batched["fetch.min.bytes"] == 64 * 1024
+    assert batched["fetch.wait.max.ms"] == 100
+    overridden = consumer_config(
+        settings.with_changes(kafka_config=parse_client_properties("fetch.wait.max.ms=20")),
+        group_id="g",
+        client_id="c",
+        batched=True,
+    )
+    assert overridden["fetch.wait.max.ms"] == "20"  # HOOKLINE_KAFKA_CONFIG tunes it still
