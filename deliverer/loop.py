@@ -26,11 +26,7 @@ from hookline.runtime.errors import TopicError
 from hookline.runtime.settings import Settings
 
 POLL_BATCH: Final = 500
-IDLE_MIN_S: Final = 0.0005
 IDLE_S: Final = 0.005
-"""An idle loop sleeps IDLE_MIN_S after its last read, doubling to IDLE_S: a command that
-arrives soon after another waits less than half a millisecond for the next poll, and a
-quiet process still wakes only 200 times a second."""
 DRAIN_MARGIN_S: Final = 5.0
 READY_TIMEOUT_S: Final = 120.0
 GAUGE_INTERVAL_S: Final = 0.25
@@ -93,11 +89,9 @@ class DeliveryLoop:
             if not await self._table_ready(stopping):
                 return
             await self.start()
-            idle_s = 0.0
             while not stopping.is_set():
                 read = self.turn()
-                idle_s = 0.0 if read else min(IDLE_S, max(IDLE_MIN_S, idle_s * 2))
-                await asyncio.sleep(idle_s)
+                await asyncio.sleep(0 if read else IDLE_S)
             await self.stop()
         finally:
             await self.close()
