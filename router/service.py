@@ -64,9 +64,12 @@ DEFAULT_BATCH_MAX_EVENTS: Final = 1000
 DEFAULT_BATCH_LINGER_S: Final = 0.05
 """The longest a batch gathers events after its first one (unless it fills first), reached
 when the rate is high (`router.batch.Linger`)."""
-BATCH_INTERVAL_S: Final = 0.01
-"""A batch starts at least this long after the previous one: at most 100 transactions a
-second whatever the rate, and nothing added to an event that finds the router idle."""
+BATCH_INTERVAL_S: Final = 0.04
+"""A batch starts at least this long after the previous one: at most 25 transactions a
+second whatever the rate, and nothing added to an event that finds the router idle. Each
+transaction costs the broker and the router CPU that, on a small machine, the deliverer
+needs: at 500 events/s, spacing 10 / 25 / 40 ms gave p99 595-929 / 380-453 / 118-123 ms
+(docs/benchmarks.md)."""
 IDLE_WAIT_S: Final = 0.1
 """How long one wait for the next event lasts (then the loop checks whether to stop)."""
 TRANSACTION_TIMEOUT_S: Final = 30.0
