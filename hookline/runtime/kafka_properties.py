@@ -131,6 +131,12 @@ DEDICATED: Final[Mapping[str, str]] = {
     "ssl.key.password": "HOOKLINE_KAFKA_SSL_KEY_PASSWORD",
 }
 
+# Properties refused though hookline does not set them, and why.
+REFUSED: Final = {
+    "group.instance.id": "a static member is fenced by its own rejoin when its group"
+    " coordinator moves with a lost broker; hookline's consumers are dynamic members",
+}
+
 # Properties hookline sets per client because its guarantees rest on them: acknowledged and
 # idempotent writes, offsets stored only after the outputs, transactions read committed.
 OWNED: Final = frozenset(
@@ -140,7 +146,6 @@ OWNED: Final = frozenset(
         "enable.idempotence",
         "transactional.id",
         "group.id",
-        "group.instance.id",
         "client.id",
         "enable.auto.commit",
         "auto.commit.enable",
@@ -192,6 +197,8 @@ def parse_client_properties(text: str) -> ClientProperties:
             raise ValueError(f"{name!r} is not a property of librdkafka {version}")
         if name in DEDICATED:
             raise ValueError(f"{name!r} has a setting of its own: set {DEDICATED[name]}")
+        if name in REFUSED:
+            raise ValueError(f"{name!r} is refused: {REFUSED[name]}")
         if name in OWNED:
             raise ValueError(f"{name!r} is set by hookline itself: its guarantees rest on it")
         items[name] = value

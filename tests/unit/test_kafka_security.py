@@ -172,6 +172,10 @@ def test_extra_properties_go_only_to_the_clients_they_apply_to() -> None:
             "HOOKLINE_KAFKA_CONFIG: 'enable.auto.commit' is set by hookline itself",
         ),
         (
+            {"HOOKLINE_KAFKA_CONFIG": "group.instance.id=router-1"},
+            "HOOKLINE_KAFKA_CONFIG: 'group.instance.id' is refused: a static member is fenced",
+        ),
+        (
             {"HOOKLINE_KAFKA_CONFIG": "enable.ssl.certificate.verification=false"},
             "HOOKLINE_KAFKA_CONFIG: 'enable.ssl.certificate.verification' turns off the broker"
             " certificate check (or set HOOKLINE_KAFKA_ALLOW_INSECURE=true)",
