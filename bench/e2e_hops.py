@@ -19,16 +19,9 @@ from typing import Final
 
 from prometheus_client.parser import text_string_to_metric_families
 
-HOP_METRIC: Final = "hookline_hop_seconds"
-HOPS: Final = (
-    "accept_to_ack",
-    "event_to_router",
-    "route_to_commit",
-    "command_to_deliverer",
-    "consume_to_request",
-    "request_to_response",
-    "response_to_record_ack",
-)
+from hookline.runtime.hops import METRIC, Hop
+
+HOPS: Final = tuple(str(hop) for hop in Hop)
 """The hops in the order an event takes them; others a service exposes are listed after."""
 
 
@@ -119,15 +112,15 @@ def parse_hops(text: str) -> Scrape:
     buckets: dict[str, dict[float, float]] = {}
     sums: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name != HOP_METRIC:
+        if family.name != METRIC:
             continue
         for sample in family.samples:
             hop = sample.labels.get("hop")
             if hop is None:
                 continue
-            if sample.name == HOP_METRIC + "_bucket":
+            if sample.name == METRIC + "_bucket":
                 buckets.setdefault(hop, {})[float(sample.labels["le"])] = sample.value
-            elif sample.name == HOP_METRIC + "_sum":
+            elif sample.name == METRIC + "_sum":
                 sums[hop] = sample.value
     return {
         hop: Histogram(tuple(sorted(b)), tuple(b[k] for k in sorted(b)), sums.get(hop, 0.0))

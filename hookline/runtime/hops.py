@@ -16,6 +16,7 @@ from weakref import WeakKeyDictionary
 
 from prometheus_client import CollectorRegistry, Histogram
 
+METRIC: Final = "hookline_hop_seconds"
 BUCKETS_S: Final = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05,
     0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -52,7 +53,7 @@ def hop_histogram(registry: CollectorRegistry) -> Histogram:
         histogram = _histograms.get(registry)
         if histogram is None:
             histogram = _histograms[registry] = Histogram(
-                "hookline_hop_seconds",
+                METRIC,
                 "Time an event spends in one hop of its way from publish to webhook, by hop",
                 ["hop"],
                 buckets=BUCKETS_S,
