@@ -9,7 +9,12 @@ from prometheus_client import CollectorRegistry
 from hookline.runtime.commands import Command
 from hookline.runtime.health import Observed, run_observed
 from hookline.runtime.settings import Settings
-from router.service import DEFAULT_BATCH_LINGER_S, DEFAULT_BATCH_MAX_EVENTS, Router
+from router.service import (
+    DEFAULT_BATCH_INTERVAL_S,
+    DEFAULT_BATCH_LINGER_S,
+    DEFAULT_BATCH_MAX_EVENTS,
+    Router,
+)
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +31,14 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="the longest a batch gathers events after its first one (default: %(default)s),"
         " reached at high rates; an idle router gathers nothing: more is fewer transactions"
         " under load",
+    )
+    parser.add_argument(
+        "--batch-interval-ms",
+        type=_non_negative_ms,
+        default=round(DEFAULT_BATCH_INTERVAL_S * 1000),
+        help="the least time between two batches' starts (default: %(default)s): at most"
+        " 1000/this transactions a second; an event that finds the router idle waits for"
+        " nothing; more is fewer transactions (less CPU) for more latency under load",
     )
 
 
@@ -48,6 +61,7 @@ def router_command(args: argparse.Namespace, settings: Settings) -> int:
         client_id=settings.instance_id,
         batch_max_events=args.batch_max_events,
         batch_linger_s=args.batch_linger_ms / 1000,
+        batch_interval_s=args.batch_interval_ms / 1000,
     )
     group = settings.topic("router")
     observed = Observed(

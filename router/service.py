@@ -64,11 +64,11 @@ DEFAULT_BATCH_MAX_EVENTS: Final = 1000
 DEFAULT_BATCH_LINGER_S: Final = 0.05
 """The longest a batch gathers events after its first one (unless it fills first), reached
 when the rate is high (`router.batch.Linger`)."""
-BATCH_INTERVAL_S: Final = 0.04
+DEFAULT_BATCH_INTERVAL_S: Final = 0.04
 """A batch starts at least this long after the previous one: at most 25 transactions a
 second whatever the rate, and nothing added to an event that finds the router idle. Each
-transaction costs the broker and the router CPU that, on a small machine, the deliverer
-needs: at 500 events/s, spacing 10 / 25 / 40 ms gave p99 595-929 / 380-453 / 118-123 ms
+transaction costs the broker ~2.5 ms of CPU (and the router some), which on a small machine
+the deliverer needs; a longer spacing buys fewer transactions with latency
 (docs/benchmarks.md)."""
 IDLE_WAIT_S: Final = 0.1
 """How long one wait for the next event lasts (then the loop checks whether to stop)."""
@@ -107,12 +107,14 @@ class Router:
         client_id: str | None = None,
         batch_max_events: int = DEFAULT_BATCH_MAX_EVENTS,
         batch_linger_s: float = DEFAULT_BATCH_LINGER_S,
+        batch_interval_s: float = DEFAULT_BATCH_INTERVAL_S,
     ) -> None:
         self._settings = settings
         self._client_id = client_id or f"router-{uuid.uuid4().hex[:12]}"
         self.transactional_id = f"{settings.topic_prefix}.router.{self._client_id}"
         self._batch_max_events = batch_max_events
         self._batch_linger_s = batch_linger_s
+        self._batch_interval_s = batch_interval_s
         self._metrics = RouterMetrics(registry)
         self._lag = ConsumerLag.of(registry)
         self._ready = threading.Event()
@@ -144,6 +146,7 @@ class Router:
                     transactional_id=self.transactional_id,
                     batch_max_events=self._batch_max_events,
                     batch_linger_s=self._batch_linger_s,
+                    batch_interval_s=self._batch_interval_s,
                 )
                 try:
                     loop.run(stopping, self._ready)
@@ -193,6 +196,7 @@ class _RoutingLoop:
         transactional_id: str,
         batch_max_events: int,
         batch_linger_s: float,
+        batch_interval_s: float,
     ) -> None:
         self._codec = ports.codec
         self._table = ports.subscriptions
@@ -202,7 +206,7 @@ class _RoutingLoop:
         self._metrics = metrics
         self._transactional_id = transactional_id
         self._batch_max_events = batch_max_events
-        self._linger = Linger(batch_linger_s, min_interval_s=BATCH_INTERVAL_S)
+        self._linger = Linger(batch_linger_s, min_interval_s=batch_interval_s)
         self._events_topic = settings.topic("events")
         self._deliveries_topic = settings.topic("deliveries")
         self._dead_topic = settings.topic("dead-letters")

@@ -1,5 +1,5 @@
-"""`hookline router`'s flags: the batch linger is parsed in milliseconds, negative refused;
---instance-id is a setting."""
+"""`hookline router`'s flags: the batch linger and interval are parsed in milliseconds,
+negative refused; --instance-id is a setting."""
 
 from __future__ import annotations
 
@@ -22,15 +22,26 @@ def test_the_default_linger_is_the_routers() -> None:
     assert args.batch_linger_ms == round(DEFAULT_BATCH_LINGER_S * 1000)
 
 
+def test_the_batch_interval_is_read_in_milliseconds() -> None:
+    from router.service import DEFAULT_BATCH_INTERVAL_S
+
+    assert (
+        build_parser().parse_args(["router", "--batch-interval-ms", "40"]).batch_interval_ms == 40
+    )
+    default = build_parser().parse_args(["router"]).batch_interval_ms
+    assert default == round(DEFAULT_BATCH_INTERVAL_S * 1000)
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [("-1", "must be 0 or more, got -1"), ("soon", "not a whole number of milliseconds")],
 )
-def test_a_bad_linger_is_one_plain_line(
-    value: str, message: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("flag", ["--batch-linger-ms", "--batch-interval-ms"])
+def test_a_bad_linger_or_interval_is_one_plain_line(
+    flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        build_parser().parse_args(["router", "--batch-linger-ms", value])
+        build_parser().parse_args(["router", flag, value])
     assert exited.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1]
