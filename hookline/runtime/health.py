@@ -19,6 +19,7 @@ from typing import Final
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from hookline.runtime.collector import tune_collector
 from hookline.runtime.errors import MetricsPortUnavailable
 from hookline.runtime.settings import Settings
 from hookline.runtime.supervisor import Service, stop_on_signals
@@ -119,7 +120,8 @@ class HealthServer:
 @dataclass(slots=True)
 class _Announcer:
     """Prints `line()` once, on stdout, when the service first reports ready (made then, so
-    it can name what is only known once serving: a port bound as 0)."""
+    it can name what is only known once serving: a port bound as 0), and then tunes the
+    garbage collector: what start-up built is frozen (`hookline.runtime.collector`)."""
 
     service: Service
     line: Callable[[], str]
@@ -132,6 +134,7 @@ class _Announcer:
         while not self.stopping.wait(READY_CHECK_S):
             if self.service.ready:
                 print(self.line(), flush=True)
+                tune_collector()
                 return
 
 
