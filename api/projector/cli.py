@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from hookline.runtime.commands import Command
 from hookline.runtime.health import Observed, run_observed
+from hookline.runtime.priority import yield_cpu_to_webhooks
 from hookline.runtime.settings import Settings
 
 
@@ -21,6 +22,7 @@ def _flags(parser: argparse.ArgumentParser) -> None:
 
 def projector_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap", "database_url")
+    yield_cpu_to_webhooks()
     from api.projector.service import Projector
 
     registry = CollectorRegistry()

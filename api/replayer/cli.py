@@ -8,11 +8,13 @@ from prometheus_client import CollectorRegistry
 
 from hookline.runtime.commands import Command
 from hookline.runtime.health import Observed, run_observed
+from hookline.runtime.priority import yield_cpu_to_webhooks
 from hookline.runtime.settings import Settings
 
 
 def replayer_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap", "database_url")
+    yield_cpu_to_webhooks()
     from api.replayer.service import Replayer
 
     registry = CollectorRegistry()
