@@ -117,8 +117,10 @@ async def read_json(request: web.Request, *, optional: bool = False) -> JsonValu
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     timeout_s = settings(request).api_body_timeout_s
+    # a body already all there is read without waiting: no timer to arm and cancel
+    wait_s = None if request.content.is_eof() else timeout_s
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(wait_s):
             raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes") from None
@@ -157,6 +159,8 @@ def read_query(request: web.Request, params: tuple[QueryParam[Any], ...]) -> dic
 def check_query_names(request: web.Request, params: tuple[QueryParam[Any], ...]) -> None:
     """Every query parameter is one the route takes, given once; InvalidInput names each
     other one. A misspelt filter (`?stat=dead`) ignored would answer as if none were asked."""
+    if not request.query:
+        return
     known = {param.name for param in params}
     takes = ", ".join(sorted(known)) or "none"
     problems = [

@@ -106,7 +106,9 @@ async def _send(
     content already sent is answered 202 without a second event, other content 409."""
     res = resources(request)
     value = _encoded(request, event)
-    decoded_id = str(uuid.UUID(event.id))  # the codec checked it is a UUID
+    # a given id is answered in its canonical form (the codec checked it is a UUID); one
+    # made here by `uuid4` is in that form already
+    decoded_id = event.id if content is None else str(uuid.UUID(event.id))
     if content is not None:
         again = await _judged(request, event, content, decoded_id)
         if again is None:

@@ -183,6 +183,11 @@ def acked_future(
     return future, delivered
 
 
+def _expire(future: asyncio.Future[None], topic: str, timeout_s: float) -> None:
+    if not future.done():  # an acknowledgement that comes later is dropped by `settle`
+        future.set_exception(ProduceTimeout(topic, timeout_s, "the acknowledgement"))
+
+
 class PolledProducer:
     """A producer whose delivery callbacks a thread of its own serves, for callers that wait
     on each record: a blocking one through `submit`, an asyncio one through `send`."""
@@ -248,10 +253,13 @@ class PolledProducer:
                 raise ProduceFailed(topic, exc.args[0].str()) from exc
             else:
                 break
+        # one timer that ends the future itself: `asyncio.wait_for` adds a second future and
+        # a callback, one more turn of the loop for every record acknowledged
+        expiry = loop.call_at(deadline, _expire, future, topic, timeout_s)
         try:
-            await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            raise ProduceTimeout(topic, timeout_s, "the acknowledgement") from None
+            await future
+        finally:
+            expiry.cancel()
 
     def flush(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
         """Wait for every queued record's acknowledgement; returns how many are still unsent."""
