@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import threading
 import time
@@ -71,8 +70,6 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S: Final = 60.0
 FORGET_INTERVAL_S: Final = 60.0
 CLIENT_ID: Final = "hookline-api"
-YOUNG_GC_THRESHOLD: Final = 10_000
-"""Allocations (net of frees) before the collector's youngest generation is collected."""
 
 
 def problem(
@@ -208,7 +205,6 @@ def create_app(settings: Settings, registry: CollectorRegistry) -> web.Applicati
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_forgetting_published_ids)
     app.cleanup_ctx.append(_sampling_ingest_lag)
-    app.cleanup_ctx.append(_collector_for_serving)
     return app
 
 
@@ -273,28 +269,6 @@ async def _sampling_ingest_lag(app: web.Application) -> AsyncIterator[None]:
     yield
     stopping.set()
     await asyncio.to_thread(thread.join)
-
-
-async def _collector_for_serving(_app: web.Application) -> AsyncIterator[None]:
-    """Once the app has started (modules, catalog, specs, tables caught up), its objects move
-    to the collector's permanent generation until the app stops. They live as long as the
-    process, yet every full collection walked them all: 33-123 ms a pause, one or two every
-    5 s at 500 publishes/s, each a stall of every request in flight (`hookline bench`,
-    scenario api). A full collection now walks only what was made since; the garbage of the
-    start-up is collected first, so none of it is kept for good.
-
-    The youngest generation is collected after `YOUNG_GC_THRESHOLD` allocations, not 700:
-    the objects of the requests in flight came and went past 700 8-47 times a second at
-    500-1,000 publishes/s, each collection promoting live requests' objects towards the full
-    ones (1-3 % of a core in young collections alone). At 10,000 none ran during the bench;
-    cyclic garbage still reaches the threshold and is collected."""
-    gc.collect()
-    gc.freeze()
-    before = gc.get_threshold()
-    gc.set_threshold(YOUNG_GC_THRESHOLD, *before[1:])
-    yield
-    gc.set_threshold(*before)
-    gc.unfreeze()
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

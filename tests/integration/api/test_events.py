@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import uuid
 
 import pytest
 
-from api.http.app import YOUNG_GC_THRESHOLD
 from api.http.context import RESOURCES
 from core.records import DomainEvent
 from hookline.runtime.settings import Settings
@@ -93,12 +91,3 @@ async def test_tenant_token_publishes_into_its_tenant(api: Api, api_settings: Se
 
     event = eventually(published, "the accepted event on the events topic", interval_s=0)
     assert event.tenant == "initech"
-
-
-async def test_the_collector_is_set_for_serving_while_the_app_runs(api: Api) -> None:
-    """Full collections walked every object of the start-up (33-123 ms a pause under load),
-    and young ones ran ~47 times a second at 500 publishes/s: the app moves the start-up's
-    objects to the permanent generation and collects the young one less often."""
-    await api.ok("GET", "/healthz", 200)
-    assert gc.get_freeze_count() > 0
-    assert gc.get_threshold()[0] == YOUNG_GC_THRESHOLD
