@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    NoOpTracer,
+    NoOpTracerProvider,
+    ProxyTracer,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Tracer,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from core.records import TraceContext
@@ -67,7 +76,14 @@ def child_span(
     attributes: Mapping[str, str | int] | None = None,
 ) -> Iterator[Span]:
     """A span, child of `parent` (a new trace when there is none or it is malformed), ended
-    on exit; an exception escaping it marks it failed."""
+    on exit; an exception escaping it marks it failed.
+
+    With no tracer provider installed, nothing is started or made current: the span is the
+    parent's own non-recording one, which is what the no-op tracer would hand back, at a
+    fraction of the cost (every delivery attempt passes through here)."""
+    if not _may_record(tracer):
+        yield trace.get_current_span(_context(parent))
+        return
     with tracer.start_as_current_span(
         name, context=_context(parent), kind=kind, attributes=attributes
     ) as span:
@@ -77,6 +93,8 @@ def child_span(
 def context_of(span: Span) -> TraceContext | None:
     """The trace context to carry on for work done under `span`: its own when it records,
     its parent's when the tracer is a no-op, None when neither has one."""
+    if span.get_span_context() == INVALID_SPAN_CONTEXT:
+        return None  # what the propagator would conclude, without a context to inject from
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
     traceparent = carrier.get("traceparent")
@@ -89,6 +107,17 @@ def current_trace() -> TraceContext | None:
     """The context of the caller's current span (an instrumented application publishing from
     inside its own span), if any."""
     return context_of(trace.get_current_span())
+
+
+def _may_record(tracer: Tracer) -> bool:
+    """False for the no-op tracer, and for `tracer(...)`'s proxy until a provider other than
+    the no-op one is installed (it follows one installed later: asked at every span)."""
+    if isinstance(tracer, NoOpTracer):
+        return False
+    if isinstance(tracer, ProxyTracer):
+        provider = trace.get_tracer_provider()
+        return not isinstance(provider, ProxyTracerProvider | NoOpTracerProvider)
+    return True
 
 
 def _context(parent: TraceContext | None) -> Context:
