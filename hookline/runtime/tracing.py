@@ -20,16 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import (
-    INVALID_SPAN_CONTEXT,
-    NoOpTracer,
-    NoOpTracerProvider,
-    ProxyTracer,
-    ProxyTracerProvider,
-    Span,
-    SpanKind,
-    Tracer,
-)
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from core.records import TraceContext
@@ -78,15 +69,14 @@ def child_span(
     """A span, child of `parent` (a new trace when there is none or it is malformed), ended
     on exit; an exception escaping it marks it failed.
 
-    With no tracer provider installed, nothing is started or made current: the span is the
-    parent's own non-recording one, which is what the no-op tracer would hand back, at a
-    fraction of the cost (every delivery attempt passes through here)."""
-    if not _may_record(tracer):
-        yield trace.get_current_span(_context(parent))
+    A span nothing records (no tracer provider installed, or sampled out) is neither ended
+    nor made current: with no provider it is the parent's own non-recording span, and every
+    delivery attempt would otherwise pay for attaching and detaching a context for it."""
+    span = tracer.start_span(name, context=_context(parent), kind=kind, attributes=attributes)
+    if not span.is_recording():
+        yield span
         return
-    with tracer.start_as_current_span(
-        name, context=_context(parent), kind=kind, attributes=attributes
-    ) as span:
+    with trace.use_span(span, end_on_exit=True):
         yield span
 
 
@@ -107,17 +97,6 @@ def current_trace() -> TraceContext | None:
     """The context of the caller's current span (an instrumented application publishing from
     inside its own span), if any."""
     return context_of(trace.get_current_span())
-
-
-def _may_record(tracer: Tracer) -> bool:
-    """False for the no-op tracer, and for `tracer(...)`'s proxy until a provider other than
-    the no-op one is installed (it follows one installed later: asked at every span)."""
-    if isinstance(tracer, NoOpTracer):
-        return False
-    if isinstance(tracer, ProxyTracer):
-        provider = trace.get_tracer_provider()
-        return not isinstance(provider, ProxyTracerProvider | NoOpTracerProvider)
-    return True
 
 
 def _context(parent: TraceContext | None) -> Context:

@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import INVALID_SPAN, NoOpTracer, SpanKind
 
 from core.attempts import Observed, Source, plan_attempt
@@ -125,6 +126,20 @@ def test_with_no_sdk_no_span_is_made_current(no_op: trace.Tracer) -> None:
     that nothing records; the no-op path starts nothing and leaves the context alone."""
     with child_span(no_op, "deliver", PARENT, kind=SpanKind.CLIENT):
         assert trace.get_current_span() is INVALID_SPAN
+
+
+def test_a_sampled_out_span_stays_in_the_trace_and_is_not_made_current() -> None:
+    with child_span(
+        TracerProvider(sampler=ALWAYS_OFF).get_tracer("test"),
+        "route",
+        PARENT,
+        kind=SpanKind.CONSUMER,
+    ) as span:
+        assert trace.get_current_span() is INVALID_SPAN
+        carried = context_of(span)
+    assert carried is not None
+    assert carried.traceparent.startswith(f"00-{TRACE_ID}-")
+    assert carried.traceparent != PARENT.traceparent  # a span of its own, not recorded
 
 
 @pytest.mark.parametrize("given", [None, TraceContext("not-a-traceparent", "vendor=1")])
