@@ -73,6 +73,7 @@ class Attempts:
         self._stop = stop
         self._spawn = spawn
         self._schedule = RetrySchedule(delays_s=settings.retry_delays_s)
+        self._tracer = tracer("hookline.deliverer")  # follows a provider installed later
         self._limiters: dict[str, tuple[float, RateLimiter]] = {}
         self._health: dict[str, EndpointHealth] = {}
 
@@ -149,7 +150,7 @@ class Attempts:
         """The HTTP attempt in its span, a child of the command's trace: the receiver gets
         the span's context, so its own work joins the event's trace too."""
         with child_span(
-            tracer("hookline.deliverer"),
+            self._tracer,
             f"deliver {command.event_type}",
             trace_of(command),
             kind=SpanKind.CLIENT,

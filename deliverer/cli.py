@@ -13,8 +13,9 @@ from hookline.runtime.settings import Settings
 
 def deliverer_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap", "secret_key")
-    from deliverer.service import Deliverer
+    from deliverer.service import Deliverer, quiet_collector
 
+    quiet_collector()
     registry = CollectorRegistry()
     group = settings.topic("deliverer")
     observed = Observed(

@@ -74,6 +74,7 @@ class Outputs:
         self._codec = codec
         self._metrics = metrics
         self._attempt_counters: dict[str, MetricCounter] = {}
+        self._tenant_counters: dict[tuple[str, str], MetricCounter] = {}
         self.unacknowledged = 0
         """Batches produced whose records Kafka has not all acknowledged yet."""
         self.failure: OutputLost | None = None
@@ -88,8 +89,7 @@ class Outputs:
             value = codec.encode_delivery_attempt(plan.attempt)
             records.append(Record(topics.attempts, plan.attempt.delivery_id, value))
             self._attempts_counter(plan.attempt.outcome).inc()
-            tenant = self._metrics.tenants.label(plan.attempt.tenant)
-            self._metrics.tenant_attempts.labels(tenant, plan.attempt.outcome).inc()
+            self._tenant_counter(plan.attempt.tenant, plan.attempt.outcome).inc()
         if plan.dead_letter is not None:
             value = codec.encode_dead_letter(plan.dead_letter)
             records.append(Record(topics.dead_letters, plan.dead_letter.subscription_id, value))
@@ -197,4 +197,14 @@ class Outputs:
         child = self._attempt_counters.get(outcome)
         if child is None:
             child = self._attempt_counters[outcome] = self._metrics.attempts.labels(outcome)
+        return child
+
+    def _tenant_counter(self, tenant: str, outcome: str) -> MetricCounter:
+        """The tenant's series, looked up once: as many as the tenants with a label of their
+        own (bounded) times the outcomes."""
+        label = self._metrics.tenants.label(tenant)
+        child = self._tenant_counters.get((label, outcome))
+        if child is None:
+            child = self._metrics.tenant_attempts.labels(label, outcome)
+            self._tenant_counters[label, outcome] = child
         return child

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from core.records import TraceContext
@@ -67,16 +67,24 @@ def child_span(
     attributes: Mapping[str, str | int] | None = None,
 ) -> Iterator[Span]:
     """A span, child of `parent` (a new trace when there is none or it is malformed), ended
-    on exit; an exception escaping it marks it failed."""
-    with tracer.start_as_current_span(
-        name, context=_context(parent), kind=kind, attributes=attributes
-    ) as span:
+    on exit; an exception escaping it marks it failed.
+
+    A span nothing records (no tracer provider installed, or sampled out) is neither ended
+    nor made current: with no provider it is the parent's own non-recording span, and every
+    delivery attempt would otherwise pay for attaching and detaching a context for it."""
+    span = tracer.start_span(name, context=_context(parent), kind=kind, attributes=attributes)
+    if not span.is_recording():
+        yield span
+        return
+    with trace.use_span(span, end_on_exit=True):
         yield span
 
 
 def context_of(span: Span) -> TraceContext | None:
     """The trace context to carry on for work done under `span`: its own when it records,
     its parent's when the tracer is a no-op, None when neither has one."""
+    if span.get_span_context() == INVALID_SPAN_CONTEXT:
+        return None  # what the propagator would conclude, without a context to inject from
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
     traceparent = carrier.get("traceparent")

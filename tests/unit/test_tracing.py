@@ -8,10 +8,12 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import NoOpTracer, SpanKind
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import INVALID_SPAN, NoOpTracer, SpanKind
 
 from core.attempts import Observed, Source, plan_attempt
 from core.commands import event_body, new_command
@@ -22,7 +24,7 @@ from core.secretbox import SecretBox
 from core.signing import generate_secret
 from core.webhook import check_custom_headers, webhook_headers
 from deliverer.requests import SigningKeys, request_headers
-from hookline.runtime.tracing import child_span, context_of
+from hookline.runtime.tracing import child_span, context_of, tracer
 from tests.factories import subscription
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
@@ -109,6 +111,35 @@ def test_a_recorded_span_is_a_child_of_the_record_trace_and_carries_its_own_id()
 def test_with_no_sdk_the_record_trace_passes_through_unchanged() -> None:
     with child_span(NoOpTracer(), "route", PARENT, kind=SpanKind.CONSUMER) as span:
         assert context_of(span) == PARENT
+
+
+def test_with_no_provider_the_process_tracer_passes_the_trace_through() -> None:
+    """`tracer(...)` is a proxy that records once a provider is installed; none is here."""
+    with child_span(tracer("test"), "deliver", PARENT, kind=SpanKind.CLIENT) as span:
+        span.set_attribute("http.response.status_code", 204)
+        assert context_of(span) == PARENT
+
+
+@pytest.mark.parametrize("no_op", [NoOpTracer(), tracer("test")], ids=["no-op", "proxy"])
+def test_with_no_sdk_no_span_is_made_current(no_op: trace.Tracer) -> None:
+    """Regression (#19): every delivery attempt paid for attaching and detaching a context
+    that nothing records; the no-op path starts nothing and leaves the context alone."""
+    with child_span(no_op, "deliver", PARENT, kind=SpanKind.CLIENT):
+        assert trace.get_current_span() is INVALID_SPAN
+
+
+def test_a_sampled_out_span_stays_in_the_trace_and_is_not_made_current() -> None:
+    with child_span(
+        TracerProvider(sampler=ALWAYS_OFF).get_tracer("test"),
+        "route",
+        PARENT,
+        kind=SpanKind.CONSUMER,
+    ) as span:
+        assert trace.get_current_span() is INVALID_SPAN
+        carried = context_of(span)
+    assert carried is not None
+    assert carried.traceparent.startswith(f"00-{TRACE_ID}-")
+    assert carried.traceparent != PARENT.traceparent  # a span of its own, not recorded
 
 
 @pytest.mark.parametrize("given", [None, TraceContext("not-a-traceparent", "vendor=1")])
