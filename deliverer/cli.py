@@ -13,9 +13,8 @@ from hookline.runtime.settings import Settings
 
 def deliverer_command(args: argparse.Namespace, settings: Settings) -> int:
     settings.require("kafka_bootstrap", "secret_key")
-    from deliverer.service import Deliverer, quiet_collector
+    from deliverer.service import Deliverer
 
-    quiet_collector()
     registry = CollectorRegistry()
     group = settings.topic("deliverer")
     observed = Observed(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import os
 import threading
 import time
@@ -28,7 +27,6 @@ from deliverer.loop import DeliveryLoop
 from deliverer.metrics import DelivererMetrics
 from deliverer.ports import CommitReports, Ports
 from deliverer.requests import SigningKeys
-from deliverer.service import GC_THRESHOLDS, quiet_collector
 from hookline.runtime.settings import Settings
 from tests.factories import subscription
 from tests.fakes import (
@@ -431,16 +429,3 @@ async def test_attempt_records_are_counted_by_tenant_and_outcome(tmp_path: Path)
             ("globex", "delivered"): 1,
             ("globex", "retrying"): 1,
         }
-
-
-def test_the_deliverer_process_freezes_its_start_up_and_collects_rarely() -> None:
-    """Regression (#19): at CPython's default thresholds the cyclic collector took a third
-    of the deliverer's CPU and paused it for up to 360 ms at 500-1,000 deliveries/s."""
-    thresholds = gc.get_threshold()
-    try:
-        quiet_collector()
-        assert gc.get_threshold() == GC_THRESHOLDS
-        assert gc.get_freeze_count() > 0
-    finally:  # process-wide: this test process gets its own collector back
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
