@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Final
 
 import aiohttp
-import psycopg
 from prometheus_client import CollectorRegistry
-from psycopg import sql
 
 from api.http.service import ApiService
+from bench.cleanup import drop_prefix
 from hookline.app.localstack.stack import local_settings, start_stack
 from hookline.runtime.settings import Secret, Settings
 from hookline.runtime.topics import ensure_topics
@@ -128,7 +127,7 @@ def main() -> None:
     finally:
         stopping.set()
         thread.join(30)
-        _drop_schema(settings)
+        drop_prefix(settings)
 
     print(f"admin API, {args.clients} concurrent clients, {args.count} requests per operation")
     print(f"{'operation':<22}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'max ms':>9}")
@@ -140,16 +139,6 @@ def main() -> None:
         )
     total = sum(len(v) for v in timings.values())
     print(f"total {total} requests in {elapsed:.1f} s: {total / elapsed:.0f} requests/s")
-
-
-def _drop_schema(settings: Settings) -> None:
-    assert settings.database_url is not None
-    with psycopg.connect(settings.database_url.value, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                sql.Identifier(settings.topic_prefix)
-            )
-        )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import aiohttp
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from bench.cleanup import drop_prefix
 from core.ids import delivery_id
 from core.records import DeliveryCommand, StoredSecret, Subscription, utc_ms
 from core.secretbox import SecretBox
@@ -226,6 +227,7 @@ def main() -> None:
         receiver.terminate()
         receiver.wait(10)
         runtime.close()
+        drop_prefix(settings)
     print(
         f"deliverer bench: {args.count} commands, {args.subscriptions} subscriptions, "
         f"lane concurrency {settings.lane_concurrency}, bare-loop concurrency {concurrency}"

@@ -47,6 +47,7 @@ from confluent_kafka.admin import AdminClient
 
 from api.replayer.bootstrap import bootstrap as replayer_bootstrap
 from api.replayer.job_runner import JobRunner
+from bench.cleanup import drop_prefix
 from bench.deliverer import _bare_loop, _commands
 from bench.e2e_events import EventSource
 from bench.e2e_hops import phase_hops, scrape
@@ -277,6 +278,7 @@ def run_scenario(
         scan = replay_scan(settings, subs[-1], since)
     finally:
         runtime.close()
+        drop_prefix(settings)
     result = ScenarioResult(
         scenario.name, scenario.deliverers, phases, scan, codes, others=others, burst=burst
     )

@@ -23,6 +23,7 @@ from typing import Final
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from bench.cleanup import drop_prefix
 from core.filters import EMPTY_FILTER, FilterValue, parse_filter
 from core.records import DomainEvent, JsonValue, Ref, Subscription, SubscriptionStatus
 from hookline.app.localstack.stack import local_settings, start_stack
@@ -169,6 +170,7 @@ def main() -> None:
         stopping.set()
         thread.join()
         runtime.close()
+        drop_prefix(settings)
     commands = registry.get_sample_value("hookline_router_commands_total") or 0.0
     per_event = commands / args.events
     rows = [
