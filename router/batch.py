@@ -38,15 +38,19 @@ class Linger:
     A transaction costs the router and the broker about the same CPU whatever it holds, and
     without a linger the router commits one per transaction cycle (a few ms: the commit
     markers must be written before the next transaction may start) at any rate above a few
-    hundred events/s. So a batch starts no sooner than `min_interval_s` after the previous
-    one (a bound on transactions per second, whatever the rate; an event that finds the
-    router idle waits for nothing), and above `quiet_per_s` the linger grows linearly,
-    reaching `max_s` at `busy_per_s`, since the deliverer needs the CPU the transactions
-    take. The rate is what the router read in the last `window_s`.
+    hundred events/s. So a batch starts no sooner than a spacing after the previous one. The
+    spacing grows with the rate, reaching `min_interval_s` at `spaced_per_s` (then a bound on
+    transactions per second, whatever the rate): at a low rate the CPU is there to spare and
+    an event waits for next to nothing, and the transactions a second, `min(rate,
+    spaced_per_s / (min_interval_s * rate))`, peak at `sqrt(spaced_per_s / min_interval_s)`
+    (112/s at 500/s and 40 ms). Above `quiet_per_s` the linger grows linearly, reaching
+    `max_s` at `busy_per_s`, since the deliverer needs the CPU the transactions take. The
+    rate is what the router read in the last `window_s`.
     """
 
     max_s: float
     min_interval_s: float = 0.0
+    spaced_per_s: float = 500.0
     quiet_per_s: float = 600.0
     busy_per_s: float = 1200.0
     window_s: float = 1.0
@@ -61,10 +65,11 @@ class Linger:
         self._last_at = now
 
     def next_s(self, now: float) -> float:
-        spacing_s = max(0.0, self._last_at + self.min_interval_s - now)
         while self._read and self._read[0][0] <= now - self.window_s:
             self._in_window -= self._read.popleft()[1]
         rate = self._in_window / self.window_s
+        interval_s = self.min_interval_s * min(1.0, rate / self.spaced_per_s)
+        spacing_s = max(0.0, self._last_at + interval_s - now)
         if rate <= self.quiet_per_s or self.max_s <= 0:
             return min(spacing_s, self.max_s)
         share = (rate - self.quiet_per_s) / (self.busy_per_s - self.quiet_per_s)

@@ -36,9 +36,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--batch-interval-ms",
         type=_non_negative_ms,
         default=round(DEFAULT_BATCH_INTERVAL_S * 1000),
-        help="the least time between two batches' starts (default: %(default)s): at most"
-        " 1000/this transactions a second; an event that finds the router idle waits for"
-        " nothing; more is fewer transactions (less CPU) for more latency under load",
+        help="the least time between two batches' starts under load (default:"
+        " %(default)s): at most 1000/this transactions a second; at lower rates the"
+        " spacing shrinks with the rate; more is fewer transactions (less CPU) for more"
+        " latency under load",
     )
 
 

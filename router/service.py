@@ -65,8 +65,9 @@ DEFAULT_BATCH_LINGER_S: Final = 0.05
 """The longest a batch gathers events after its first one (unless it fills first), reached
 when the rate is high (`router.batch.Linger`)."""
 DEFAULT_BATCH_INTERVAL_S: Final = 0.04
-"""A batch starts at least this long after the previous one: at most 25 transactions a
-second whatever the rate, and nothing added to an event that finds the router idle. Each
+"""Under load a batch starts at least this long after the previous one: at most 25
+transactions a second whatever the rate; at lower rates the spacing is shorter, in
+proportion to the rate (`router.batch.Linger`). Each
 transaction costs the broker ~2.5 ms of CPU (and the router some), which on a small machine
 the deliverer needs; a longer spacing buys fewer transactions with latency
 (docs/benchmarks.md)."""
