@@ -3,9 +3,11 @@ turns (`core.backlog_schedule`), each leasing a round of requests within its lan
 
 How many backlogged commands may be leased at once is an AIMD cap (`core.lanes.next_feed_cap`):
 halved after a slow loop turn, when fresh commands keep the process busy, so backlogs yield
-to them. The same turn runs the backlog's chores now and then: commands that waited too long
-in a slow lane move to the backlog, a subscription no longer active is settled at once, and
-the backlog's gauges are measured.
+to them. How many requests may run at once is another (`core.lanes.next_request_limit`): a
+tenth lower after a slow turn, shared evenly among the lanes with work. The same turn runs
+the backlog's chores now and then: commands that waited too long in a slow lane move to the
+backlog, a subscription no longer active is settled at once, and the backlog's gauges are
+measured.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import asyncio
 from typing import Final
 
 from core.backlog_schedule import BacklogSchedule
-from core.lanes import feed_room, next_feed_cap
+from core.lanes import feed_room, next_feed_cap, next_request_limit
 from core.records import epoch_ms
 from deliverer.backlog_keeper import BacklogKeeper
 from deliverer.lanes import Lanes, SubscriptionLookup
 from deliverer.metrics import DelivererMetrics
+from deliverer.sender import MAX_CONNECTIONS
 from hookline.runtime.clock import Clock
 from hookline.runtime.settings import Settings
 
@@ -29,6 +32,11 @@ FEED_SUBSCRIPTIONS_PER_TICK: Final = 64
 BUSY_TURN_S: Final = 0.025
 """A loop turn slower than this means fresh commands keep the process busy: backlogs yield."""
 FEED_CAP_FLOOR: Final = 4
+REQUEST_LIMIT_FLOOR: Final = 384
+"""The request limit never falls below this (nor any lane's share below one request): up to
+24 busy subscriptions keep their whole concurrency of 16, and 100 get about 4 each, which is
+where the bench's 1,000 events/s phase ran best (docs/benchmarks.md); lower floors sent more
+commands the slow way, through the backlog."""
 
 
 class Feeder:
@@ -77,15 +85,24 @@ class Feeder:
         self._schedule.fire(now_ms)
         if self._stop.is_set():
             return
+        gap_s = now_s - self._fed_at
+        self._fed_at = now_s
         self._feed_cap = next_feed_cap(
             self._feed_cap,
-            gap_s=now_s - self._fed_at,
+            gap_s=gap_s,
             busy_s=BUSY_TURN_S,
             floor=FEED_CAP_FLOOR,
             ceiling=self._max_in_flight,
         )
-        self._fed_at = now_s
         self._metrics.backlog_feed_cap.set(self._feed_cap)
+        self._lanes.request_limit = next_request_limit(
+            self._lanes.request_limit,
+            gap_s=gap_s,
+            busy_s=BUSY_TURN_S,
+            floor=REQUEST_LIMIT_FLOOR,
+            ceiling=MAX_CONNECTIONS,
+        )
+        self._metrics.request_limit.set(self._lanes.request_limit)
         budget = self._feed_cap - self._keeper.leased
         if budget > 0:
             for sub_id in self._schedule.turns(FEED_SUBSCRIPTIONS_PER_TICK):

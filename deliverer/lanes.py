@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from core.backlog_schedule import BacklogSchedule
-from core.lanes import PartitionOffsets, stale
+from core.lanes import PartitionOffsets, lane_share, stale
 from core.records import DeliveryCommand, Subscription, epoch_ms
+from deliverer.sender import MAX_CONNECTIONS
 from hookline.runtime.clock import Clock
 from hookline.runtime.settings import Settings
 
@@ -135,6 +136,9 @@ class Lanes:
         self._spawn = spawn
         self._run = run
         self._lanes: dict[str, Lane] = {}
+        self.request_limit = MAX_CONNECTIONS
+        """Requests the process may run at once, shared evenly among the lanes with work
+        (`core.lanes.lane_share`); the feeder sets it from the loop's turns."""
 
     def __len__(self) -> int:
         return len(self._lanes)
@@ -166,10 +170,14 @@ class Lanes:
         return lane
 
     def fill(self, lane: Lane) -> None:
-        """Start queued commands up to the lane's concurrency (none while stopping or held)."""
+        """Start queued commands up to the lane's share of the process's requests (none
+        while stopping or held)."""
         if lane.resume_ms and lane.queue and lane.resume_ms > epoch_ms(self._clock.now()):
             return
-        while lane.running < lane.concurrency and lane.queue and not self._stop.is_set():
+        allowed = lane_share(
+            concurrency=lane.concurrency, limit=self.request_limit, lanes=len(self._lanes)
+        )
+        while lane.running < allowed and lane.queue and not self._stop.is_set():
             item = lane.queue.popleft()
             lane.running += 1
             slot = Slot(functools.partial(self._done, lane))

@@ -101,6 +101,12 @@ class DelivererMetrics:
             " is busy with fresh commands, grown by one per quiet loop turn)",
             registry=registry,
         )
+        self.request_limit = Gauge(
+            "hookline_deliverer_request_limit",
+            "Requests the process may run at once, shared evenly among the subscriptions with"
+            " work (a tenth lower after a loop turn slower than 25 ms, one higher otherwise)",
+            registry=registry,
+        )
         self.restore_seconds = Histogram(
             "hookline_deliverer_backlog_restore_seconds",
             "Time to restore one partition's backlog from its changelog",

@@ -13,7 +13,9 @@ from core.lanes import (
     admit,
     feed_room,
     lane_capacity,
+    lane_share,
     next_feed_cap,
+    next_request_limit,
     stale,
 )
 
@@ -176,3 +178,20 @@ def test_the_feed_cap_halves_on_a_busy_turn_and_grows_by_one_otherwise() -> None
     assert step(5, 0.030) == 4, "never below the floor: a backlog always drains"
     assert step(4, 0.010) == 5
     assert step(100, 0.001) == 100
+
+
+def test_the_request_limit_falls_by_a_tenth_on_a_busy_turn_and_grows_by_one_otherwise() -> None:
+    def step(limit: int, gap_s: float) -> int:
+        return next_request_limit(limit, gap_s=gap_s, busy_s=0.025, floor=64, ceiling=1024)
+
+    assert step(1000, 0.030) == 900
+    assert step(65, 0.030) == 64, "never below the floor"
+    assert step(64, 0.010) == 65
+    assert step(1024, 0.001) == 1024
+
+
+def test_a_lane_runs_its_concurrency_until_the_lanes_with_work_would_pass_the_limit() -> None:
+    assert lane_share(concurrency=16, limit=1024, lanes=10) == 16
+    assert lane_share(concurrency=16, limit=400, lanes=100) == 4
+    assert lane_share(concurrency=1, limit=400, lanes=2) == 1, "an ordered lane stays at one"
+    assert lane_share(concurrency=16, limit=64, lanes=500) == 1, "never below one request"
