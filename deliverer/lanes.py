@@ -24,7 +24,8 @@ from hookline.runtime.clock import Clock
 from hookline.runtime.settings import Settings
 
 STALE_AFTER_S: Final = 1.0
-"""A command read from Kafka that waited this long in its lane moves to the backlog."""
+"""A command read from Kafka that waited this long in a lane that finished no request for as
+long moves to the backlog."""
 
 SubscriptionLookup: TypeAlias = Callable[[str], Subscription | None]
 Spawn: TypeAlias = Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
@@ -61,6 +62,9 @@ class Lane:
     running: int = 0
     resume_ms: int = 0
     """The endpoint asked (Retry-After) that nothing is sent before this wall-clock time."""
+    moved_at: float = 0.0
+    """When (monotonic) the lane was made or last finished a request: a lane whose requests
+    finish is not slow, however long its commands wait for the process's request limit."""
 
     @property
     def depth(self) -> int:
@@ -159,7 +163,7 @@ class Lanes:
         subscription = self._lookup(sub_id)
         lane = self._lanes.get(sub_id)
         if lane is None:
-            lane = self._lanes[sub_id] = Lane(sub_id, False, 1)
+            lane = self._lanes[sub_id] = Lane(sub_id, False, 1, moved_at=self._clock.monotonic())
         # a subscription no longer active sends nothing: its commands are settled in any
         # order, a round at a time, even when it was ordered
         active = subscription is not None and subscription.status == "active"
@@ -186,6 +190,7 @@ class Lanes:
 
     def _done(self, lane: Lane) -> None:
         lane.running -= 1
+        lane.moved_at = self._clock.monotonic()
         self.fill(lane)
         sub_id = lane.subscription_id
         if self._schedule.count(sub_id) > 0:
@@ -200,7 +205,10 @@ class Lanes:
 
     def take_stale(self, now_s: float) -> list[Item]:
         """Take out the commands read from Kafka that waited too long in a slow lane (for
-        the backlog). An ordered lane keeps its order: it holds one command at a time."""
+        the backlog). An ordered lane keeps its order: it holds one command at a time. A
+        lane that finished a request lately is not slow: its commands wait for the
+        process's request limit (an overloaded process), and the backlog's writes would
+        only add to the load."""
         taken: list[Item] = []
         for lane in self._lanes.values():
             queue = lane.queue
@@ -208,6 +216,7 @@ class Lanes:
                 lane.ordered
                 or not queue
                 or not stale(queued_at=queue[0].queued_at, now=now_s, after_s=STALE_AFTER_S)
+                or not stale(queued_at=lane.moved_at, now=now_s, after_s=STALE_AFTER_S)
             ):
                 continue
             kept: deque[Item] = deque()

@@ -1,5 +1,6 @@
-"""`deliverer.lanes.Lanes` under a request limit: the lanes with work share it evenly, and a
-hostile tenant's hanging requests never take another lane's share."""
+"""`deliverer.lanes.Lanes` under a request limit: the lanes with work share it evenly, a
+hostile tenant's hanging requests never take another lane's share, and only lanes that
+finish nothing are swept into the backlog."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from core.backlog_schedule import BacklogSchedule
+from core.lanes import PartitionOffsets
 from deliverer.lanes import Item, Lane, Lanes, Slot
 from hookline.runtime.settings import Settings
 from tests.factories import subscription
@@ -53,16 +55,17 @@ async def endpoints() -> AsyncIterator[_Endpoints]:
     yield endpoints
     endpoints.stop.set()  # nothing new starts
     for answer in endpoints.waiting:
-        answer.set_result(None)
+        if not answer.done():
+            answer.set_result(None)
     await asyncio.gather(*endpoints.tasks)
 
 
-def _lanes(endpoints: _Endpoints) -> Lanes:
+def _lanes(endpoints: _Endpoints, clock: ManualClock | None = None) -> Lanes:
     return Lanes(
         Settings(lane_concurrency=16),
         lookup=SUBSCRIPTIONS.get,
         schedule=BacklogSchedule(),
-        clock=ManualClock(NOW),
+        clock=clock or ManualClock(NOW),
         stop=endpoints.stop,
         spawn=endpoints.spawn,
         run=endpoints.run,
@@ -72,7 +75,7 @@ def _lanes(endpoints: _Endpoints) -> Lanes:
 async def _queue(lanes: Lanes, sub_id: str, count: int) -> Lane:
     lane = lanes.lane(sub_id)
     for seq in range(count):
-        lane.queue.append(Item(sub_id, b"", 0, seq, 0.0, 0))
+        lane.queue.append(Item(sub_id, b"", 0, seq, 1000.0, 0, offsets=PartitionOffsets()))
     lanes.fill(lane)
     await asyncio.sleep(0)
     return lane
@@ -107,3 +110,25 @@ async def test_hanging_lanes_never_take_a_newcomers_share(endpoints: _Endpoints)
     newcomer = await _queue(lanes, "s10", 50)
 
     assert newcomer.running == 64 // 11
+
+
+async def test_a_lane_that_finishes_requests_keeps_its_waiting_commands(
+    endpoints: _Endpoints,
+) -> None:
+    clock = ManualClock(NOW)
+    lanes = _lanes(endpoints, clock)
+    lanes.request_limit = 20
+    moving, hanging = await _queue(lanes, "s0", 50), await _queue(lanes, "s1", 50)
+    assert (moving.running, hanging.running) == (16, 10)  # the first came alone
+    clock.advance(0.6)
+    for answer in endpoints.waiting[:16]:  # the moving lane's endpoint answers
+        answer.set_result(None)
+    await asyncio.sleep(0)
+    clock.advance(0.6)  # 1.2 s since the commands were queued
+
+    swept = lanes.take_stale(clock.monotonic())
+
+    assert {item.subscription_id for item in swept} == {"s1"}, "only the lane that hangs"
+    assert len(swept) == 50 - 10
+    assert moving.running == 10, "its share, now that it has company"
+    assert len(moving.queue) == 50 - 16 - 10
