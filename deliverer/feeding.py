@@ -16,12 +16,11 @@ import asyncio
 from typing import Final
 
 from core.backlog_schedule import BacklogSchedule
-from core.lanes import feed_room, next_feed_cap, next_request_limit
+from core.lanes import feed_room, next_feed_cap
 from core.records import epoch_ms
 from deliverer.backlog_keeper import BacklogKeeper
 from deliverer.lanes import Lanes, SubscriptionLookup
 from deliverer.metrics import DelivererMetrics
-from deliverer.sender import MAX_CONNECTIONS
 from hookline.runtime.clock import Clock
 from hookline.runtime.settings import Settings
 
@@ -32,11 +31,6 @@ FEED_SUBSCRIPTIONS_PER_TICK: Final = 64
 BUSY_TURN_S: Final = 0.025
 """A loop turn slower than this means fresh commands keep the process busy: backlogs yield."""
 FEED_CAP_FLOOR: Final = 4
-REQUEST_LIMIT_FLOOR: Final = 384
-"""The request limit never falls below this (nor any lane's share below one request): up to
-24 busy subscriptions keep their whole concurrency of 16, and 100 get about 4 each, which is
-where the bench's 1,000 events/s phase ran best (docs/benchmarks.md); lower floors sent more
-commands the slow way, through the backlog."""
 
 
 class Feeder:
@@ -95,14 +89,7 @@ class Feeder:
             ceiling=self._max_in_flight,
         )
         self._metrics.backlog_feed_cap.set(self._feed_cap)
-        self._lanes.request_limit = next_request_limit(
-            self._lanes.request_limit,
-            gap_s=gap_s,
-            busy_s=BUSY_TURN_S,
-            floor=REQUEST_LIMIT_FLOOR,
-            ceiling=MAX_CONNECTIONS,
-        )
-        self._metrics.request_limit.set(self._lanes.request_limit)
+        self._metrics.request_limit.set(self._lanes.pace(gap_s=gap_s, busy_s=BUSY_TURN_S))
         budget = self._feed_cap - self._keeper.leased
         if budget > 0:
             for sub_id in self._schedule.turns(FEED_SUBSCRIPTIONS_PER_TICK):

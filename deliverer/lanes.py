@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from core.backlog_schedule import BacklogSchedule
-from core.lanes import PartitionOffsets, lane_share, stale
+from core.lanes import PartitionOffsets, lane_share, next_request_limit, stale
 from core.records import DeliveryCommand, Subscription, epoch_ms
 from deliverer.sender import MAX_CONNECTIONS
 from hookline.runtime.clock import Clock
@@ -26,6 +26,12 @@ from hookline.runtime.settings import Settings
 STALE_AFTER_S: Final = 1.0
 """A command read from Kafka that waited this long in a lane that finished no request for as
 long moves to the backlog."""
+
+REQUEST_LIMIT_FLOOR: Final = 384
+"""The request limit never falls below this (nor any lane's share below one request): up to
+24 busy subscriptions keep their whole concurrency of 16, and 100 get about 4 each, which is
+where the bench's 1,000 events/s phase ran best (docs/benchmarks.md); lower floors sent more
+commands the slow way, through the backlog."""
 
 SubscriptionLookup: TypeAlias = Callable[[str], Subscription | None]
 Spawn: TypeAlias = Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
@@ -142,7 +148,7 @@ class Lanes:
         self._lanes: dict[str, Lane] = {}
         self.request_limit = MAX_CONNECTIONS
         """Requests the process may run at once, shared evenly among the lanes with work
-        (`core.lanes.lane_share`); the feeder sets it from the loop's turns."""
+        (`core.lanes.lane_share`); `pace` moves it after each loop turn."""
 
     def __len__(self) -> int:
         return len(self._lanes)
@@ -172,6 +178,19 @@ class Lanes:
         lane.concurrency = 1 if ordered else self._lane_concurrency
         lane.rate_limit = None if subscription is None else subscription.rate_limit
         return lane
+
+    def pace(self, *, gap_s: float, busy_s: float) -> int:
+        """Move the request limit after a loop turn that took `gap_s`, between
+        `REQUEST_LIMIT_FLOOR` and the HTTP client's connections
+        (`core.lanes.next_request_limit`); the new limit."""
+        self.request_limit = next_request_limit(
+            self.request_limit,
+            gap_s=gap_s,
+            busy_s=busy_s,
+            floor=REQUEST_LIMIT_FLOOR,
+            ceiling=MAX_CONNECTIONS,
+        )
+        return self.request_limit
 
     def fill(self, lane: Lane) -> None:
         """Start queued commands up to the lane's share of the process's requests (none

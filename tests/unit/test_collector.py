@@ -4,13 +4,13 @@ are rarer."""
 from __future__ import annotations
 
 import gc
-import time
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
 from hookline.runtime.collector import YOUNG_THRESHOLD, tune_collector
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -39,19 +39,13 @@ def test_cycles_made_after_start_up_are_still_collected() -> None:
     gone = weakref.ref(node)
     del node
 
-    assert _collected(gone)
-
-
-def _collected(gone: weakref.ref[_Node]) -> bool:
-    """`gc.collect()` does nothing while another thread's collection is running (one that
-    paused in a finalizer, say, from a thread an earlier test left behind): ask again until
-    the object is gone or a deadline passes."""
-    deadline = time.monotonic() + 5.0
-    while gone() is not None and time.monotonic() < deadline:
+    def collected() -> bool:
+        # gc.collect() does nothing while another thread's collection is under way (one
+        # paused in a finalizer on a thread an earlier test left): ask again until it ran
         gc.collect()
-        if gone() is not None:
-            time.sleep(0.01)
-    return gone() is None
+        return gone() is None
+
+    assert eventually(collected, "the cycle collected", timeout_s=5.0)
 
 
 class _Node:

@@ -13,7 +13,7 @@ import pytest
 
 from core.backlog_schedule import BacklogSchedule
 from core.lanes import PartitionOffsets
-from deliverer.lanes import Item, Lane, Lanes, Slot
+from deliverer.lanes import REQUEST_LIMIT_FLOOR, Item, Lane, Lanes, Slot
 from hookline.runtime.settings import Settings
 from tests.factories import subscription
 from tests.fakes import ManualClock
@@ -132,3 +132,14 @@ async def test_a_lane_that_finishes_requests_keeps_its_waiting_commands(
     assert len(swept) == 50 - 10
     assert moving.running == 10, "its share, now that it has company"
     assert len(moving.queue) == 50 - 16 - 10
+
+
+async def test_slow_turns_lower_the_limit_to_its_floor_and_quiet_ones_raise_it(
+    endpoints: _Endpoints,
+) -> None:
+    lanes = _lanes(endpoints)
+    assert lanes.pace(gap_s=0.030, busy_s=0.025) == 1024 - 102
+    for _ in range(50):
+        lanes.pace(gap_s=0.030, busy_s=0.025)
+    assert lanes.request_limit == REQUEST_LIMIT_FLOOR
+    assert lanes.pace(gap_s=0.001, busy_s=0.025) == REQUEST_LIMIT_FLOOR + 1
