@@ -111,6 +111,9 @@ class Receiver:
         self.record = record
         self.received: list[Received] = []
         self.count = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.busy_s = 0.0
         self._host = host
         self._port = port
         self._seen: Counter[tuple[str, str]] = Counter()
@@ -199,7 +202,14 @@ class Receiver:
                 )
             )
         behaviour = self.behaviours.get(request.path, self.default)
-        return await self._behave(behaviour, request, webhook_id)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        started = time.monotonic()
+        try:
+            return await self._behave(behaviour, request, webhook_id)
+        finally:
+            self.in_flight -= 1
+            self.busy_s += time.monotonic() - started
 
     async def _behave(  # noqa: PLR0911 - one return per behaviour
         self, behaviour: Behaviour, request: web.Request, webhook_id: str
