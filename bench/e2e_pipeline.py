@@ -10,6 +10,7 @@ receiver's progress and first arrivals, and the services' metrics, are read over
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -191,11 +192,14 @@ def metric(port: int, name: str) -> float:
 
 @dataclass(slots=True)
 class CounterWatch:
-    """Samples a counter every `interval_s` in a thread: (monotonic time, value) pairs."""
+    """Samples a counter every `interval_s` in a thread: (monotonic time, value) pairs.
+
+    Each sample is a whole scrape of the service's `/metrics`, served by a thread of the
+    process under measurement: every 50 ms it took a fifth of the router's CPU at 500/s."""
 
     port: int
     name: str
-    interval_s: float = 0.05
+    interval_s: float = 0.25
     samples: list[tuple[float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -206,15 +210,17 @@ class CounterWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            try:
-                self.samples.append((time.monotonic(), metric(self.port, self.name)))
-            except OSError:
-                continue
+            self._sample()
+
+    def _sample(self) -> None:
+        with contextlib.suppress(OSError):  # a scrape that failed is a sample skipped
+            self.samples.append((time.monotonic(), metric(self.port, self.name)))
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self._sample()  # the phase's end, which may fall between two samples
 
     def rate(self, start_value: float, end_value: float) -> float:
         """Per second, from the first sample above `start_value` to the first at `end_value`."""
