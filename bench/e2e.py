@@ -69,7 +69,6 @@ from bench.options import CEILING_CONCURRENCIES, DEFAULT_RATE, SCENARIO_NAMES, a
 from core.records import Job, StoredSecret, Subscription, utc_ms
 from core.secretbox import SecretBox
 from core.signing import generate_secret
-from deliverer.kafka_io import deliveries_group
 from deliverer.service import new_event_loop
 from hookline.app.localstack.stack import local_settings, start_stack
 from hookline.runtime.codecs import open_codec
@@ -183,7 +182,7 @@ def wait_settled(settings: Settings, deliverers: int, timeout_s: float = 60.0) -
 
     The warm-up's deliveries can all arrive while a cooperative rebalance still has a round
     to go; a phase that starts then measures partitions changing hands, not steady state."""
-    group = deliveries_group(settings)
+    group = settings.group("deliverer")
     topic = settings.topic("deliveries")
     admin = AdminClient(admin_config(settings))
     deadline = time.monotonic() + timeout_s

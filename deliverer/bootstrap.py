@@ -13,7 +13,6 @@ from confluent_kafka import Consumer, Producer
 
 from core.secretbox import SecretBox
 from deliverer.backlog import restore
-from deliverer.kafka_io import deliveries_group
 from deliverer.loop import DeliveryLoop
 from deliverer.metrics import DelivererMetrics
 from deliverer.ports import CommitReports, Ports
@@ -59,7 +58,7 @@ def bootstrap(
         sublog = SubscriptionLog(settings, runtime.codec, client_id=f"{client_id}-disable")
         stack.callback(sublog.close)
         commits = CommitReports()
-        group = deliveries_group(settings)
+        group = settings.group("deliverer")
         bounded = {"queued.max.messages.kbytes": PREFETCH_KIB, "on_commit": commits.report}
         ports = Ports(
             codec=runtime.codec,

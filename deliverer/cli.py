@@ -16,7 +16,7 @@ def deliverer_command(args: argparse.Namespace, settings: Settings) -> int:
     from deliverer.service import Deliverer
 
     registry = CollectorRegistry()
-    group = settings.topic("deliverer")
+    group = settings.group("deliverer")
     observed = Observed(
         "deliverer",
         f"consuming {settings.topic('deliveries')} (group {group})",

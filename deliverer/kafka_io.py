@@ -47,11 +47,6 @@ since the loop that waits also sends webhooks."""
 """Set on a command forwarded from a legacy retry tier: when it is due (epoch ms)."""
 
 
-def deliveries_group(settings: Settings) -> str:
-    """The consumer group reading `deliveries` (tools that watch or inspect it use this)."""
-    return f"{settings.topic_prefix}.deliverer"
-
-
 @dataclass(frozen=True, slots=True)
 class Work:
     """A command read from `deliveries`, not yet decoded: its subscription is the record's

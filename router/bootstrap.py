@@ -52,9 +52,7 @@ def kafka_clients(
     expired, or at once when the predecessor left the group on a clean stop. Zombie fencing
     does not rest on membership: the transactional id does it."""
     return KafkaClients(
-        consumer_config(
-            settings, group_id=f"{settings.topic_prefix}.router", client_id=client_id, lag=lag
-        ),
+        consumer_config(settings, group_id=settings.group("router"), client_id=client_id, lag=lag),
         # no linger: the commit flushes the transaction's records anyway
         producer_config(
             settings,

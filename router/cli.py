@@ -64,7 +64,7 @@ def router_command(args: argparse.Namespace, settings: Settings) -> int:
         batch_linger_s=args.batch_linger_ms / 1000,
         batch_interval_s=args.batch_interval_ms / 1000,
     )
-    group = settings.topic("router")
+    group = settings.group("router")
     observed = Observed(
         "router",
         f"consuming {settings.topic('events')} (group {group})",

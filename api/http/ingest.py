@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from api.model.errors import IngestOverloaded
 from core.admission import LagSample, Pressure, RecentPublishes, judge, pressure
 from hookline.runtime.kafka import consumer_config
-from hookline.runtime.settings import Settings
+from hookline.runtime.settings import Service, Settings
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,12 @@ class KafkaLagProbe:
         ]
 
     @staticmethod
-    def _consumer(settings: Settings, service: str, client_id: str) -> Consumer:
-        group = f"{settings.topic_prefix}.{service}"  # every service's group (operations.md)
+    def _consumer(settings: Settings, service: Service, client_id: str) -> Consumer:
         config = consumer_config(
-            settings, group_id=group, client_id=f"{client_id}-{service}", read_committed=False
+            settings,
+            group_id=settings.group(service),
+            client_id=f"{client_id}-{service}",
+            read_committed=False,
         )
         return Consumer(config)
 

@@ -33,7 +33,7 @@ def bootstrap(settings: Settings, *, lag: ConsumerLag) -> Iterator[Ports]:
         consumer = Consumer(
             consumer_config(
                 settings,
-                group_id=settings.topic("projector"),
+                group_id=settings.group("projector"),
                 client_id=CLIENT_ID,
                 lag=lag,
                 batched=True,

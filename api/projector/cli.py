@@ -27,7 +27,7 @@ def projector_command(args: argparse.Namespace, settings: Settings) -> int:
 
     registry = CollectorRegistry()
     projector = Projector(settings, registry, rebuild=bool(args.rebuild))
-    group = settings.topic("projector")
+    group = settings.group("projector")
     topics = ", ".join(settings.topic(t) for t in ("deliveries", "attempts", "dead-letters"))
     observed = Observed(
         "projector",

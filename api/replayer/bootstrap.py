@@ -62,7 +62,7 @@ def bootstrap(settings: Settings) -> Iterator[Ports]:
         )
         stack.callback(producer.flush, FLUSH_ON_CLOSE_S)
         control = Consumer(
-            consumer_config(settings, group_id=settings.topic("replayer"), client_id=CLIENT_ID)
+            consumer_config(settings, group_id=settings.group("replayer"), client_id=CLIENT_ID)
             | {"enable.partition.eof": True}
         )
         stack.callback(control.close)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from core.addresses import IPNetwork, parse_allowed_networks
 from core.secretbox import KEY_BYTES, key_weakness
@@ -376,6 +376,10 @@ _SPECS: Final[Mapping[str, _Spec[Any]]] = {
 DAY_MS: Final = 86_400_000
 
 
+Service = Literal["router", "deliverer", "projector", "replayer"]
+"""A service that reads its input as a consumer group (`Settings.group`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob of a hookline process. Build it with `Settings.load()`."""
@@ -482,6 +486,11 @@ class Settings:
     def topic(self, name: str) -> str:
         """The full name of one of the design's topics, e.g. topic('events')."""
         return f"{self.topic_prefix}.{name}"
+
+    def group(self, service: Service) -> str:
+        """The consumer group a service's members share, e.g. group('router'): one place for
+        the names that operators, the API's lag probe and the benchmark look up."""
+        return f"{self.topic_prefix}.{service}"
 
 
 def env_name(setting: str) -> str:

@@ -21,7 +21,7 @@ def test_drop_prefix_removes_the_runs_topics_groups_and_schema_only(settings: Se
     neighbour = settings.with_changes(topic_prefix=f"{settings.topic_prefix}x")
     for each in (settings, neighbour):
         ensure_topics(each)
-    group = f"{settings.topic_prefix}.router"
+    group = settings.group("router")
     consumer = Consumer(consumer_config(settings, group_id=group, client_id="bench-cleanup"))
     consumer.commit(offsets=[TopicPartition(settings.topic("events"), 0, 0)], asynchronous=False)
     consumer.close()

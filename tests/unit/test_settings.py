@@ -23,6 +23,8 @@ def test_defaults_follow_the_design() -> None:
     assert settings.api_port == 8080
     assert settings.topic_prefix == "hookline"
     assert settings.topic("dead-letters") == "hookline.dead-letters"
+    assert settings.group("router") == "hookline.router"
+    assert settings.with_changes(topic_prefix="t1").group("deliverer") == "t1.deliverer"
     assert settings.delivery_timeout_s == 15.0
     assert settings.retry_delays_s == (5, 300, 1800, 7200, 18000, 36000, 36000)
 

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.http.app import create_app
 from hookline.runtime.kafka import consumer_config, producer_config
-from hookline.runtime.settings import Settings
+from hookline.runtime.settings import Service, Settings
 from hookline.runtime.topics import ensure_topics
 from tests.conftest import Services, TopicJanitor
 from tests.integration.api.conftest import Api, drop_schema, make_settings, running
@@ -107,11 +107,11 @@ def _produce_raw(settings: Settings, topic: str, count: int) -> None:
     assert producer.flush(30) == 0
 
 
-def _catch_up(settings: Settings, service: str, topic: str) -> None:
+def _catch_up(settings: Settings, service: Service, topic: str) -> None:
     """Commit the ends of `topic` for `<prefix>.<service>`, as its consumers do once they
     have read everything."""
     consumer = Consumer(
-        consumer_config(settings, group_id=f"{settings.topic_prefix}.{service}", client_id="test")
+        consumer_config(settings, group_id=settings.group(service), client_id="test")
     )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from deliverer.kafka_io import deliveries_group
 from hookline.app.receiver import Receiver
 from tests.integration.deliverer.conftest import Kit, running
 from tests.waiting import eventually_async
@@ -15,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 async def test_a_running_deliverer_reports_its_groups_lag(kit: Kit) -> None:
     labels = {
-        "group": deliveries_group(kit.settings),
+        "group": kit.settings.group("deliverer"),
         "topic": kit.settings.topic("deliveries"),
     }
     async with Receiver() as receiver:

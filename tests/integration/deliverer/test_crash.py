@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from deliverer.kafka_io import deliveries_group
 from hookline.app.receiver import Receiver
 from hookline.runtime.kafka import consumer_config
 from hookline.runtime.settings import Settings
@@ -65,7 +64,7 @@ def _uncommitted(settings: Settings) -> int:
     """Commands on `deliveries` past the deliverer group's committed offsets."""
     topic = settings.topic("deliveries")
     consumer = Consumer(
-        consumer_config(settings, group_id=deliveries_group(settings), client_id="test-committed")
+        consumer_config(settings, group_id=settings.group("deliverer"), client_id="test-committed")
     )
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
