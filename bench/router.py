@@ -25,7 +25,8 @@ from prometheus_client import CollectorRegistry
 
 from bench.cleanup import drop_prefix
 from core.filters import EMPTY_FILTER, FilterValue, parse_filter
-from core.records import DomainEvent, JsonValue, Ref, Subscription, SubscriptionStatus
+from core.json_value import JsonValue
+from core.records import DomainEvent, Ref, Subscription, SubscriptionStatus
 from hookline.app.localstack.stack import local_settings, start_stack
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.kafka import producer_config

@@ -19,7 +19,8 @@ from typing import Literal, TypeAlias
 
 import orjson
 
-from core.records import JsonValue, Ref
+from core.json_value import JsonValue
+from core.records import Ref
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Final
 
 from core.errors import InvalidField
+from core.json_value import JsonValue
 from core.matching import PLATFORM_PREFIX, is_platform_type
-from core.records import JsonValue
 
 NAME_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 MAX_NAME_CHARS: Final = 100

@@ -16,8 +16,8 @@ from typing import Final
 
 from core.errors import InvalidField
 from core.filters import LISTS, ORDERING, AllOf, AnyOf, Condition, Filter, FilterValue, PathTest
+from core.json_value import JsonValue
 from core.matching import pattern_matches
-from core.records import JsonValue
 
 JsonSchema = Mapping[str, JsonValue]
 _ANY_KIND: Final = frozenset({"string", "number", "boolean", "null", "array", "object"})

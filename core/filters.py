@@ -20,13 +20,31 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeGuard, assert_never, get_args
+from typing import Any, Final, Literal, Protocol, TypeAlias, TypeGuard, assert_never, get_args
 
 from core.errors import InvalidField
+from core.json_value import JsonValue
 from core.text_bounds import text_problem
 
-if TYPE_CHECKING:
-    from core.records import DomainEvent, JsonValue
+
+class _Entity(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+
+
+class DomainEvent(Protocol):
+    """What a filter reads of an event: `core.records.DomainEvent` is one (a protocol, so
+    the records, which hold filters, are not imported back)."""
+
+    @property
+    def data(self) -> Mapping[str, JsonValue]: ...
+    @property
+    def subject(self) -> _Entity: ...
+    @property
+    def actor(self) -> _Entity | None: ...
+
 
 FilterValue: TypeAlias = str | int | float | bool | None
 """A value a filter compares with: what JSON holds that is not an array or an object."""

@@ -17,12 +17,10 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, TypeAlias
+from typing import Literal
 
 from core.filters import EMPTY_FILTER, Filter
-
-JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
-"""A value that JSON can carry, as `json.loads` / `orjson.loads` return it."""
+from core.json_value import JsonValue
 
 
 def utc_ms(moment: datetime) -> datetime:

@@ -17,7 +17,8 @@ from urllib.parse import urlencode
 import orjson
 
 from core.errors import InvalidCustomHeader
-from core.records import ContentType, JsonValue
+from core.json_value import JsonValue
+from core.records import ContentType
 
 CONTENT_TYPE: Final[ContentType] = "application/json"
 CONTENT_TYPES: Final[tuple[ContentType, ...]] = get_args(ContentType)

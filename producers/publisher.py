@@ -24,7 +24,8 @@ from typing import Final, Self, TypeAlias
 from confluent_kafka import Producer
 from opentelemetry.trace import SpanKind
 
-from core.records import DomainEvent, JsonValue, Ref, trace_of, with_trace
+from core.json_value import JsonValue
+from core.records import DomainEvent, Ref, trace_of, with_trace
 from hookline.runtime.codecs import CodecRuntime, open_codec
 from hookline.runtime.errors import ProduceFailed, ProduceTimeout, TableError
 from hookline.runtime.kafka import bootstrap_servers, producer_config

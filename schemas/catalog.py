@@ -18,7 +18,7 @@ from importlib.resources.abc import Traversable
 from typing import Any, Protocol
 
 from core.event_types import EventTypeRecord, new_event_type
-from core.records import JsonValue
+from core.json_value import JsonValue
 from schemas.codec import AvroSchema, SchemaDefinition
 from schemas.errors import InvalidSchema, UnknownEventType
 

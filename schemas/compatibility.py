@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeGuard
 
-from schemas.errors import InvalidSchema
+from schemas.errors import Incompatibility, InvalidSchema
 
 SchemaJson: TypeAlias = Mapping[str, Any] | str | list[Any]
 """An Avro schema as parsed JSON: a type name, a type definition, or a union."""
@@ -37,16 +37,6 @@ _INT_BITS = {"int": 32, "long": 64}
 # The schema inside each container type, and what a reason calls one of its elements.
 _CHILD = {"array": "items", "map": "values"}
 _ELEMENT = {"array": "item", "map": "value"}
-
-
-@dataclass(frozen=True, slots=True)
-class Incompatibility:
-    """One reason data written with one schema cannot be read with another."""
-
-    path: str
-    """Dotted field path from the record root ("customer.address.zip"); "" for the root."""
-    reason: str
-    """One plain sentence, e.g. "field 'currency' was added without a default"."""
 
 
 def incompatibilities(reader: SchemaJson, writer: SchemaJson) -> list[Incompatibility]:

@@ -15,13 +15,11 @@ SchemaError  (a core.errors.HooklineError, as every package's root is)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Self
+from dataclasses import dataclass
+from typing import ClassVar, Self
 
 from core.errors import HooklineError
 from core.undecodable import UndecodableReason
-
-if TYPE_CHECKING:
-    from schemas.compatibility import Incompatibility
 
 
 class SchemaError(HooklineError):
@@ -104,6 +102,16 @@ class EventTypeExists(SchemaError):
     def __init__(self, event_type: str) -> None:
         super().__init__(f"event type {event_type!r} exists; add a version to change it")
         self.event_type = event_type
+
+
+@dataclass(frozen=True, slots=True)
+class Incompatibility:
+    """One reason data written with one schema cannot be read with another."""
+
+    path: str
+    """Dotted field path from the record root ("customer.address.zip"); "" for the root."""
+    reason: str
+    """One plain sentence, e.g. "field 'currency' was added without a default"."""
 
 
 class IncompatibleSchema(SchemaError):

@@ -18,7 +18,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from core.records import JsonValue, utc_ms
+from core.json_value import JsonValue
+from core.records import utc_ms
 from core.time_bounds import bounded_utc
 from schemas.codec import AvroRecord, AvroSchema
 from schemas.errors import InvalidEventData

@@ -20,11 +20,17 @@ from core.event_types import (
     check_event_type_name,
     new_event_type,
 )
-from core.records import JsonValue
+from core.json_value import JsonValue
 from schemas.catalog import EventCatalog, EventType, describe, event_type_of
 from schemas.codec import AvroSchema
-from schemas.compatibility import Incompatibility, backward_incompatibilities
-from schemas.errors import EventTypeExists, IncompatibleSchema, InvalidEventData, InvalidSchema
+from schemas.compatibility import backward_incompatibilities
+from schemas.errors import (
+    EventTypeExists,
+    Incompatibility,
+    IncompatibleSchema,
+    InvalidEventData,
+    InvalidSchema,
+)
 from schemas.event_data import validate
 
 SCHEMA_FIELD: Final = "schema"

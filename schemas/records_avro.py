@@ -18,6 +18,7 @@ import orjson
 from core.errors import InvalidField
 from core.event_types import EventTypeRecord, EventTypeVersion
 from core.filters import Filter, FilterValue, legacy_fields, legacy_filter, parse_filter
+from core.json_value import JsonValue
 from core.records import (
     ApiToken,
     ContentType,
@@ -26,7 +27,6 @@ from core.records import (
     DeliveryCommand,
     DomainEvent,
     Job,
-    JsonValue,
     Ref,
     StoredSecret,
     Subscription,

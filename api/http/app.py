@@ -56,7 +56,8 @@ from api.model.published import forget
 from api.model.tokens import TokenTable
 from core.addresses import IPNetwork
 from core.errors import InvalidField
-from core.records import ApiToken, JsonValue
+from core.json_value import JsonValue
+from core.records import ApiToken
 from core.secretbox import SecretBox
 from hookline import __version__
 from hookline.runtime.codecs import open_codec

@@ -41,8 +41,9 @@ from core.event_types import (
     check_event_type_name,
 )
 from core.filters import Filter, parse_filter
+from core.json_value import JsonValue
 from core.matching import WILDCARD
-from core.records import JobKind, JobStatus, JsonValue, SubscriptionStatus, TokenScope
+from core.records import JobKind, JobStatus, SubscriptionStatus, TokenScope
 from core.secret_rotation import DEFAULT_OVERLAP, MAX_OVERLAP
 from core.subscription_rules import (
     MAX_DESCRIPTION_CHARS,

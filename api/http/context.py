@@ -35,7 +35,8 @@ from api.model.errors import (
 from api.model.jobs import JobTable
 from api.model.tokens import TokenTable
 from core.errors import InvalidField
-from core.records import JsonValue, Subscription
+from core.json_value import JsonValue
+from core.records import Subscription
 from core.secretbox import SecretBox
 from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.event_types import EventTypeTable

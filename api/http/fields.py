@@ -15,7 +15,7 @@ from typing import Any, Final, Generic, TypeVar, cast
 
 from api.model.errors import FieldProblem, InvalidInput
 from core.errors import InvalidField
-from core.records import JsonValue
+from core.json_value import JsonValue
 from core.text_bounds import text_problem
 from schemas.event_data import parse_rfc3339
 

@@ -23,7 +23,7 @@ from api.model.errors import (
     Unauthorized,
     Unavailable,
 )
-from core.records import JsonValue
+from core.json_value import JsonValue
 from schemas.catalog import EventCatalog
 
 _ERRORS: Final[dict[int, type[ApiError]]] = {

@@ -30,8 +30,9 @@ from api.http.context import (
 from api.model.errors import EventIdTaken, InvalidInput, Unavailable
 from api.model.published import claim, mark_sent
 from core.event_dedupe import PublishedContent, content_digest, judge_republish
+from core.json_value import JsonValue
 from core.matching import PLATFORM_PREFIX, is_platform_type
-from core.records import DomainEvent, JsonValue, Ref, TraceContext, utc_ms, with_trace
+from core.records import DomainEvent, Ref, TraceContext, utc_ms, with_trace
 from hookline.runtime.tracing import child_span, context_of, tracer
 from schemas.errors import InvalidEventData, UnknownEventType
 

@@ -12,15 +12,8 @@ from api.model.history import AttemptRow, DeliveryRow
 from core.admission import RefusalReason
 from core.delivery_status import STATUSES
 from core.filters import FILTER_LIMITS
-from core.records import (
-    ApiToken,
-    DeliveryOrigin,
-    Job,
-    JobKind,
-    JobStatus,
-    JsonValue,
-    Subscription,
-)
+from core.json_value import JsonValue
+from core.records import ApiToken, DeliveryOrigin, Job, JobKind, JobStatus, Subscription
 from core.tokens import SCOPES
 from core.webhook import CONTENT_TYPES
 from schemas.catalog import EventType

@@ -36,8 +36,9 @@ from typing import ClassVar, Final
 
 from core.admission import Refusal
 from core.errors import HooklineError
+from core.json_value import JsonValue
 from core.quotas import QuotaBreach
-from core.records import JsonValue, Subscription
+from core.records import Subscription
 from core.subscription_status import not_active_detail
 from schemas.event_data import format_rfc3339
 

@@ -18,7 +18,8 @@ from typing import Final, Protocol
 
 from core.errors import HooklineError, InvalidField
 from core.event_types import EventTypeRecord
-from core.records import JsonValue, utc_ms
+from core.json_value import JsonValue
+from core.records import utc_ms
 from hookline.runtime.codecs import CodecRuntime, open_codec
 from hookline.runtime.commands import Command
 from hookline.runtime.event_types import EventTypeLog, register_builtin_types

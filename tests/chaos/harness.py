@@ -24,15 +24,9 @@ from pathlib import Path
 from typing import Final
 
 from core.filters import FilterValue
+from core.json_value import JsonValue
 from core.matching import matches
-from core.records import (
-    DomainEvent,
-    JsonValue,
-    Ref,
-    StoredSecret,
-    Subscription,
-    utc_ms,
-)
+from core.records import DomainEvent, Ref, StoredSecret, Subscription, utc_ms
 from core.secretbox import SecretBox
 from core.signing import generate_secret
 from hookline.runtime.codecs import open_codec

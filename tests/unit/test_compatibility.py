@@ -11,12 +11,8 @@ from typing import Any
 import pytest
 
 from schemas.catalog import load_catalog
-from schemas.compatibility import (
-    Incompatibility,
-    backward_incompatibilities,
-    incompatibilities,
-)
-from schemas.errors import InvalidSchema
+from schemas.compatibility import backward_incompatibilities, incompatibilities
+from schemas.errors import Incompatibility, InvalidSchema
 
 
 def record(*fields: dict[str, Any], name: str = "Order", **attributes: Any) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from core.filters import (
     legacy_filter,
     parse_filter,
 )
-from core.records import DomainEvent, JsonValue, Ref
+from core.json_value import JsonValue
+from core.records import DomainEvent, Ref
 from schemas.catalog import load_catalog
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)

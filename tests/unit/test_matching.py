@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.filters import FilterValue, legacy_filter, parse_filter
+from core.json_value import JsonValue
 from core.matching import SubscriptionIndex, matches, pattern_matches, route
-from core.records import DomainEvent, JsonValue, Ref, Subscription, SubscriptionStatus
+from core.records import DomainEvent, Ref, Subscription, SubscriptionStatus
 from tests.factories import subscription as sub
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)

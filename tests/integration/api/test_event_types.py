@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from api.http.app import create_app
-from core.records import JsonValue
+from core.json_value import JsonValue
 from hookline.app.receiver import Receiver
 from hookline.runtime.codecs import open_codec
 from hookline.runtime.settings import Settings

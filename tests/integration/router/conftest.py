@@ -20,13 +20,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client import CollectorRegistry
 
-from core.records import (
-    DeadLetter,
-    DeliveryCommand,
-    DomainEvent,
-    JsonValue,
-    Ref,
-)
+from core.json_value import JsonValue
+from core.records import DeadLetter, DeliveryCommand, DomainEvent, Ref
 from hookline.runtime.codecs import CodecRuntime
 from hookline.runtime.kafka import admin_config, producer_config, reader_config
 from hookline.runtime.producing import produce_within
